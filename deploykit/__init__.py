@@ -1,0 +1,3 @@
+"""deploykit: reference mobile vision backbones, exported, verified, measured and compared across devices."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,35 @@
+"""Errors a user can cause.
+
+Every mistake a user can make (an unknown model name, a resolution the architecture cannot take, a bad
+weights file) raises a :class:`DeploykitError`. The CLI prints its one-line message and hint and exits
+with status 2, never a traceback. Bugs in deploykit itself stay ordinary exceptions.
+"""
+
+from __future__ import annotations
+
+
+class DeploykitError(Exception):
+    """A user-caused error: one line of message plus an optional hint on how to fix it."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        # One line: the CLI prints exactly this, so newlines would break the contract.
+        self.message = " ".join(message.split())
+        self.hint = " ".join(hint.split()) if hint else None
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message} (hint: {self.hint})"
+
+
+class UnknownModelError(DeploykitError):
+    """A model name that neither a canonical name nor an alias resolves."""
+
+
+class ResolutionError(DeploykitError):
+    """An input resolution the architecture cannot take."""
+
+
+class WeightsError(DeploykitError):
+    """A weights file that cannot be read or does not fit the model (missing/extra/mis-shaped keys)."""

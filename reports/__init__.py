@@ -1,0 +1,1 @@
+"""Report rendering (HTML Pareto fronts) and its templates. Installed as ``deploykit.reports``."""

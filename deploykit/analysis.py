@@ -176,12 +176,16 @@ class Analysis:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, param_ptrs: set[int], module_stack: list[str]):
+    """Tensors are told apart by identity, not storage, so the model can run on the ``meta`` device (shapes
+    only, no arithmetic): counting the largest zoo model then takes milliseconds."""
+
+    def __init__(self, param_ids: set[int], module_stack: list[str]):
         super().__init__()
-        self.param_ptrs = param_ptrs
+        self.param_ids = param_ids
         self.stack = module_stack
         self.layers: list[LayerStat] = []
-        self.producer: dict[int, int] = {}  # output tensor data_ptr → index of the layer that made it
+        self.producer: dict[int, int] = {}  # id(output tensor) → index of the layer that made it
+        self._alive: list[torch.Tensor] = []  # keeps recorded outputs alive so their ids stay unique
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -189,8 +193,8 @@ class _Recorder(TorchDispatchMode):
         if name in _VIEWS:
             return out
         tensors = [a for a in _flat(args) if isinstance(a, torch.Tensor)]
-        weights = [t for t in tensors if t.data_ptr() in self.param_ptrs]
-        acts = [t for t in tensors if t.data_ptr() not in self.param_ptrs]
+        weights = [t for t in tensors if id(t) in self.param_ids]
+        acts = [t for t in tensors if id(t) not in self.param_ids]
         result = out[0] if isinstance(out, (tuple, list)) else out
         if not isinstance(result, torch.Tensor):
             return out
@@ -207,7 +211,7 @@ class _Recorder(TorchDispatchMode):
             out_elems=result.numel(),
         )
         _fill_compute(layer, name, args, result)
-        prev = self.producer.get(acts[0].data_ptr()) if acts else None
+        prev = self.producer.get(id(acts[0])) if acts else None
         if prev is not None and prev == len(self.layers) - 1:
             before = self.layers[prev]
             after_conv = before.op in ("conv", "dwconv", "pwconv") or (
@@ -216,7 +220,8 @@ class _Recorder(TorchDispatchMode):
             if after_conv and (layer.op == "norm" and name != "native_layer_norm" or name in _FOLDABLE_ACTS):
                 layer.fused = True
         self.layers.append(layer)
-        self.producer[result.data_ptr()] = layer.index
+        self.producer[id(result)] = layer.index
+        self._alive.append(result)
         return out
 
 
@@ -248,9 +253,13 @@ def _flat(args):
 
 
 def analyze(model: nn.Module, resolution: int, name: str = "", batch: int = 1, in_chans: int = 3) -> Analysis:
-    """Run ``model`` once on a zero-filled ``(batch, in_chans, resolution, resolution)`` input and record every op."""
+    """Run ``model`` once on a ``(batch, in_chans, resolution, resolution)`` input and record every op.
+
+    The input is made on the model's device: build the model on ``meta`` (``with torch.device("meta")``)
+    to count without computing."""
     model = model.eval()
-    param_ptrs = {t.data_ptr() for t in [*model.parameters(), *model.buffers()]}
+    param_ids = {id(t) for t in [*model.parameters(), *model.buffers()]}
+    device = next(iter(model.parameters())).device
     stack: list[str] = []
     names = {m: n for n, m in model.named_modules()}
 
@@ -262,10 +271,11 @@ def analyze(model: nn.Module, resolution: int, name: str = "", batch: int = 1, i
 
     handles = [m.register_forward_pre_hook(push) for m in model.modules()]
     handles += [m.register_forward_hook(pop) for m in model.modules()]
-    recorder = _Recorder(param_ptrs, stack)
+    recorder = _Recorder(param_ids, stack)
+    x = torch.zeros(batch, in_chans, resolution, resolution, device=device)
     try:
         with torch.no_grad(), recorder:
-            model(torch.zeros(batch, in_chans, resolution, resolution))
+            model(x)
     finally:
         for h in handles:
             h.remove()
@@ -278,9 +288,16 @@ def analyze_spec(name: str, resolution: int | None = None, deploy: bool = True) 
     from .zoo import get_spec
 
     spec = get_spec(name)
-    res = resolution or spec.resolution
+    res = spec.resolution if resolution is None else resolution
     spec.check_resolution(res)
-    model = spec.build()
+    # Counting needs shapes, not trained values: build without weight initialisation (meta device), then give
+    # the tensors zeroed CPU storage. (Running on meta itself is slower: its shape functions are Python.)
+    with torch.device("meta"):
+        model = spec.build()
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            t.zero_()
     if deploy and hasattr(model, "reparameterize"):
         model.reparameterize()
     return analyze(model, res, name=spec.name)

@@ -96,7 +96,9 @@ class ConvNormAct(nn.Module):
 class SqueezeExcite(nn.Module):
     """Squeeze-and-excite: global average → 1×1 reduce → act → 1×1 expand → gate, multiplied into x."""
 
-    def __init__(self, chs: int, rd_chs: int, act: str = "relu", gate: str = "hsigmoid", names=("conv_reduce", "conv_expand")):
+    def __init__(
+        self, chs: int, rd_chs: int, act: str = "relu", gate: str = "hsigmoid", names=("conv_reduce", "conv_expand")
+    ):
         super().__init__()
         self._names = names
         setattr(self, names[0], nn.Conv2d(chs, rd_chs, 1, bias=True))

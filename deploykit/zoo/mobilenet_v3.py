@@ -28,9 +28,7 @@ SMALL = [
 ]
 
 
-def mobilenet_v3(
-    size: str = "large", width: float = 1.0, tf_same: bool = False, num_classes: int = 1000
-) -> MobileNet:
+def mobilenet_v3(size: str = "large", width: float = 1.0, tf_same: bool = False, num_classes: int = 1000) -> MobileNet:
     d = MobileNetDef(
         stem=16,
         stages=LARGE if size == "large" else SMALL,

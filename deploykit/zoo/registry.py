@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import difflib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Callable
 
 from torch import nn
 

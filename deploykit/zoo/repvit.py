@@ -24,7 +24,9 @@ class ConvNorm(nn.Sequential):
     @torch.no_grad()
     def fuse(self) -> nn.Conv2d:
         c = self.c
-        conv = nn.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, groups=c.groups)
+        conv = nn.Conv2d(
+            c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, groups=c.groups, device=c.weight.device
+        )
         w, b = _bn_scale_shift(self.bn)
         conv.weight.copy_(c.weight * w[:, None, None, None])
         conv.bias.copy_(b)
@@ -115,7 +117,7 @@ class NormLinear(nn.Sequential):
     @torch.no_grad()
     def fuse(self) -> nn.Linear:
         scale, shift = _bn_scale_shift(self.bn)
-        fc = nn.Linear(self.l.in_features, self.l.out_features)
+        fc = nn.Linear(self.l.in_features, self.l.out_features, device=self.l.weight.device)
         fc.weight.copy_(self.l.weight * scale[None, :])
         fc.bias.copy_(self.l.weight @ shift + self.l.bias)
         return fc
@@ -153,7 +155,10 @@ class RepViT(nn.Module):
         self.stem.add_module("act1", nn.GELU())
         self.stem.add_module("conv2", ConvNorm(dims[0] // 2, dims[0], 3, 2))
         self.stages = nn.Sequential(
-            *[Stage(dims[max(i - 1, 0)], d, n, mlp_ratio, downsample=i > 0) for i, (d, n) in enumerate(zip(dims, depths))]
+            *[
+                Stage(dims[max(i - 1, 0)], d, n, mlp_ratio, downsample=i > 0)
+                for i, (d, n) in enumerate(zip(dims, depths))
+            ]
         )
         self.head = Head(dims[-1], num_classes)
         self.deploy = False

@@ -134,6 +134,138 @@ def info(
     out.print(t)
 
 
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise DeploykitError(f"--input-shape {text!r} is not a list of integers like 1,3,224,224") from None
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="Zoo model name/alias, or package.module:factory for your own model.")],
+    to: Annotated[str, typer.Option("--to", help="Format: onnx, tflite or coreml.")] = "tflite",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="fp32|fp16 (onnx); fp32|fp16|int8-dynamic|int8|int8-edgetpu (tflite); fp16|fp32|int8 (coreml)."
+        ),
+    ] = None,
+    resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input side in pixels.")] = None,
+    weights: Annotated[str | None, typer.Option(help="timm or deploykit checkpoint (.safetensors/.pth).")] = None,
+    calibration: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
+    samples: Annotated[int, typer.Option(help="Calibration samples (int8).")] = 32,
+    verify_samples: Annotated[int, typer.Option(help="Inputs compared against PyTorch.")] = 8,
+    input_shape: Annotated[str | None, typer.Option(help="Your own model's input, e.g. 1,3,224,224.")] = None,
+    fp16_input: Annotated[bool, typer.Option("--fp16-input", help="Core ML: FP16 model input (ANE).")] = False,
+    out_dir: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "artifacts",
+    force: Annotated[bool, typer.Option("--force", help="Re-export even if a matching artifact exists.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Export a model, prove it computes what PyTorch computes, and check it against its targets."""
+    from pathlib import Path
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from .exporters.pipeline import STAGES, ExportRequest
+    from .exporters.pipeline import export as run_export
+
+    req = ExportRequest(
+        model=model,
+        fmt=to,
+        precision=precision,
+        out=Path(out_dir),
+        resolution=resolution,
+        weights=Path(weights) if weights else None,
+        calibration=Path(calibration) if calibration else None,
+        calibration_samples=samples,
+        verify_samples=verify_samples,
+        input_shape=_shape(input_shape),
+        fp16_input=fp16_input,
+        force=force,
+    )
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("starting", total=len(STAGES))
+        labels = {"build": "building model", "convert": f"converting to {to}", "verify": "verifying against PyTorch"}
+        labels["check"] = "checking target compatibility"
+        result = run_export(req, on_stage=lambda s: progress.update(task, description=labels[s], advance=1))
+    m = result.manifest
+    summary = {
+        "artifact": str(result.path),
+        "manifest": str(result.path) + ".manifest.json",
+        "reused": result.reused,
+        "status": m.status,
+        "model": m.model["name"],
+        "format": m.format,
+        "precision": m.precision,
+        "size_bytes": m.size_bytes,
+        "inputs": [t.to_dict() for t in m.inputs],
+        "fidelity": m.fidelity,
+        "compatibility": {k: v["summary"] for k, v in m.compatibility.items()},
+        "ops": m.ops,
+        "seconds": result.stage_seconds,
+    }
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    f = m.fidelity or {}
+    verdict = "[green]verified[/]" if m.status == "verified" else f"[yellow]{m.status}[/]"
+    out.print(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): {verdict}")
+    if f.get("verified"):
+        out.print(
+            f"  fidelity vs {f['reference']}: cosine {f['cosine_min']:.6f} (≥ {f['threshold']:.4f}), "
+            f"SNR {f['snr_db']:.1f} dB, top-1 agreement {f['top1_agreement']:.0%}, max |Δ| {f['max_abs_error']:.3g}"
+        )
+        if "vs_fp32" in f:
+            v = f["vs_fp32"]
+            out.print(
+                f"  int8 vs float PyTorch: cosine {v['cosine_min']:.4f}, SNR {v['snr_db']:.1f} dB, top-1 {v['top1_agreement']:.0%}"
+            )
+    else:
+        out.print(f"  fidelity: not verified ({f.get('reason', 'no reference')})")
+    for target, c in m.compatibility.items():
+        s = c["summary"]
+        found = f"{s['errors']} errors, {s['warnings']} warnings" if c["findings_total"] else "no findings"
+        out.print(f"  {target}: {found}")
+    for note in m.notes:
+        out.print(f"  note: {note}")
+
+
+@app.command()
+def check(
+    artifact: Annotated[str, typer.Argument(help="A .tflite, .onnx or .mlpackage file.")],
+    target: Annotated[str, typer.Option("--target", "-t", help="edgetpu, gpu-delegate or ane.")] = "edgetpu",
+    as_json: JsonOpt = False,
+):
+    """List every op the target cannot run or would hand back to the CPU, with the reason."""
+    from .exporters.compat import check as run_check
+
+    r = run_check(artifact, target)
+    if as_json:
+        print(json.dumps(r, indent=2))
+    else:
+        s = r["summary"]
+        head = "[green]no findings[/]" if not r["findings"] else f"{s['errors']} errors, {s['warnings']} warnings"
+        out.print(f"{r['file']} on {target}: {r['ops']} ops, {head}")
+        if r.get("compiler"):
+            c = r["compiler"]
+            out.print(
+                f"  edgetpu_compiler: {'ran, ' + str(c.get('ops_on_edgetpu')) + ' ops mapped' if c.get('ran') else c['reason']}"
+            )
+        if r["findings"]:
+            t = Table()
+            for col in ("op #", "op", "severity", "reason"):
+                t.add_column(col)
+            for f in r["findings"]:
+                t.add_row("" if f["op"] is None else str(f["op"]), f["name"], f["severity"], f["reason"])
+            out.print(t)
+    if not r["summary"]["ok"]:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)

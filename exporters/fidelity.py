@@ -1,0 +1,145 @@
+"""Does the exported file compute what PyTorch computes? Run it on its host runtime and compare.
+
+Host runtimes: ONNX Runtime (CPU) for .onnx, the LiteRT interpreter (XNNPACK) for .tflite, Core ML for
+.mlpackage, which can only predict on macOS: on Linux a Core ML artifact gets a structural check only and its
+fidelity block says ``verified: false`` with the reason, never a number.
+
+Metrics, per artifact, over the same N inputs given to PyTorch (logits compared as float):
+cosine similarity (the minimum over samples is what is judged), max abs error, SNR in dB
+(10·log10 Σref² / Σ(ref−out)²), top-1 agreement (share of samples whose arg-max matches) and top-5 agreement
+(share whose PyTorch top-1 is in the artifact's top-5).
+
+Reference and threshold (minimum per-sample cosine), and why:
+- fp32: float PyTorch, 0.9999 — only operator order and fused-kernel rounding differ.
+- fp16: float PyTorch, 0.999 — fp16 weights (10-bit mantissa) through 20–100 layers.
+- int8-dynamic: float PyTorch, 0.99 — int8 weights, activations quantized per op at run time.
+- int8 / int8-edgetpu: PyTorch's *simulated* int8 program (the PT2E-converted model, same scales and zero
+  points). What remains is integer rounding (TFLite requantizes with fixed-point multipliers, PyTorch simulates
+  in float), and how far 1-LSB differences grow depends on the weights: on seeded random weights LiteRT's own
+  XNNPACK and reference int8 kernels disagree with each other at ~0.92–0.97 cosine on the *same file*. So the
+  threshold calibrates itself: the file (run with XNNPACK) must agree with PyTorch's int8 program at least as
+  well as LiteRT's reference kernels agree with XNNPACK on it, less 0.02, and never needs more than 0.99. A
+  converter error (a wrong scale, layout or op) lands far below that floor. The cost of int8 itself against float
+  PyTorch (``vs_fp32``: cosine, SNR, top-1 agreement) is reported beside it, not judged: it depends on the weights
+  and calibration images, not on the converter; docs/exports.md lists it per model.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from deploykit.artifact import Manifest
+
+THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-dynamic": 0.99, "int8": 0.99, "int8-edgetpu": 0.99}
+
+
+def compare(reference: np.ndarray, output: np.ndarray) -> dict:
+    ref = reference.reshape(len(reference), -1).astype(np.float64)
+    out = output.reshape(len(output), -1).astype(np.float64)
+    cos = (ref * out).sum(1) / np.maximum(np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1), 1e-30)
+    noise = ((ref - out) ** 2).sum()
+    snr = float("inf") if noise == 0 else 10 * np.log10((ref**2).sum() / noise)
+    top1 = ref.argmax(1) == out.argmax(1)
+    top5 = [r in set(np.argsort(-o)[:5]) for r, o in zip(ref.argmax(1), out)]
+    return {
+        "samples": len(ref),
+        "cosine_min": float(cos.min()),
+        "cosine_mean": float(cos.mean()),
+        "max_abs_error": float(np.abs(ref - out).max()),
+        "snr_db": float(snr),
+        "top1_agreement": float(top1.mean()),
+        "top5_agreement": float(np.mean(top5)),
+    }
+
+
+KERNEL_SLACK = 0.02
+
+
+def judge(metrics: dict, precision: str, threshold: float | None = None) -> dict:
+    threshold = THRESHOLDS[precision] if threshold is None else threshold
+    passed = metrics["cosine_min"] >= threshold
+    return {
+        **metrics,
+        "verified": True,
+        "criterion": "cosine_min",
+        "threshold": threshold,
+        "passed": bool(passed),
+        "margin": metrics["cosine_min"] - threshold,
+    }
+
+
+def run_artifact(path: Path, manifest: Manifest, x_nchw: np.ndarray, reference_kernels: bool = False) -> np.ndarray:
+    """Logits (float32, one row per sample) of an artifact on its host runtime, one sample at a time.
+
+    ``reference_kernels``: TFLite only, LiteRT's portable reference kernels instead of XNNPACK."""
+    if reference_kernels:
+        r = _TfliteRunner(path, manifest, reference_kernels=True)
+    else:
+        r = {"onnx": _OnnxRunner, "tflite": _TfliteRunner, "coreml": _CoremlRunner}[manifest.format](path, manifest)
+    return np.concatenate([r(x_nchw[i : i + 1]) for i in range(len(x_nchw))])
+
+
+def coreml_can_predict() -> bool:
+    return platform.system() == "Darwin"
+
+
+class _OnnxRunner:
+    def __init__(self, path: Path, m: Manifest):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.log_severity_level = 3
+        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        self.inp = m.inputs[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.sess.run(None, {self.inp.name: x.astype(self.inp.dtype)})[0].astype(np.float32)
+
+
+class _TfliteRunner:
+    def __init__(self, path: Path, m: Manifest, reference_kernels: bool = False):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+        self.it = Interpreter(model_path=str(path), num_threads=2, experimental_op_resolver_type=resolver)
+        self.it.allocate_tensors()
+        self.inp, self.out = m.inputs[0], m.outputs[0]
+        self.in_index = self.it.get_input_details()[0]["index"]
+        self.out_index = self.it.get_output_details()[0]["index"]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.inp.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        self.it.set_tensor(self.in_index, quantize(x, self.inp))
+        self.it.invoke()
+        return dequantize(self.it.get_tensor(self.out_index), self.out)
+
+
+class _CoremlRunner:
+    def __init__(self, path: Path, m: Manifest):
+        import coremltools as ct
+
+        self.model = ct.models.MLModel(str(path))
+        self.inp, self.out = m.inputs[0], m.outputs[0]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        y = self.model.predict({self.inp.name: x.astype(self.inp.dtype)})[self.out.name]
+        return np.asarray(y, dtype=np.float32).reshape(1, -1)
+
+
+def quantize(x: np.ndarray, spec) -> np.ndarray:
+    """Float → the tensor's dtype, with its scale/zero-point when it is quantized."""
+    if spec.scale is None:
+        return x.astype(spec.dtype)
+    info = np.iinfo(spec.dtype)
+    q = np.round(x / spec.scale) + spec.zero_point
+    return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(q: np.ndarray, spec) -> np.ndarray:
+    if spec.scale is None:
+        return q.astype(np.float32)
+    return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)

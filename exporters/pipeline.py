@@ -1,0 +1,421 @@
+"""The export pipeline: build → convert (→ quantize) → verify → check, writing an Artifact + manifest.
+
+Files appear atomically: the converter writes to a hidden ``.partial`` path in the output folder, which is
+renamed into place only when conversion succeeded; the manifest (written last) says whether the file passed its
+fidelity check. A failed conversion leaves nothing that looks like an artifact. Exporting the same model with
+the same weights and options again reuses the artifact (keyed by a hash of both) unless ``force``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shutil
+import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deploykit import __version__
+from deploykit.artifact import (
+    FORMATS,
+    PRECISIONS,
+    Manifest,
+    TensorSpec,
+    artifact_name,
+    file_sha256,
+    options_key,
+    path_size,
+    read_manifest,
+    tool_versions,
+    write_manifest,
+)
+from deploykit.errors import DeploykitError
+
+from .calibration import calibration_inputs
+
+STAGES = ("build", "convert", "verify", "check")
+
+
+class FidelityError(DeploykitError):
+    """The artifact was written but computes something too different from PyTorch."""
+
+    exit_code = 3
+
+
+class ConversionError(DeploykitError):
+    """A converter failed on this model (not a user mistake, but said in one line with the cause)."""
+
+    exit_code = 1
+
+
+@dataclass
+class ExportRequest:
+    model: str  # zoo name/alias, or "package.module:factory" for your own nn.Module
+    fmt: str
+    precision: str | None = None  # default: fp32 (onnx, tflite), fp16 (coreml)
+    out: Path = Path("artifacts")
+    resolution: int | None = None
+    weights: Path | None = None
+    calibration: Path | None = None
+    calibration_samples: int = 32
+    verify_samples: int = 8
+    input_shape: tuple[int, ...] | None = None  # required for your own model
+    fp16_input: bool = False  # Core ML: FP16 model input (Neural Engine setup)
+    force: bool = False
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    manifest: Manifest
+    reused: bool = False
+    stage_seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Built:
+    name: str
+    family: str
+    source: str
+    model: torch.nn.Module
+    resolution: int
+    mean: tuple
+    std: tuple
+
+
+def validate(req: ExportRequest) -> ExportRequest:
+    """Check everything a user typed before any slow work; fills defaults."""
+    if req.fmt not in FORMATS:
+        raise DeploykitError(f"unknown format {req.fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    req.precision = req.precision or ("fp16" if req.fmt == "coreml" else "fp32")
+    if req.precision not in PRECISIONS[req.fmt]:
+        raise DeploykitError(
+            f"precision {req.precision!r} is not available for {req.fmt}",
+            hint=f"{req.fmt} takes {', '.join(PRECISIONS[req.fmt])}",
+        )
+    if req.fp16_input and req.fmt != "coreml":
+        raise DeploykitError("--fp16-input applies to Core ML exports only")
+    if req.calibration_samples < 1 or req.verify_samples < 1:
+        raise DeploykitError("sample counts must be at least 1")
+    if req.calibration is not None:
+        from .calibration import list_images
+
+        list_images(req.calibration)  # empty or missing folder: exit 2 now, not after converting
+    if req.weights is not None and not Path(req.weights).is_file():
+        raise DeploykitError(f"weights file not found: {req.weights}")
+    _check_writable(Path(req.out))
+    return req
+
+
+def _check_writable(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".deploykit-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise DeploykitError(f"cannot write to output folder {out}: {e.strerror or e}", hint="choose --out") from None
+
+
+def build(req: ExportRequest) -> _Built:
+    """The model in deploy form, eval mode, with its preprocessing facts."""
+    if ":" in req.model:
+        return _build_user_model(req)
+    from deploykit.weights import load_weights
+    from deploykit.zoo import get_spec
+
+    spec = get_spec(req.model)
+    res = spec.resolution if req.resolution is None else req.resolution
+    spec.check_resolution(res)
+    torch.manual_seed(0)  # without --weights, the seeded random weights are reproducible
+    model = spec.build()
+    if req.weights:
+        load_weights(model, spec, req.weights)
+    else:
+        recalibrate_batchnorm(model, res, spec.mean, spec.std)
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    return _Built(spec.name, spec.family, "zoo", model.eval(), res, spec.mean, spec.std)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, resolution: int, mean, std, samples: int = 16) -> None:
+    """Set every BatchNorm's running statistics from synthetic images (cumulative average, seeded).
+
+    Randomly initialised networks have identity BN statistics, so activations shrink layer by layer and the
+    logits are little more than the classifier bias: every export then "matches" PyTorch trivially (cosine ≈ 1,
+    arg-max agreement 0). With statistics estimated on image-like inputs each layer sees unit-scale activations,
+    as in a trained network, and the fidelity check measures the converter. Only used without ``--weights``.
+    """
+    from .calibration import normalize, synthetic_images
+
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average over all batches
+    model.train()
+    x = normalize(synthetic_images(samples, resolution, seed=123), mean, std)
+    for i in range(0, samples, 8):
+        model(x[i : i + 8])
+    model.eval()
+
+
+def _build_user_model(req: ExportRequest) -> _Built:
+    module_name, _, attr = req.model.partition(":")
+    if not req.input_shape:
+        raise DeploykitError("your own model needs --input-shape, e.g. --input-shape 1,3,224,224")
+    shape = tuple(req.input_shape)
+    if len(shape) != 4 or shape[0] != 1 or shape[1] != 3 or shape[2] != shape[3] or min(shape) < 1:
+        raise DeploykitError(f"--input-shape {','.join(map(str, shape))}: deploykit exports 1,3,S,S image models")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+        factory = getattr(module, attr)
+    except (ImportError, AttributeError) as e:
+        raise DeploykitError(
+            f"cannot load {req.model}: {e}", hint="give package.module:callable on PYTHONPATH"
+        ) from None
+    finally:
+        sys.path.remove(os.getcwd())
+    try:
+        model = factory()
+    except Exception as e:
+        raise DeploykitError(f"{req.model}() failed: {type(e).__name__}: {e}") from None
+    if not isinstance(model, torch.nn.Module):
+        raise DeploykitError(f"{req.model}() returned {type(model).__name__}, not a torch.nn.Module")
+    if req.weights:
+        from deploykit.weights import read_state_dict
+
+        try:
+            model.load_state_dict(read_state_dict(req.weights))
+        except RuntimeError as e:
+            raise DeploykitError(f"weights do not fit {req.model}: {str(e).splitlines()[0]}") from None
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{module_name}.{attr}")
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    return _Built(safe, "user", f"user:{req.model}", model.eval(), shape[-1], mean, std)
+
+
+def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) -> ExportResult:
+    """Export one model to one format/precision. ``on_stage(name)`` is called as each stage starts."""
+    import time
+
+    req = validate(req)
+    stage = on_stage or (lambda _s: None)
+    times: dict[str, float] = {}
+    t0 = time.perf_counter()
+    stage("build")
+    b = build(req)
+    from deploykit.weights import state_dict_sha256
+
+    weights_sha = state_dict_sha256(b.model)
+    calib_desc = None
+    if req.precision in ("int8", "int8-edgetpu"):
+        calib_desc = str(Path(req.calibration).resolve()) if req.calibration else "synthetic"
+    key = options_key(
+        deploykit=__version__,
+        model=b.source + ":" + b.name,
+        weights=weights_sha,
+        resolution=b.resolution,
+        fmt=req.fmt,
+        precision=req.precision,
+        calibration=calib_desc,
+        calibration_samples=req.calibration_samples if calib_desc else None,
+        fp16_input=req.fp16_input,
+    )
+    out_dir = Path(req.out)
+    path = out_dir / artifact_name(b.name, b.resolution, req.fmt, req.precision)
+    existing = read_manifest(path) if path.exists() else None
+    if existing and existing.cache_key == key and not req.force and file_sha256(path) == existing.sha256:
+        if existing.status == "failed-fidelity":
+            raise _fidelity_error(path, existing.fidelity)
+        return ExportResult(path, existing, reused=True)
+    times["build"] = time.perf_counter() - t0
+
+    example = torch.zeros(1, 3, b.resolution, b.resolution)
+    calib, calib_info = None, None
+    if calib_desc:
+        calib, calib_info = calibration_inputs(
+            req.calibration_samples, b.resolution, b.mean, b.std, req.calibration, seed=0
+        )
+    stage("convert")
+    t0 = time.perf_counter()
+    partial = out_dir / f".{path.stem}.partial{path.suffix}"  # converters insist on the real suffix
+    _remove(partial)
+    try:
+        info = _convert(req, b.model, example, partial, calib)
+    except DeploykitError:
+        _remove(partial)
+        raise
+    except Exception as e:
+        _remove(partial)
+        detail = traceback.format_exception_only(type(e), e)[-1].strip().splitlines()[0][:300]
+        raise ConversionError(f"{req.fmt}/{req.precision} conversion of {b.name} failed: {detail}") from e
+    _remove(path)
+    partial.rename(path)
+    times["convert"] = time.perf_counter() - t0
+
+    reference = info.pop("_quantized_reference", None)
+    manifest = _manifest(req, b, path, key, weights_sha, info, calib_info)
+    stage("verify")
+    t0 = time.perf_counter()
+    manifest.fidelity = _verify(req, b, path, manifest, reference)
+    times["verify"] = time.perf_counter() - t0
+    stage("check")
+    t0 = time.perf_counter()
+    manifest.compatibility = _compatibility(req, path)
+    times["check"] = time.perf_counter() - t0
+    if manifest.fidelity.get("verified"):
+        manifest.status = "verified" if manifest.fidelity["passed"] else "failed-fidelity"
+    else:
+        manifest.status = "unverified"
+    write_manifest(path, manifest)
+    result = ExportResult(path, manifest, stage_seconds=times)
+    if manifest.status == "failed-fidelity":
+        raise _fidelity_error(path, manifest.fidelity)
+    return result
+
+
+def _fidelity_error(path: Path, f: dict) -> FidelityError:
+    return FidelityError(
+        f"{path.name} failed its fidelity check: {f['criterion']} {f[f['criterion']]:.6f} < {f['threshold']}"
+        f" against {f['reference']} (short by {-f['margin']:.2g}); the file is kept, marked failed in its manifest"
+    )
+
+
+def _convert(req: ExportRequest, model, example, partial: Path, calib) -> dict:
+    if req.fmt == "onnx":
+        from .onnx import export_onnx
+
+        return export_onnx(model, example, partial, req.precision)
+    if req.fmt == "tflite":
+        from .tflite import export_tflite
+
+        return export_tflite(model, example, partial, req.precision, calib)
+    from .coreml import export_coreml
+
+    return export_coreml(model, example, partial, req.precision, req.fp16_input)
+
+
+def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict, calib_info) -> Manifest:
+    notes = list(info.get("notes", []))
+    if b.source == "zoo" and not req.weights:
+        notes.append(
+            "no --weights: seeded random weights, BatchNorm statistics estimated on synthetic images"
+            " (fidelity tests the converter, not accuracy)"
+        )
+    res = b.resolution
+    if req.fmt == "tflite":
+        from .tflite_graph import read_tflite
+
+        g = read_tflite(path)
+        inputs = [_tf_spec(g.t(i), "NHWC") for i in g.inputs]
+        outputs = [_tf_spec(g.t(i), "NC") for i in g.outputs]
+        ops = g.histogram()
+    elif req.fmt == "onnx":
+        inputs = [TensorSpec("input", [1, 3, res, res], "float32", "NCHW")]
+        outputs = [TensorSpec("logits", [1, -1], "float32", "NC")]
+        ops = info["ops"]
+    else:
+        from .coreml import inspect_package
+
+        s = inspect_package(path)
+        inputs = [TensorSpec(i["name"], i["shape"], i["dtype"], "NCHW") for i in s["inputs"]]
+        outputs = [TensorSpec(o["name"], o["shape"], o["dtype"], "NC") for o in s["outputs"]]
+        ops = s["ops"]
+        info = {**info, "structure": s}
+    extra = {k: v for k, v in info.items() if k not in ("ops", "notes")}
+    return Manifest(
+        model={
+            "name": b.name,
+            "family": b.family,
+            "source": b.source,
+            "resolution": res,
+            "weights": str(req.weights) if req.weights else None,
+            "weights_sha256": weights_sha,
+        },
+        format=req.fmt,
+        precision=req.precision,
+        file=path.name,
+        inputs=inputs,
+        outputs=outputs,
+        normalization={"mean": list(b.mean), "std": list(b.std), "pixel_range": [0.0, 1.0]},
+        options={**extra, "fp16_input": req.fp16_input},
+        cache_key=key,
+        sha256=file_sha256(path),
+        size_bytes=path_size(path),
+        ops=ops,
+        tools=tool_versions(),
+        calibration=calib_info,
+        notes=notes,
+    )
+
+
+def _tf_spec(t, layout: str) -> TensorSpec:
+    dtype = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT8": "uint8"}.get(t.dtype, t.dtype.lower())
+    quantized = dtype in ("int8", "uint8") and len(t.scale) == 1
+    return TensorSpec(
+        t.name,
+        t.shape,
+        dtype,
+        layout,
+        t.scale[0] if quantized else None,
+        t.zero_point[0] if quantized else None,
+    )
+
+
+def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> dict:
+    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, coreml_can_predict, judge, run_artifact
+
+    if req.fmt == "coreml" and not coreml_can_predict():
+        s = manifest.options.get("structure", {})
+        return {
+            "verified": False,
+            "reason": "Core ML predicts only on macOS; checked structurally on this host",
+            "structure_ok": s.get("type") == "mlProgram" and bool(s.get("inputs")) and bool(s.get("outputs")),
+        }
+    x, info = calibration_inputs(req.verify_samples, b.resolution, b.mean, b.std, req.calibration, seed=1)
+    with torch.no_grad():
+        ref = b.model(x).numpy()
+    got = run_artifact(path, manifest, x.numpy().astype(np.float32))
+    if reference is None:
+        return {**judge(compare(ref, got), req.precision), "reference": "pytorch-fp32", "inputs": info["source"]}
+    # Static int8: the file must compute what PyTorch's simulated-int8 program computes (judged); what int8
+    # costs against float PyTorch depends on the weights and calibration data, and is reported beside it.
+    with torch.no_grad():
+        qref = np.concatenate([reference(x[i : i + 1].permute(0, 2, 3, 1)).numpy() for i in range(len(x))])
+    kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
+    threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
+    return {
+        **judge(compare(qref, got), req.precision, threshold),
+        "reference": "pytorch-int8-simulated",
+        "threshold_rule": f"min({THRESHOLDS[req.precision]}, LiteRT reference-vs-XNNPACK kernel cosine - {KERNEL_SLACK})",
+        "kernel_agreement": kernels,
+        "inputs": info["source"],
+        "vs_fp32": compare(ref, got),
+    }
+
+
+def _compatibility(req, path: Path) -> dict:
+    from .compat import check
+
+    targets = {"tflite": ["edgetpu", "gpu-delegate"], "coreml": ["ane"], "onnx": []}[req.fmt]
+    if req.fmt == "tflite" and req.precision not in ("int8", "int8-edgetpu"):
+        targets = ["gpu-delegate"]
+    out = {}
+    for target in targets:
+        r = check(path, target)
+        out[target] = {"summary": r["summary"], "findings": r["findings"][:50], "findings_total": len(r["findings"])}
+    return out
+
+
+def _remove(p: Path) -> None:
+    if p.is_dir():
+        shutil.rmtree(p, ignore_errors=True)
+    elif p.exists():
+        p.unlink()

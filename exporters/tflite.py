@@ -1,0 +1,232 @@
+"""PyTorch → TFLite/LiteRT through litert-torch (no TensorFlow), with NHWC model input for every precision.
+
+Precisions:
+- ``fp32``: plain conversion.
+- ``fp16``: fp32 conversion, then float16 weights (ai-edge-quantizer FLOAT_CASTING): what the GPU delegate
+  consumes; CPUs dequantize the weights once at load time.
+- ``int8-dynamic``: int8 per-channel weights, float activations quantized per op at run time (ai-edge-quantizer).
+- ``int8``: static post-training quantization through PT2E, calibrated: int8 weights, activations, model input
+  and output.
+- ``int8-edgetpu``: ``int8`` plus graph rewrites so that every op is in Coral's Edge TPU set (see below).
+
+Why our own quantizer pass: in torch 2.13 non-strict ``torch.export`` no longer records ``source_fn_stack``,
+which litert-torch's PT2E annotators use to find residual ADDs and MULs. Those ops were left in float, and the
+converter wrapped each in DEQUANTIZE/QUANTIZE: islands that kept int8 MobileNets from mapping to an Edge TPU
+and made them no faster than fp32. :class:`FullInt8Quantizer` annotates every remaining arithmetic op on the
+exported graph by its ATen target instead.
+
+Why NHWC input: TFLite kernels are NHWC, so an NCHW model input costs a TRANSPOSE (which the Edge TPU profile
+forbids); ``litert_torch.to_channel_last_io`` moves the layout change out of the graph. Outputs are (N, classes).
+
+Edge TPU rewrites (``int8-edgetpu``), all exact except GELU:
+- hard-swish ``x·relu6(x+3)/6`` and hard-sigmoid ``relu6(x+3)/6`` as ADD, RELU6, MUL (HARD_SWISH is not in
+  Coral's supported-op table; TFLite has no int8 hard-sigmoid kernel at all, so the plain ``int8`` export
+  rewrites hard-sigmoid too),
+- SiLU as ``x·sigmoid(x)`` (LOGISTIC, MUL),
+- GELU as its tanh approximation (TANH, MUL, ADD; max deviation from exact GELU ≈ 3e-4 on the activation).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+aten = torch.ops.aten
+
+# Ops the PT2E annotators may miss (see module docstring): annotated int8-in/int8-out by target.
+_ANNOTATE = {
+    aten.add.Tensor,
+    aten.sub.Tensor,
+    aten.mul.Tensor,
+    aten.div.Tensor,
+    aten.hardswish.default,
+    aten.hardtanh.default,
+    aten.relu.default,
+    aten.relu6.default,
+    aten.sigmoid.default,
+    aten.tanh.default,
+    aten.gelu.default,
+    aten.silu.default,
+    aten.mean.dim,
+    aten.cat.default,
+    aten.matmul.default,
+    aten.bmm.default,
+    aten.softmax.int,
+    aten._softmax.default,
+    aten.layer_norm.default,
+}
+
+
+def _c(x: torch.Tensor, value: float) -> torch.Tensor:
+    """A constant of the same rank as ``x`` (1×1×…×1). With a Python scalar instead, litert-torch's layout pass
+    treats the quantized ADD/MUL as layout-sensitive and brackets it with NHWC↔NCHW TRANSPOSEs."""
+    return x.new_full((1,) * x.dim(), value)
+
+
+class Hardsigmoid(nn.Module):
+    def forward(self, x):
+        return F.relu6(x + _c(x, 3.0)) * _c(x, 1.0 / 6.0)
+
+
+class Hardswish(nn.Module):
+    def forward(self, x):
+        return x * (F.relu6(x + _c(x, 3.0)) * _c(x, 1.0 / 6.0))
+
+
+class SiLU(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class GeluTanh(nn.Module):
+    def forward(self, x):
+        inner = _c(x, math.sqrt(2.0 / math.pi)) * (x + _c(x, 0.044715) * x * x * x)
+        return _c(x, 0.5) * x * (_c(x, 1.0) + torch.tanh(inner))
+
+
+def rewrite_activations(model: nn.Module, edgetpu: bool) -> tuple[nn.Module, list[str]]:
+    """A copy of ``model`` with activations replaced by int8/Edge TPU-mappable equivalents; and notes."""
+    swaps = {nn.Hardsigmoid: Hardsigmoid}
+    if edgetpu:
+        swaps.update({nn.Hardswish: Hardswish, nn.SiLU: SiLU, nn.GELU: GeluTanh})
+    model = copy.deepcopy(model)
+    done: dict[str, int] = {}
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            new = swaps.get(type(child))
+            if new is not None:
+                setattr(parent, name, new())
+                done[type(child).__name__] = done.get(type(child).__name__, 0) + 1
+    notes = [f"rewrote {n}× {k} as {swaps[getattr(nn, k)].__name__}" for k, n in done.items()]
+    if "GELU" in done:
+        notes.append("GELU uses its tanh approximation on the Edge TPU (|Δ| ≤ 3e-4 per activation)")
+    return model, notes
+
+
+def export_tflite(
+    model: nn.Module, example: torch.Tensor, out: Path, precision: str, calibration: torch.Tensor | None
+) -> dict:
+    import litert_torch
+
+    notes: list[str] = []
+    if precision in ("int8", "int8-edgetpu"):
+        model, notes = rewrite_activations(model, edgetpu=precision == "int8-edgetpu")
+    nhwc_model = litert_torch.to_channel_last_io(model.eval(), args=[0])
+    x = example.permute(0, 2, 3, 1).contiguous()
+    reference = None
+    with _quiet():
+        if precision in ("int8", "int8-edgetpu"):
+            edge, reference = _convert_static_int8(nhwc_model, x, calibration.permute(0, 2, 3, 1).contiguous())
+        else:
+            edge = litert_torch.convert(nhwc_model, (x,))
+        edge.export(str(out))
+        if precision in ("fp16", "int8-dynamic"):
+            _post_quantize(out, precision)
+    # ``_quantized_reference``: PyTorch's own simulated-int8 program (NHWC in, logits out), for verification.
+    return {"input_layout": "NHWC", "notes": notes, "_quantized_reference": reference}
+
+
+def _convert_static_int8(model: nn.Module, x: torch.Tensor, calib: torch.Tensor):
+    import litert_torch
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = FullInt8Quantizer().set_global(pq.get_symmetric_quantization_config(is_per_channel=True))
+    graph = torch.export.export(model, (x,)).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            prepared(calib[i : i + 1])
+    converted = convert_pt2e(prepared, fold_quantize=False)
+    edge = litert_torch.convert(converted, (x,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+    return edge, converted
+
+
+def _full_int8_quantizer_class():
+    from litert_torch.quantize import pt2e_quantizer as pq
+    from litert_torch.quantize import pt2e_quantizer_utils as pqu
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    class _FullInt8Quantizer(pq.PT2EQuantizer):
+        """litert-torch's PT2E quantizer, plus int8 annotations for every arithmetic op it left in float."""
+
+        def annotate(self, model):
+            model = super().annotate(model)
+            cfg = self.global_config
+            for node in model.graph.nodes:
+                if node.op != "call_function" or node.target not in _ANNOTATE:
+                    continue
+                ann = node.meta.get("quantization_annotation")
+                if ann is not None and ann._annotated:
+                    continue
+                if node.target == aten.cat.default:
+                    args = node.args[0]
+                elif node.target == aten.layer_norm.default:
+                    args = node.args[:1]  # weight and bias stay float: the converter folds them
+                else:
+                    args = node.args[:2]
+                inputs = [a for a in args if isinstance(a, torch.fx.Node)]
+                node.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map={a: pqu.get_input_act_qspec(cfg) for a in inputs},
+                    output_qspec=pqu.get_output_act_qspec(cfg),
+                    _annotated=True,
+                )
+            return model
+
+    return _FullInt8Quantizer
+
+
+def FullInt8Quantizer():  # noqa: N802 - a factory standing in for the class, built lazily (heavy imports)
+    return _full_int8_quantizer_class()()
+
+
+def _post_quantize(path: Path, precision: str) -> None:
+    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    qt = quantizer.Quantizer(str(path))
+    if precision == "fp16":
+        qt.add_weight_only_config(
+            regex=".*",
+            operation_name=TFLOperationName.ALL_SUPPORTED,
+            num_bits=16,
+            algorithm_key=AlgorithmName.FLOAT_CASTING,
+        )
+    else:
+        qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    qt.quantize().export_model(str(path), overwrite=True)
+
+
+class _quiet:
+    """Silence the converters' progress prints and warnings (deploykit shows its own progress)."""
+
+    def __enter__(self):
+        self._level = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+        self._warn = warnings.catch_warnings()
+        self._warn.__enter__()
+        warnings.simplefilter("ignore")
+        self._fds = [os.dup(1), os.dup(2)]
+        self._null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(self._null, 1)
+        os.dup2(self._null, 2)
+        return self
+
+    def __exit__(self, *exc):
+        os.dup2(self._fds[0], 1)
+        os.dup2(self._fds[1], 2)
+        for fd in (*self._fds, self._null):
+            os.close(fd)
+        self._warn.__exit__(*exc)
+        logging.getLogger().setLevel(self._level)
+        return False

@@ -25,7 +25,9 @@ def export_coreml(model: torch.nn.Module, example: torch.Tensor, out: Path, prec
     import coremltools as ct
     from coremltools.converters.mil.mil import types
 
-    with warnings.catch_warnings():
+    from .tflite import _quiet
+
+    with warnings.catch_warnings(), _quiet():  # coremltools prints tqdm bars; deploykit shows its own progress
         warnings.simplefilter("ignore")
         program = torch.export.export(model.eval(), (example,)).run_decompositions({})
         mlmodel = ct.convert(

@@ -42,7 +42,8 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, out: Path, precis
     if precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        proto = convert_float_to_float16(proto, keep_io_types=True)
+        # keep_io_types inserts input/output casts out of topological order; onnxslim re-sorts the graph.
+        proto = onnxslim.slim(convert_float_to_float16(proto, keep_io_types=True))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
     return {

@@ -151,17 +151,43 @@ def _convert_static_int8(model: nn.Module, x: torch.Tensor, calib: torch.Tensor)
     return edge, converted
 
 
+_CLAMPS = {aten.relu.default, aten.relu6.default, aten.hardtanh.default}
+# TFLite's int8 kernels require these output quantizations exactly (activations.cc): (scale, zero point).
+_FIXED_OUTPUT = {
+    aten.softmax.int: (1.0 / 256.0, -128),
+    aten._softmax.default: (1.0 / 256.0, -128),
+    aten.sigmoid.default: (1.0 / 256.0, -128),
+    aten.tanh.default: (1.0 / 128.0, 0),
+}
+
+
 def _full_int8_quantizer_class():
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize import pt2e_quantizer_utils as pqu
-    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, QuantizationAnnotation
+
+    def fixed(scale, zero_point):
+        return FixedQParamsQuantizationSpec(
+            dtype=torch.int8,
+            scale=scale,
+            zero_point=zero_point,
+            quant_min=-128,
+            quant_max=127,
+            qscheme=torch.per_tensor_affine,
+        )
 
     class _FullInt8Quantizer(pq.PT2EQuantizer):
-        """litert-torch's PT2E quantizer, plus int8 annotations for every arithmetic op it left in float."""
+        """litert-torch's PT2E quantizer, plus int8 annotations for every arithmetic op it left in float.
+
+        Two details make PyTorch's simulated int8 program match what TFLite executes: an ADD/SUB/MUL whose
+        only user is a ReLU/ReLU6 is annotated as one fused unit (TFLite fuses the clamp and quantizes once,
+        after it), and SOFTMAX/LOGISTIC/TANH get the fixed output scales TFLite's int8 kernels demand.
+        """
 
         def annotate(self, model):
             model = super().annotate(model)
             cfg = self.global_config
+            act = pqu.get_input_act_qspec(cfg)
             for node in model.graph.nodes:
                 if node.op != "call_function" or node.target not in _ANNOTATE:
                     continue
@@ -174,13 +200,34 @@ def _full_int8_quantizer_class():
                     args = node.args[:1]  # weight and bias stay float: the converter folds them
                 else:
                     args = node.args[:2]
-                inputs = [a for a in args if isinstance(a, torch.fx.Node)]
+                users = list(node.users)
+                fuse_clamp = (
+                    node.target in (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor)
+                    and len(users) == 1
+                    and users[0].target in _CLAMPS
+                )
+                if node.target in _CLAMPS and _fused_into_producer(node):
+                    node.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={}, output_qspec=pqu.get_output_act_qspec(cfg), _annotated=True
+                    )
+                    continue
+                out_spec = pqu.get_output_act_qspec(cfg)
+                if node.target in _FIXED_OUTPUT:
+                    out_spec = fixed(*_FIXED_OUTPUT[node.target])
                 node.meta["quantization_annotation"] = QuantizationAnnotation(
-                    input_qspec_map={a: pqu.get_input_act_qspec(cfg) for a in inputs},
-                    output_qspec=pqu.get_output_act_qspec(cfg),
+                    input_qspec_map={a: act for a in args if isinstance(a, torch.fx.Node)},
+                    output_qspec=None if fuse_clamp else out_spec,
                     _annotated=True,
                 )
             return model
+
+    def _fused_into_producer(clamp) -> bool:
+        src = clamp.args[0]
+        return (
+            isinstance(src, torch.fx.Node)
+            and src.target in (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor)
+            and len(src.users) == 1
+        )
 
     return _FullInt8Quantizer
 

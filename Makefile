@@ -19,6 +19,8 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/deploykit models
 	$(VENV)/bin/deploykit info mnv4_conv_s --stages
+	$(VENV)/bin/deploykit export mnv4_conv_s --to tflite --precision int8-edgetpu --out artifacts
+	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check deploykit exporters reports tests

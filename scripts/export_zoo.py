@@ -44,7 +44,9 @@ def run(models, jobs, out: Path, log: Path) -> None:
                     status=m.status,
                     fidelity=m.fidelity,
                     ops=m.ops,
-                    compat={k: {"summary": v["summary"], "findings": v["findings"][:60]} for k, v in m.compatibility.items()},
+                    compat={
+                        k: {"summary": v["summary"], "findings": v["findings"][:60]} for k, v in m.compatibility.items()
+                    },
                     size=m.size_bytes,
                     notes=m.notes,
                     options={k: v for k, v in m.options.items() if k in ("cleanup", "opset")},

@@ -1,0 +1,83 @@
+"""Measurement: latency samples and statistics of one artifact on one target, with provenance.
+
+Method (MobileNetV4 paper, Appendix B): warm up, then R repetitions (default 5) of N invocations (default 1000,
+or as many as fit a time budget); the reported figure is the **median of the repetition means**; p50, p90, min
+and stdev are over all samples, which are kept raw.
+
+Provenance is one of ``measured`` (with device serial, runtime versions, threads, affinity), ``estimated``
+(estimator version and profile) or ``published`` (a citation). Reports mark them differently and never mix them.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+PROVENANCES = ("measured", "estimated", "published")
+STATUSES = ("ok", "failed", "unsupported")
+
+
+@dataclass
+class Measurement:
+    model: str
+    resolution: int
+    format: str
+    precision: str
+    target: str  # device/backend/precision, e.g. host/litert-xnnpack/int8
+    device: str
+    backend: str
+    provenance: str = "measured"
+    status: str = "ok"
+    artifact_sha256: str | None = None
+    artifact: str | None = None
+    median_ms: float | None = None  # median of repetition means
+    stats: dict = field(default_factory=dict)  # p50, p90, min, max, stdev, mean, n, repetitions, rep_means
+    samples_ms: list[float] = field(default_factory=list)
+    env: dict = field(default_factory=dict)  # runtime versions, CPU, threads, affinity, governor, serial, SoC
+    delegate: dict = field(default_factory=dict)  # ops per delegate, fallbacks
+    error: str | None = None
+    created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+
+    def __post_init__(self):
+        if self.provenance not in PROVENANCES:
+            raise ValueError(f"provenance must be one of {PROVENANCES}")
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}")
+
+    def to_dict(self, samples: bool = True) -> dict:
+        d = asdict(self)
+        if not samples:
+            d.pop("samples_ms")
+        return d
+
+
+def summarize(repetitions: list[list[float]]) -> dict:
+    """Statistics of R repetitions of per-invocation times (ms). The headline is the median of rep means."""
+    reps = [r for r in repetitions if r]
+    if not reps:
+        raise ValueError("no samples")
+    flat = sorted(x for r in reps for x in r)
+    means = [statistics.fmean(r) for r in reps]
+    return {
+        "median_of_means": statistics.median(means),
+        "rep_means": means,
+        "repetitions": len(reps),
+        "n": len(flat),
+        "mean": statistics.fmean(flat),
+        "p50": _percentile(flat, 50),
+        "p90": _percentile(flat, 90),
+        "min": flat[0],
+        "max": flat[-1],
+        "stdev": statistics.stdev(flat) if len(flat) > 1 else 0.0,
+    }
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on an already sorted list."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = (len(sorted_values) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -1,0 +1,167 @@
+"""The results store: SQLite in WAL mode, with a schema version and ordered migrations.
+
+One row per Measurement (measured, estimated and published alike, told apart by ``provenance``); raw samples
+are kept as a float32 blob. Concurrency: WAL lets readers run beside one writer, every write is a single
+``BEGIN IMMEDIATE`` transaction with a generous busy timeout, so two ``deploykit bench`` processes writing at
+once both succeed and lose nothing. Each measurement is committed as soon as it finishes, so an interrupted
+sweep (Ctrl-C, a crash) keeps every finished result and leaves a readable database.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from array import array
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .errors import DeploykitError
+from .measurement import Measurement
+
+DEFAULT_DB = "deploykit-results.db"
+SCHEMA_VERSION = 1
+
+# Migration N takes the database from version N-1 to N. Never edit a released one; append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE measurements (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        model TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        precision TEXT NOT NULL,
+        target TEXT NOT NULL,
+        device TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        provenance TEXT NOT NULL CHECK (provenance IN ('measured', 'estimated', 'published')),
+        status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'unsupported')),
+        artifact_sha256 TEXT,
+        artifact TEXT,
+        median_ms REAL,
+        stats TEXT NOT NULL,
+        env TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        error TEXT,
+        samples BLOB
+    );
+    CREATE INDEX measurements_target ON measurements (target, model);
+    CREATE INDEX measurements_model ON measurements (model, provenance);
+    """,
+]
+
+_COLUMNS = (
+    "created model resolution format precision target device backend provenance status artifact_sha256 artifact"
+    " median_ms stats env delegate error samples"
+).split()
+
+
+class Store:
+    def __init__(self, path: str | Path = DEFAULT_DB):
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA busy_timeout=60000")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise DeploykitError(f"cannot open results database {self.path}: {e}", hint="give another --db") from None
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        for attempt in range(20):  # busy_timeout covers most contention; this covers the rest
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 19:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+
+    def schema_version(self) -> int:
+        return self.conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise DeploykitError(
+                f"{self.path} has schema version {version}, newer than this deploykit ({SCHEMA_VERSION})",
+                hint="upgrade deploykit",
+            )
+        if version == SCHEMA_VERSION:
+            return
+        with self._write() as c:
+            version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have migrated
+            for n in range(version, SCHEMA_VERSION):
+                # executescript() would COMMIT our transaction: run the statements one by one inside it
+                for statement in MIGRATIONS[n].split(";"):
+                    if statement.strip():
+                        c.execute(statement)
+            c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def add(self, m: Measurement) -> int:
+        row = m.to_dict()
+        row["stats"] = json.dumps(m.stats)
+        row["env"] = json.dumps(m.env)
+        row["delegate"] = json.dumps(m.delegate)
+        row["samples"] = array("f", m.samples_ms).tobytes() if m.samples_ms else None
+        with self._write() as c:
+            cur = c.execute(
+                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+                [row[k] for k in _COLUMNS],
+            )
+            return cur.lastrowid
+
+    def query(
+        self,
+        model: str | None = None,
+        device: str | None = None,
+        target: str | None = None,
+        provenance: str | None = None,
+        status: str | None = None,
+        samples: bool = False,
+    ) -> list[dict]:
+        where, args = [], []
+        for col, val in (("model", model), ("device", device), ("target", target), ("provenance", provenance)):
+            if val is not None:
+                where.append(f"{col} = ?")
+                args.append(val)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = "SELECT id, " + ", ".join(_COLUMNS) + " FROM measurements"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id"
+        out = []
+        for r in self.conn.execute(sql, args):
+            d = dict(zip(["id", *_COLUMNS], r))
+            for k in ("stats", "env", "delegate"):
+                d[k] = json.loads(d[k])
+            blob = d.pop("samples")
+            if samples:
+                d["samples_ms"] = array("f", blob).tolist() if blob else []
+            out.append(d)
+        return out
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]

@@ -23,16 +23,16 @@ demo: $(STAMP)
 	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check deploykit exporters reports tests
-	$(VENV)/bin/ruff format --check deploykit exporters reports tests
+	$(VENV)/bin/ruff check deploykit exporters reports tests scripts
+	$(VENV)/bin/ruff format --check deploykit exporters reports tests scripts
 	$(VENV)/bin/pytest -q
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check deploykit exporters reports tests
+	$(VENV)/bin/ruff check deploykit exporters reports tests scripts
 
 fmt: $(STAMP)
-	$(VENV)/bin/ruff format deploykit exporters reports tests
-	$(VENV)/bin/ruff check --fix deploykit exporters reports tests
+	$(VENV)/bin/ruff format deploykit exporters reports tests scripts
+	$(VENV)/bin/ruff check --fix deploykit exporters reports tests scripts
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

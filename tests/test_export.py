@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploykit.exporters.compat import check, parse_edgetpu_log
-from deploykit.exporters.pipeline import ExportRequest, FidelityError, export
-from deploykit.exporters.tflite_graph import read_tflite
 
 from deploykit.artifact import read_manifest
 from deploykit.errors import DeploykitError
+from deploykit.exporters.compat import check, parse_edgetpu_log
+from deploykit.exporters.pipeline import ExportRequest, FidelityError, export
+from deploykit.exporters.tflite_graph import read_tflite
 from tests.test_cli import EXE
 
 
@@ -167,8 +167,9 @@ def test_unwritable_out_empty_calibration_and_corrupt_file(tmp_path):
 
 
 def test_calibration_folder_of_images(tmp_path):
-    from deploykit.exporters.calibration import calibration_inputs
     from PIL import Image
+
+    from deploykit.exporters.calibration import calibration_inputs
 
     for i in range(3):
         Image.fromarray((np.random.default_rng(i).random((50, 70, 3)) * 255).astype("uint8")).save(

@@ -266,6 +266,206 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def devices(
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Device profiles, their targets, and which devices are reachable now."""
+    from .devices import load_profiles, reachability
+
+    rows = []
+    for p in load_profiles(profiles).values():
+        r = reachability(p)
+        rows.append(
+            {
+                "name": p.name,
+                "display": p.display,
+                "reach": p.reach,
+                "reachable": r["reachable"],
+                "how": r["how"],
+                "targets": [
+                    {
+                        "id": t.id,
+                        "backend": t.backend,
+                        "precision": t.precision,
+                        "threads": t.threads,
+                        "peak_macs_per_s": t.peak_macs_per_s,
+                        "mem_bw_bytes_per_s": t.mem_bw_bytes_per_s,
+                        "source": t.source,
+                    }
+                    for t in p.targets
+                ],
+                "profile": p.path,
+                **({"host": p.host} if p.host else {}),
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table(title="device profiles")
+    for col in ("device", "reach", "reachable", "targets", "how it was looked for"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            f"{r['name']}\n[dim]{r['display']}[/]",
+            r["reach"],
+            "[green]yes[/]" if r["reachable"] else "[red]no[/]",
+            "\n".join(x["id"] for x in r["targets"]),
+            r["how"],
+        )
+    out.print(t)
+
+
+@app.command()
+def bench(
+    device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `deploykit devices`).")],
+    model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Zoo model (repeatable).")] = None,
+    artifact: Annotated[str | None, typer.Option(help="Benchmark this existing .tflite/.onnx file instead.")] = None,
+    backend: Annotated[list[str] | None, typer.Option(help="Only these backends/target names (repeatable).")] = None,
+    precision: Annotated[list[str] | None, typer.Option(help="Only these precisions (repeatable).")] = None,
+    runs: Annotated[int, typer.Option(help="Invocations per repetition.")] = 1000,
+    repetitions: Annotated[int, typer.Option(help="Repetitions; the result is the median of their means.")] = 5,
+    warmup: Annotated[int, typer.Option(help="Warm-up invocations.")] = 50,
+    budget: Annotated[float | None, typer.Option(help="Seconds per target at most (caps runs).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds before a hung benchmark is killed.")] = 900,
+    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    out_dir: Annotated[str, typer.Option("--out", "-o", help="Artifacts folder (export cache).")] = "artifacts",
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    serial: Annotated[str | None, typer.Option(help="adb serial when several phones match.")] = None,
+    benchmark_binary: Annotated[str | None, typer.Option(help="TFLite benchmark_model binary for adb.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Measure latency on every target of a device; results go to the database with their provenance."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .bench import BenchRequest, run_bench
+    from .runners.host import Method
+
+    if min(runs, repetitions) < 1 or warmup < 0:
+        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup at least 0")
+    req = BenchRequest(
+        device=device,
+        models=model or [],
+        artifact=Path(artifact) if artifact else None,
+        backends=backend,
+        precisions=precision,
+        method=Method(warmup=warmup, repetitions=repetitions, runs=runs, budget_s=budget, timeout_s=timeout),
+        db=Path(db),
+        out=Path(out_dir),
+        profiles=Path(profiles) if profiles else None,
+        serial=serial,
+        benchmark_binary=benchmark_binary,
+    )
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    results = []
+    with Progress(*cols, console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("planning", total=None)
+
+        def on_event(kind, info):
+            if kind == "plan":
+                progress.update(task, total=info["jobs"], description=f"benchmarking {info['profile']}")
+            elif kind == "start":
+                progress.update(task, description=f"{info['model']} on {info['target']}")
+            else:
+                results.append(info["measurement"])
+                progress.advance(task)
+
+        try:
+            run_bench(req, on_event)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: {len(results)} finished measurement(s) are stored in {db}")
+            raise typer.Exit(130) from None
+    if as_json:
+        print(json.dumps([m.to_dict(samples=False) for m in results], indent=2))
+        return
+    _measurement_table(
+        [m.to_dict(samples=False) for m in results], f"{device}: median of {repetitions} repetition means"
+    )
+    failed = [m for m in results if m.status != "ok"]
+    for m in failed:
+        out.print(f"[red]failed[/] {m.model} on {m.target}: {m.error}", soft_wrap=True)
+    out.print(f"stored {len(results)} measurement(s) in {db}")
+
+
+def _measurement_table(rows: list[dict], title: str) -> None:
+    t = Table(title=title)
+    for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status"):
+        t.add_column(col, justify="right" if col in ("median ms", "p50", "p90", "min", "stdev", "n") else "left")
+    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    for r in rows:
+        s = r.get("stats") or {}
+        t.add_row(
+            r["model"],
+            r["target"],
+            r["provenance"],
+            f(r.get("median_ms")),
+            f(s.get("p50")),
+            f(s.get("p90")),
+            f(s.get("min")),
+            f(s.get("stdev")),
+            str(s.get("n", "–")),
+            r["status"],
+        )
+    out.print(t)
+
+
+@app.command()
+def results(
+    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
+    provenance: Annotated[str | None, typer.Option(help="measured, estimated or published.")] = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+):
+    """List stored measurements, filtered."""
+    from pathlib import Path
+
+    from .store import Store
+
+    if not Path(db).exists():
+        raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first or give --db")
+    with Store(db) as store:
+        rows = store.query(model=model, device=device, provenance=provenance)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    elif as_csv:
+        import csv
+
+        w = csv.writer(sys.stdout)
+        cols = [
+            "id",
+            "created",
+            "model",
+            "resolution",
+            "format",
+            "precision",
+            "target",
+            "provenance",
+            "status",
+            "median_ms",
+        ]
+        w.writerow([*cols, "p50", "p90", "min", "stdev", "n", "error"])
+        for r in rows:
+            s = r["stats"]
+            w.writerow(
+                [
+                    *(r[c] for c in cols),
+                    s.get("p50"),
+                    s.get("p90"),
+                    s.get("min"),
+                    s.get("stdev"),
+                    s.get("n"),
+                    r["error"],
+                ]
+            )
+    else:
+        _measurement_table(rows, f"{len(rows)} measurement(s) in {db}")
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""A scripted stand-in for ``adb`` + an on-device ``benchmark_model``, for tests (no phone here).
+
+It answers the exact argument lists deploykit's adb runner sends, records every call in $STANDIN_LOG (one JSON
+list per line), and plays back recorded real benchmark_model output from tests/fixtures/benchmark_model: the GPU
+log for --use_gpu, the NNAPI log for --use_nnapi, the XNNPACK log otherwise. $STANDIN_DISCONNECT_AFTER=N makes
+the device vanish after N benchmark runs, as a pulled cable does.
+"""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
+SERIAL, MODEL = "37071FDJH0005C", "Pixel 8"
+args = sys.argv[1:]
+state = Path(os.environ.get("STANDIN_STATE", "/tmp/adb-standin-state"))
+if os.environ.get("STANDIN_LOG"):
+    with open(os.environ["STANDIN_LOG"], "a") as f:
+        f.write(json.dumps(args) + "\n")
+
+if args[:2] == ["devices", "-l"]:
+    print("List of devices attached")
+    print(f"{SERIAL}          device usb:1-1 product:shiba model:{MODEL.replace(' ', '_')} device:shiba transport_id:3")
+    sys.exit(0)
+if args[:2] != ["-s", SERIAL]:
+    print(f"adb: device '{args[1] if len(args) > 1 else ''}' not found", file=sys.stderr)
+    sys.exit(1)
+runs = int(state.read_text()) if state.exists() else 0
+limit = os.environ.get("STANDIN_DISCONNECT_AFTER")
+if limit is not None and runs >= int(limit):
+    print(f"adb: device '{SERIAL}' not found", file=sys.stderr)
+    sys.exit(1)
+cmd = args[2:]
+if cmd[0] == "push":
+    print(f"{cmd[1]}: 1 file pushed, 0 skipped. 45.2 MB/s (3570000 bytes in 0.075s)")
+elif cmd[:2] == ["shell", "getprop"]:
+    print(
+        {"ro.product.model": MODEL, "ro.soc.model": "GS301", "ro.build.version.release": "14", "ro.hardware": "shiba"}[
+            cmd[2]
+        ]
+    )
+elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
+    state.write_text(str(runs + 1))
+    name = (
+        "gpu.txt" if "--use_gpu=true" in cmd else "nnapi_logcat.txt" if "--use_nnapi=true" in cmd else "cpu_xnnpack.txt"
+    )
+    print("".join(line for line in (FIXTURES / name).read_text().splitlines(True) if not line.startswith("#")))
+elif cmd[0] == "shell":
+    pass  # mkdir / chmod
+else:
+    print(f"adb: unknown command {cmd[0]}", file=sys.stderr)
+    sys.exit(1)

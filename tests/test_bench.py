@@ -1,0 +1,344 @@
+"""Latency harness, runners, device profiles and the results store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploykit.devices import get_profile, load_profiles
+from deploykit.errors import DeploykitError
+from deploykit.measurement import Measurement, summarize
+from deploykit.runners.adb import benchmark_args, parse_benchmark_output
+from deploykit.store import SCHEMA_VERSION, Store
+from tests.test_cli import EXE
+
+HERE = Path(__file__).parent
+FIX = HERE / "fixtures" / "benchmark_model"
+
+
+def cli(*args, env=None, timeout=600):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def test_parse_recorded_outputs():
+    cpu = parse_benchmark_output(FIX.joinpath("cpu_xnnpack.txt").read_text())
+    assert (cpu.init_us, cpu.first_us, cpu.avg_us) == (18777, 64791, 55043.2)
+    assert cpu.runs[-1] == {
+        "count": 50,
+        "first": 58154,
+        "curr": 53809,
+        "min": 53077,
+        "max": 60727,
+        "avg": 55043.2,
+        "std": 1562,
+    }
+    gpu = parse_benchmark_output(FIX.joinpath("gpu.txt").read_text())
+    assert gpu.avg_us == 119375 and gpu.delegate["fully_delegated"] and gpu.delegate["applied"] == "GPU"
+    nnapi = parse_benchmark_output(FIX.joinpath("nnapi_logcat.txt").read_text())  # logcat prefixes stripped
+    assert nnapi.avg_us == 12167.6 and nnapi.delegate == {"fully_delegated": False, "delegate_kernels": 44}
+
+
+def test_benchmark_argument_lists():
+    p8 = {t.id: t for t in get_profile("pixel8").targets}
+    cpu = benchmark_args(p8["pixel8/litert-xnnpack/int8"], "/r/m.tflite", "/r/bm", 100, 10)
+    assert cpu[:3] == ["taskset", "100", "/r/bm"] and "--use_xnnpack=true" in cpu and "--num_runs=100" in cpu
+    tpu = benchmark_args(p8["pixel8/edgetpu/int8"], "/r/m.tflite", "/r/bm", 100, 0)
+    assert "--use_nnapi=true" in tpu and "--nnapi_accelerator_name=google-edgetpu" in tpu
+    assert "--use_gpu=true" in benchmark_args(p8["pixel8/litert-gpu/fp16"], "/r/m.tflite", "/r/bm", 1, 0)
+
+
+def test_profiles_load_and_validate(tmp_path):
+    names = set(load_profiles())
+    assert {
+        "host",
+        "pixel4",
+        "pixel6",
+        "pixel7",
+        "pixel8",
+        "s23",
+        "iphone12",
+        "iphone13",
+        "coral-usb",
+        "coral-devboard",
+        "rpi5",
+    } <= names
+    host = get_profile("host")
+    assert host.host["physical_cores"] >= 1 and all(t.peak_macs_per_s for t in host.targets)
+    assert all(t.source for p in load_profiles().values() for t in p.targets)
+    (tmp_path / "bad.toml").write_text(
+        'name = "x"\ndisplay = "x"\nreach = "adb"\n[[targets]]\nbackend = "warp"\nprecision = "fp32"\n'
+    )
+    with pytest.raises(DeploykitError, match="backend 'warp' is unknown"):
+        load_profiles(tmp_path)
+    r = cli("devices", "--profiles", str(tmp_path))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    rows = json.loads(cli("devices", "--json").stdout)
+    assert {r["name"] for r in rows} >= names - {"x"} and next(r for r in rows if r["name"] == "host")["reachable"]
+
+
+def test_summary_statistics():
+    s = summarize([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [10.0, 10.0, 10.0]])
+    assert s["median_of_means"] == 2.0 and s["n"] == 9 and s["min"] == 1.0 and s["p50"] == 2.0
+    assert s["p90"] == pytest.approx(np.percentile([1, 2, 3, 2, 2, 2, 10, 10, 10], 90))
+
+
+# ---------- adb through the scripted stand-in ----------
+
+
+@pytest.fixture()
+def standin(tmp_path, monkeypatch):
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "adb").write_text(f'#!/bin/sh\nexec {sys.executable} {HERE / "adb_standin.py"} "$@"\n')
+    (bindir / "adb").chmod(0o755)
+    binary = tmp_path / "benchmark_model"
+    binary.write_bytes(b"\x7fELF stand-in")
+    env = {
+        **os.environ,
+        "PATH": f"{bindir}:{os.environ['PATH']}",
+        "DEPLOYKIT_BENCHMARK_MODEL": str(binary),
+        "STANDIN_LOG": str(tmp_path / "calls.jsonl"),
+        "STANDIN_STATE": str(tmp_path / "state"),
+    }
+    return env, tmp_path
+
+
+@pytest.fixture(scope="module")
+def small_tflite(tmp_path_factory):
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("a")
+    return export(
+        ExportRequest("mnv1_025", "tflite", "int8", out=out, resolution=64, calibration_samples=4, verify_samples=2)
+    ).path
+
+
+def test_adb_runner_with_standin(standin, small_tflite):
+    env, tmp = standin
+    db = tmp / "r.db"
+    r = cli(
+        "bench",
+        "--device",
+        "pixel8",
+        "--artifact",
+        str(small_tflite),
+        "--repetitions",
+        "2",
+        "--runs",
+        "50",
+        "--db",
+        str(db),
+        "--json",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    ms = {m["target"]: m for m in json.loads(r.stdout)}
+    assert ms["pixel8/litert-xnnpack/int8"]["median_ms"] == pytest.approx(55.0432)
+    assert ms["pixel8/litert-gpu/fp16"]["median_ms"] == pytest.approx(119.375)
+    tpu = ms["pixel8/edgetpu/int8"]
+    assert tpu["median_ms"] == pytest.approx(12.1676) and tpu["delegate"]["delegate_kernels"] == 44
+    assert tpu["env"]["device"] == {
+        "serial": "37071FDJH0005C",
+        "model": "Pixel 8",
+        "soc": "GS301",
+        "android": "14",
+        "hardware": "shiba",
+    }
+    assert tpu["stats"]["p50"] is None and "per-run" in tpu["stats"]["note"]
+    calls = [json.loads(line) for line in (tmp / "calls.jsonl").read_text().splitlines()]
+    assert [
+        "-s",
+        "37071FDJH0005C",
+        "push",
+        str(small_tflite),
+        f"/data/local/tmp/deploykit/{small_tflite.name}",
+    ] in calls
+    bench = [c for c in calls if "/data/local/tmp/deploykit/benchmark_model" in c and "taskset" in c]
+    assert bench and bench[0][3:6] == ["taskset", "100", "/data/local/tmp/deploykit/benchmark_model"]
+    with Store(db) as s:
+        assert s.count() == 3 and {m["provenance"] for m in s.query()} == {"measured"}
+
+
+def test_device_lost_mid_run(standin, small_tflite):
+    env, tmp = standin
+    env = {**env, "STANDIN_DISCONNECT_AFTER": "3"}  # 3 benchmark runs succeed, then the cable is pulled
+    db = tmp / "r.db"
+    r = cli(
+        "bench", "--device", "pixel8", "--artifact", str(small_tflite), "--repetitions", "2", "--db", str(db), env=env
+    )
+    assert r.returncode == 0, r.stderr
+    with Store(db) as s:
+        rows = s.query()
+    assert [m["status"] for m in rows] == ["ok", "failed", "failed"]
+    assert "not found" in rows[1]["error"] and rows[0]["median_ms"] > 0
+    assert "failed" in r.stdout and "not found" in r.stdout
+
+
+def test_unreachable_device_says_how_to_connect():
+    env = {**os.environ, "PATH": "/usr/bin:/bin"}  # no adb
+    r = cli("bench", "--device", "pixel8", "--model", "mnv4_conv_s", env=env)
+    assert r.returncode == 2 and "not reachable" in r.stderr and "adb" in r.stderr and "deploykit estimate" in r.stderr
+
+
+# ---------- the store ----------
+
+
+def _m(i):
+    return Measurement(
+        model=f"m{i}",
+        resolution=224,
+        format="tflite",
+        precision="int8",
+        target="host/x/int8",
+        device="host",
+        backend="x",
+        median_ms=float(i),
+        stats={"n": 1},
+        samples_ms=[float(i)] * 3,
+    )
+
+
+WRITER = """
+import sys
+from deploykit.store import Store
+from tests.test_bench import _m
+with Store(sys.argv[1]) as s:
+    for i in range(int(sys.argv[2]), int(sys.argv[2]) + 60):
+        s.add(_m(i))
+"""
+
+
+def test_two_writers_lose_nothing(tmp_path):
+    db = tmp_path / "c.db"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(k * 1000)], cwd=HERE.parent) for k in range(2)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    with Store(db) as s:
+        rows = s.query(samples=True)
+        assert len(rows) == 120 and len({r["model"] for r in rows}) == 120
+        assert rows[0]["samples_ms"] == [rows[0]["median_ms"]] * 3 and s.schema_version() == SCHEMA_VERSION
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path):
+    db = tmp_path / "n.db"
+    Store(db).close()
+    sqlite3.connect(db).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
+    with pytest.raises(DeploykitError, match="newer than this deploykit"):
+        Store(db)
+
+
+def test_ctrl_c_keeps_finished_results(tmp_path):
+    db = tmp_path / "i.db"
+    p = subprocess.Popen(
+        [
+            EXE,
+            "bench",
+            "--device",
+            "host",
+            "--model",
+            "mnv1_025",
+            "--model",
+            "mnv1_050",
+            "--backend",
+            "pytorch",
+            "--runs",
+            "400",
+            "--repetitions",
+            "5",
+            "--db",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with Store(db) as s:
+                    if s.count() >= 1:
+                        break
+            except DeploykitError:
+                pass
+        time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and "finished measurement(s) are stored" in err
+    with Store(db) as s:
+        assert s.count() >= 1 and all(r["status"] == "ok" for r in s.query())
+    r = cli("results", "--db", str(db), "--csv")
+    assert r.returncode == 0 and r.stdout.startswith("id,created,model")
+
+
+# ---------- host harness ----------
+
+
+def test_crash_and_hang_become_failed_measurements(tmp_path):
+    from deploykit.devices import get_profile
+    from deploykit.runners.host import Method, run_host
+
+    target = next(t for t in get_profile("host").targets if t.backend == "litert-xnnpack" and t.precision == "fp32")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\x00" * 100)
+    m = run_host(target, str(bad), None, "x", 64, Method(warmup=1, repetitions=1, runs=1))
+    assert m.status == "failed" and "exited with" in m.error
+    m = run_host(target, str(bad), None, "x", 64, Method(timeout_s=0.01))
+    assert m.status == "failed" and "timed out" in m.error
+
+
+@pytest.fixture(scope="module")
+def conv_s_int8(tmp_path_factory):
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("s")
+    return export(ExportRequest("mnv4_conv_s", "tflite", "int8", out=out, calibration_samples=8, verify_samples=2)).path
+
+
+def test_harness_overhead_and_repeatability(conv_s_int8):
+    """bench's median agrees with a plain interpreter loop timed by hand (≤5%), and with itself run twice
+    (MobileNetV4-Conv-S, int8, 224×224: the acceptance case)."""
+    small_tflite = conv_s_int8
+    from ai_edge_litert.interpreter import Interpreter
+
+    from deploykit.artifact import read_manifest
+    from deploykit.devices import get_profile
+    from deploykit.runners.host import Method, run_host
+
+    target = next(t for t in get_profile("host").targets if t.backend == "litert-xnnpack" and t.precision == "int8")
+    manifest = read_manifest(small_tflite)
+
+    def by_hand():
+        it = Interpreter(model_path=str(small_tflite), num_threads=target.threads)
+        it.allocate_tensors()
+        d = it.get_input_details()[0]
+        it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
+        for _ in range(20):
+            it.invoke()
+        means = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(100):
+                it.invoke()
+            means.append((time.perf_counter() - t0) / 100 * 1e3)
+        return float(np.median(means))
+
+    method = Method(warmup=20, repetitions=5, runs=100)
+    hand_a = by_hand()
+    first = run_host(target, str(small_tflite), manifest, "mnv4_conv_s", 224, method).median_ms
+    second = run_host(target, str(small_tflite), manifest, "mnv4_conv_s", 224, method).median_ms
+    hand_b = by_hand()
+    hand = (hand_a + hand_b) / 2
+    assert abs(first - hand) / hand <= 0.05, (first, hand_a, hand_b)
+    assert abs(first - second) / first <= 0.05, (first, second)

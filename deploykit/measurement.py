@@ -52,6 +52,29 @@ class Measurement:
         return d
 
 
+def time_invocations(
+    invoke, warmup: int, repetitions: int, runs: int, budget_s: float | None = None
+) -> list[list[float]]:
+    """The method's loop: ``warmup`` calls, then ``repetitions`` × ``runs`` calls each timed alone (ms).
+
+    ``budget_s`` caps the whole timed part: each repetition stops early (after at least 10 runs) once its share
+    of the budget is spent, so slow targets still get R repetitions."""
+    for _ in range(warmup):
+        invoke()
+    reps = []
+    for _ in range(repetitions):
+        deadline = time.perf_counter() + budget_s / repetitions if budget_s else None
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            invoke()
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+            if deadline and len(samples) >= 10 and time.perf_counter() > deadline:
+                break
+        reps.append(samples)
+    return reps
+
+
 def summarize(repetitions: list[list[float]]) -> dict:
     """Statistics of R repetitions of per-invocation times (ms). The headline is the median of rep means."""
     reps = [r for r in repetitions if r]

@@ -9,12 +9,11 @@ real hardware in this project's CI (no Mac); on Linux it refuses with a clear me
 from __future__ import annotations
 
 import platform
-import time
 from collections import Counter
 
 from ..devices import Target
 from ..errors import DeploykitError
-from ..measurement import Measurement, summarize
+from ..measurement import Measurement, summarize, time_invocations
 
 COMPUTE_UNITS = {"coreml-cpu": "CPU_ONLY", "coreml-gpu": "CPU_AND_GPU", "coreml-ane": "CPU_AND_NE", "coreml-all": "ALL"}
 
@@ -29,16 +28,7 @@ def run_coreml(target: Target, artifact: str, manifest, model: str, resolution: 
     mlmodel = ct.models.MLModel(artifact, compute_units=units)
     spec = manifest.inputs[0]
     x = {spec.name: np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)}
-    for _ in range(method.warmup):
-        mlmodel.predict(x)
-    reps = []
-    for _ in range(method.repetitions):
-        samples = []
-        for _ in range(method.runs):
-            t0 = time.perf_counter_ns()
-            mlmodel.predict(x)
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-        reps.append(samples)
+    reps = time_invocations(lambda: mlmodel.predict(x), method.warmup, method.repetitions, method.runs, method.budget_s)
     m = Measurement(
         model=model,
         resolution=resolution,

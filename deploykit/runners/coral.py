@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import ctypes.util
 import shutil
-import time
 from pathlib import Path
 
 from ..devices import Target, run_quiet
 from ..errors import DeploykitError
-from ..measurement import Measurement, summarize
+from ..measurement import Measurement, summarize, time_invocations
 
 CORAL_USB_IDS = ("1a6e:089a", "18d1:9302")  # before and after the runtime loads its firmware
 
@@ -43,16 +42,7 @@ def run_edgetpu(target: Target, artifact: str, manifest, model: str, resolution:
     it.allocate_tensors()
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
-    for _ in range(method.warmup):
-        it.invoke()
-    reps = []
-    for _ in range(method.repetitions):
-        samples = []
-        for _ in range(method.runs):
-            t0 = time.perf_counter_ns()
-            it.invoke()
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-        reps.append(samples)
+    reps = time_invocations(it.invoke, method.warmup, method.repetitions, method.runs, method.budget_s)
     m = Measurement(
         model=model,
         resolution=resolution,

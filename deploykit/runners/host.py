@@ -33,7 +33,7 @@ def run_host(
         "warmup": method.warmup,
         "repetitions": method.repetitions,
         "runs": method.runs,
-        "budget_s": method.budget_s / method.repetitions if method.budget_s else None,
+        "budget_s": method.budget_s,
         "input": {"shape": shape, "dtype": dtype},
         "affinity": _affinity(target.affinity),
     }

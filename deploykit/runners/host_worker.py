@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 import numpy as np
+
+from deploykit.measurement import time_invocations
 
 
 def main() -> None:
@@ -20,19 +21,7 @@ def main() -> None:
     if job.get("affinity"):
         os.sched_setaffinity(0, job["affinity"])
     invoke, env = load(job)
-    for _ in range(job["warmup"]):
-        invoke()
-    reps = []
-    deadline = time.perf_counter() + job["budget_s"] if job.get("budget_s") else None
-    for _ in range(job["repetitions"]):
-        samples = []
-        for _ in range(job["runs"]):
-            t0 = time.perf_counter_ns()
-            invoke()
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-            if deadline and time.perf_counter() > deadline and len(samples) >= 10:
-                break
-        reps.append(samples)
+    reps = time_invocations(invoke, job["warmup"], job["repetitions"], job["runs"], job.get("budget_s"))
     env["affinity"] = sorted(os.sched_getaffinity(0))
     print(json.dumps({"samples": reps, "env": env}))
 

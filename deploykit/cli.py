@@ -466,6 +466,191 @@ def results(
         _measurement_table(rows, f"{len(rows)} measurement(s) in {db}")
 
 
+@app.command()
+def estimate(
+    model: Annotated[
+        list[str] | None, typer.Argument(help="Zoo models or exported files (.tflite uses its graph).")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", "-d", help="Device profile to estimate for.")] = None,
+    target: Annotated[list[str] | None, typer.Option(help="Only these targets (name, backend or paper name).")] = None,
+    resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input resolution.")] = None,
+    layers: Annotated[bool, typer.Option("--layers", help="Per-layer table: bound, intensity, share of time.")] = False,
+    sweep: Annotated[bool, typer.Option("--sweep", help="Latency across ridge points 0-500 MACs/byte.")] = False,
+    fit: Annotated[bool, typer.Option("--fit", help="Fit the device's targets to measured latencies.")] = False,
+    published: Annotated[bool, typer.Option(help="With --fit: also the paper's calibration rows.")] = False,
+    write: Annotated[
+        str | None, typer.Option(help="With --fit: write the fitted profile TOML into this folder.")
+    ] = None,
+    db: Annotated[
+        str, typer.Option(help="Results database (estimates are stored as 'estimated').")
+    ] = "deploykit-results.db",
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not store the estimates.")] = False,
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Predict latency with the roofline model for devices you do not have (or fit it to ones you do)."""
+    from pathlib import Path
+
+    from . import estimator as E
+    from .devices import get_profile
+
+    if resolution is not None and resolution < 1:
+        raise DeploykitError(f"--resolution {resolution}: must be a positive number of pixels")
+    if fit:
+        if not device:
+            raise DeploykitError("--fit needs --device: the profile whose targets to fit")
+        _estimate_fit(get_profile(device, profiles), target, db, published, write, as_json)
+        return
+    if not model:
+        raise DeploykitError(
+            "name at least one model (or file) to estimate", hint="e.g. deploykit estimate mnv4_conv_s --device pixel8"
+        )
+    resolved = [E.model_layers(m, resolution) for m in model]
+    if sweep:
+        rows = [{"model": n, "resolution": r, "sweep": E.sweep_ridge(ls, "int8")} for n, r, ls in resolved]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        t = Table(title="latency (ms) across ridge points, peak 1 T MAC/s, int8 bytes")
+        t.add_column("ridge MACs/B", justify="right")
+        for r in rows:
+            t.add_column(r["model"], justify="right")
+        for i, point in enumerate(rows[0]["sweep"]):
+            t.add_row(str(point["ridge"]), *(f"{r['sweep'][i]['latency_ms']:.3f}" for r in rows))
+        out.print(t)
+        return
+    if not device:
+        raise DeploykitError("--device is required", hint="see `deploykit devices` for profiles")
+    profile = get_profile(device, profiles)
+    targets = E.select_targets(profile, target)
+    results = []
+    for name, res, ls in resolved:
+        for t in targets:
+            results.append((name, res, t, E.estimate_layers(ls, E.roofline_for(t))))
+    if not no_store:
+        from .store import Store
+
+        with Store(Path(db)) as store:
+            for name, res, t, est in results:
+                store.add(E.to_measurement(name, res, t, est))
+    if as_json:
+        print(
+            json.dumps(
+                [
+                    {"model": n, "resolution": r, "target": t.id, "provenance": "estimated", **e.to_dict(layers=layers)}
+                    for n, r, t, e in results
+                ],
+                indent=2,
+            )
+        )
+        return
+    tab = Table(title=f"{profile.name}: roofline estimates (provenance: estimated, not measured)")
+    for col in ("model", "target", "latency ms", "compute-bound", "ridge MACs/B", "status"):
+        tab.add_column(col, justify="right" if col in ("latency ms", "compute-bound", "ridge MACs/B") else "left")
+    for n, r, t, e in results:
+        status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
+        lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
+        tab.add_row(
+            f"{n}@{r}", t.id, lat, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
+        )
+    out.print(tab)
+    if layers:
+        for n, r, t, e in results:
+            lt = Table(title=f"{n}@{r} on {t.id}")
+            for col in ("#", "layer", "kind", "MACs (M)", "KB moved", "MACs/B", "bound", "time us", "share"):
+                lt.add_column(col, justify="left" if col in ("layer", "kind", "bound") else "right")
+            total = sum(x.time_s for x in e.layers) or 1.0
+            for i, x in enumerate(e.layers):
+                lt.add_row(
+                    str(i),
+                    x.name,
+                    x.kind,
+                    f"{x.macs / 1e6:.2f}",
+                    f"{x.bytes / 1e3:.1f}",
+                    "–" if not x.bytes else f"{x.intensity:.1f}",
+                    x.bound,
+                    f"{x.time_s * 1e6:.1f}",
+                    f"{x.time_s / total:.1%}",
+                )
+            out.print(lt)
+    if not no_store:
+        out.print(f"stored {len(results)} estimate(s) in {db} (provenance: estimated)")
+
+
+def _estimate_fit(profile, names, db, published, write, as_json) -> None:
+    from dataclasses import replace
+    from pathlib import Path
+
+    from . import estimator as E
+    from .profile_writer import write_profile
+    from .store import Store
+
+    store = Store(Path(db)) if Path(db).exists() else None
+    if store is None and not published:
+        raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first, or add --published")
+    fitted, report = [], []
+    for t in E.select_targets(profile, names):
+        rows = E.training_rows(t, store, published)
+        if not rows:
+            fitted.append(t)
+            continue
+        res = E.fit_target(t, rows)
+        sources = sorted({s for *_, s in rows})
+        note = (
+            f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "
+            + ", ".join(f"{m}@{r}" for m, r, *_ in rows)
+            + f"; free: {', '.join(res.free)}"
+        )
+        nt = E.fitted_target(t, res, note)
+        fitted.append(nt)
+        report.append(
+            {
+                "target": t.id,
+                "rows": len(rows),
+                "free": list(res.free),
+                "rms_log_error": res.rms_log_error,
+                "peak_macs_per_s": nt.peak_macs_per_s,
+                "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
+                "dispatch_s": nt.roofline["dispatch_s"],
+                "efficiency": nt.roofline.get("efficiency", {}),
+            }
+        )
+    if store is not None:
+        store.close()
+    if not report:
+        raise DeploykitError(
+            f"nothing to fit for {profile.name}: no measured rows for its targets",
+            hint="bench the device first, or add --published",
+        )
+    path = None
+    if write:
+        path = write_profile(
+            replace(profile, targets=fitted),
+            Path(write) / f"{profile.name}.toml",
+            header=f"{profile.display}: fitted by `deploykit estimate --fit`",
+        )
+    if as_json:
+        print(json.dumps({"profile": profile.name, "fits": report, "written": str(path) if path else None}, indent=2))
+        return
+    t = Table(title=f"{profile.name}: fitted roofline parameters")
+    for col in ("target", "rows", "peak GMAC/s", "GB/s", "ridge", "dispatch us", "dw eff.", "rms log err"):
+        t.add_column(col, justify="left" if col == "target" else "right")
+    for r in report:
+        t.add_row(
+            r["target"],
+            str(r["rows"]),
+            f"{r['peak_macs_per_s'] / 1e9:.1f}",
+            f"{r['mem_bw_bytes_per_s'] / 1e9:.2f}",
+            f"{r['peak_macs_per_s'] / r['mem_bw_bytes_per_s']:.1f}",
+            f"{r['dispatch_s'] * 1e6:.2f}",
+            f"{r['efficiency'].get('dwconv', float('nan')):.3f}",
+            f"{r['rms_log_error']:.3f}",
+        )
+    out.print(t)
+    if path:
+        out.print(f"wrote {path}; use it with --profiles {write}")
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)

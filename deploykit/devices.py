@@ -62,6 +62,7 @@ SCHEMA = {
         "onchip_bytes": (int, False),
         "source": (str, False),
         "available": (bool, False),
+        "roofline": (dict, False),
     },
 }
 
@@ -80,6 +81,7 @@ class Target:
     onchip_bytes: int | None = None
     source: str = ""
     available: bool = True
+    roofline: dict | None = field(default=None, hash=False, compare=False)  # estimator parameters (estimator.py)
 
     @property
     def id(self) -> str:

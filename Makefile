@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deploykit-installed
 # constraints.txt pins torch to the CPU wheel on this project's machines (a bare `torch` pulls CUDA builds).
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
-.PHONY: venv demo test lint fmt clean
+.PHONY: venv demo test lint fmt clean browser
 
 venv: $(STAMP)
 
@@ -16,13 +16,27 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) -e '.[dev]'
 	@touch $(STAMP)
 
+# The MNv4 family and the MobileNet baselines, one model per family at least. Measured on this host, estimated on
+# the phone/accelerator profiles; then the report. Resumable: run it again and finished cells are skipped.
+DEMO_MODELS ?= mnv4_conv_s,mnv4_conv_m,mnv4_hybrid_m,mnv1_100,mnv2_100,mnv3_large_100,mnv3_small_100,mobilevit_xxs,repvit_m0_9
+DEMO_ESTIMATED ?= pixel4,pixel6,pixel7,pixel8,s23,iphone13,coral-usb
+DEMO_ALL ?= $(DEMO_MODELS),mnv4_conv_l,mnv4_hybrid_l,mnv2_050,mnv3_large_075,mobilevit_s,repvit_m1_5
+
 demo: $(STAMP)
 	$(VENV)/bin/deploykit models
 	$(VENV)/bin/deploykit info mnv4_conv_s --stages
 	$(VENV)/bin/deploykit export mnv4_conv_s --to tflite --precision int8-edgetpu --out artifacts
 	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
+	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --budget 3 --db deploykit-results.db
+	$(VENV)/bin/deploykit sweep --models $(DEMO_ALL) --devices $(DEMO_ESTIMATED) --db deploykit-results.db --report reports/latest.html
 
-test: $(STAMP)
+# Debian's Chromium for the report's browser test, when this is a Debian machine we may install on.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
+	  echo "chromium not installed: the report's browser test will be skipped"
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check deploykit exporters reports tests scripts
 	$(VENV)/bin/ruff format --check deploykit exporters reports tests scripts
 	$(VENV)/bin/pytest -q

@@ -77,14 +77,14 @@ def run_bench(req: BenchRequest, on_event: Callable[[str, dict], None] | None = 
     with Store(req.db) as store:
         for model, target in jobs:
             event("start", {"model": model or str(req.artifact), "target": target.id})
-            m = _one(req, profile, reach, model, target)
+            m = measure_one(req, profile, reach, model, target)
             store.add(m)
             done.append(m)
             event("done", {"measurement": m})
     return done
 
 
-def _one(req: BenchRequest, profile: Profile, reach: dict, model: str | None, target: Target) -> Measurement:
+def measure_one(req: BenchRequest, profile: Profile, reach: dict, model: str | None, target: Target) -> Measurement:
     try:
         artifact, manifest, name, res = _artifact_for(req, model, target)
     except DeploykitError as e:

@@ -651,6 +651,146 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
         out.print(f"wrote {path}; use it with --profiles {write}")
 
 
+@app.command()
+def report(
+    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    out_file: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "reports/latest.html",
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Write the self-contained HTML report (Pareto fronts, universality, fidelity, roofline) from the store."""
+    from pathlib import Path
+
+    from .reports.html import write_report
+    from .store import Store
+
+    if not Path(db).exists():
+        raise DeploykitError(f"no results database at {db}", hint="run `deploykit sweep` or `deploykit bench` first")
+    with Store(db) as store:
+        if store.count() == 0:
+            raise DeploykitError(f"{db} holds no results yet", hint="run `deploykit sweep` or `deploykit bench` first")
+    try:
+        path = write_report(db, out_file, profiles)
+    except OSError as e:
+        raise DeploykitError(f"cannot write {out_file}: {e.strerror}") from None
+    if as_json:
+        print(json.dumps({"report": str(path), "bytes": path.stat().st_size}))
+    else:
+        out.print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB); open it in a browser, it works offline")
+
+
+@app.command("eval")
+def eval_(
+    artifact: Annotated[str, typer.Argument(help="An exported .onnx/.tflite (or .mlpackage on macOS).")],
+    data: Annotated[str, typer.Option("--data", help="ImageFolder-style dataset: DIR/<class>/<image>.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N images.")] = None,
+    db: Annotated[
+        str, typer.Option(help="Results database (reports prefer measured accuracy).")
+    ] = "deploykit-results.db",
+    no_store: Annotated[bool, typer.Option("--no-store", help="Do not store the result.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Measure top-1/top-5 accuracy of an artifact on a folder of labelled images."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from .evaluate import evaluate
+
+    if limit is not None and limit < 1:
+        raise DeploykitError("--limit must be at least 1")
+    with Progress(
+        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=err, transient=True, disable=as_json
+    ) as p:
+        task = p.add_task("eval", total=None)
+        res = evaluate(artifact, data, limit, lambda i, n: p.update(task, completed=i, total=n))
+    if not no_store:
+        from .store import Store
+
+        with Store(Path(db)) as store:
+            store.add_accuracy({k: res[k] for k in res if k != "classes"})
+    if as_json:
+        print(json.dumps(res, indent=2))
+        return
+    out.print(
+        f"{res['model']} {res['format']} {res['precision']}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%"
+        f"  ({res['images']} images, {res['classes']} classes)"
+    )
+
+
+@app.command()
+def sweep(
+    models: Annotated[str, typer.Option(help="Comma-separated zoo models.")] = "mnv4_conv_s,mnv1_100,mnv2_100",
+    devices: Annotated[str, typer.Option(help="Comma-separated device profiles.")] = "host",
+    formats: Annotated[
+        str | None, typer.Option(help="Comma-separated formats (onnx, tflite, coreml, pytorch).")
+    ] = None,
+    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    out_dir: Annotated[str, typer.Option("--out", "-o", help="Artifacts folder (export cache).")] = "artifacts",
+    report_file: Annotated[str | None, typer.Option("--report", help="Write the HTML report here at the end.")] = None,
+    runs: Annotated[int, typer.Option(help="Invocations per repetition (measured targets).")] = 200,
+    repetitions: Annotated[int, typer.Option(help="Repetitions per measured target.")] = 5,
+    budget: Annotated[float | None, typer.Option(help="Seconds per measured target at most.")] = 10.0,
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .sweep import SweepOptions, plan_sweep, run_sweep, store_published
+
+    split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
+    if min(runs, repetitions) < 1:
+        raise DeploykitError("--runs and --repetitions must be at least 1")
+    jobs = plan_sweep(split(models), split(devices), split(formats) if formats else None, profiles)
+    if plan_only:
+        print(json.dumps([j.to_dict() for j in jobs], indent=2))
+        return
+    opts = SweepOptions(
+        db=Path(db),
+        out=Path(out_dir),
+        profiles=Path(profiles) if profiles else None,
+        runs=runs,
+        repetitions=repetitions,
+        budget_s=budget,
+    )
+    store_published(sorted({j.device for j in jobs}), opts.db, profiles)
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*cols, console=err, transient=True, disable=as_json) as progress:
+        task = progress.add_task("planning", total=None)
+
+        def on_event(kind, info):
+            if kind == "plan":
+                progress.update(task, total=info["todo"], description=f"sweep ({info['skipped']} already done)")
+            elif kind == "start":
+                j = info["job"]
+                progress.update(task, description=f"{j.mode} {j.model} on {j.target}")
+            else:
+                progress.advance(task)
+
+        try:
+            summary = run_sweep(jobs, opts, on_event)
+        except KeyboardInterrupt:
+            err.print(f"interrupted: finished jobs are stored in {db}; run the same command to resume")
+            raise typer.Exit(130) from None
+    if report_file:
+        from .reports.html import write_report
+
+        summary["report"] = str(write_report(opts.db, report_file, profiles))
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    out.print(
+        f"sweep: {summary['jobs']} job(s), {summary['skipped']} already done, ran {summary['ran']}: "
+        f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed; results in {db}"
+    )
+    if report_file:
+        out.print(f"report: {summary['report']}")
+
+
 def main() -> None:
     try:
         rc = app(standalone_mode=False)

@@ -21,7 +21,7 @@ from .errors import DeploykitError
 from .measurement import Measurement
 
 DEFAULT_DB = "deploykit-results.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migration N takes the database from version N-1 to N. Never edit a released one; append.
 MIGRATIONS: list[str] = [
@@ -49,6 +49,24 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX measurements_target ON measurements (target, model);
     CREATE INDEX measurements_model ON measurements (model, provenance);
+    """,
+    # 2: measured accuracy (`deploykit eval`), which reports prefer over published top-1
+    """
+    CREATE TABLE accuracy (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        model TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        precision TEXT NOT NULL,
+        artifact TEXT,
+        artifact_sha256 TEXT,
+        dataset TEXT NOT NULL,
+        images INTEGER NOT NULL,
+        top1 REAL NOT NULL,
+        top5 REAL NOT NULL
+    );
+    CREATE INDEX accuracy_model ON accuracy (model);
     """,
 ]
 
@@ -162,6 +180,23 @@ class Store:
                 d["samples_ms"] = array("f", blob).tolist() if blob else []
             out.append(d)
         return out
+
+    def add_accuracy(self, row: dict) -> int:
+        cols = ["created", "model", "resolution", "format", "precision", "artifact", "artifact_sha256", "dataset"]
+        cols += ["images", "top1", "top5"]
+        row = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **row}
+        with self._write() as c:
+            cur = c.execute(
+                f"INSERT INTO accuracy ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                [row.get(k) for k in cols],
+            )
+            return cur.lastrowid
+
+    def accuracy(self, model: str | None = None) -> list[dict]:
+        sql = "SELECT * FROM accuracy" + (" WHERE model = ?" if model else "") + " ORDER BY id"
+        cur = self.conn.execute(sql, [model] if model else [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]

@@ -1,0 +1,162 @@
+"""``deploykit sweep``: the whole matrix — models × devices' targets — exported, verified, then measured where
+the device is attached and estimated where it is not, stored, and reported.
+
+A sweep is a list of independent :class:`Job` values (plain data, ``to_dict``/``from_dict``), so another
+executor can run them anywhere; :func:`run_job` runs one against a results database. The sweep is resumable:
+a job whose result (ok or unsupported) is already in the database is skipped, failed ones are retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .devices import BACKENDS, get_profile, reachability
+from .errors import DeploykitError
+from .store import Store
+
+FORMATS = ("onnx", "tflite", "coreml", "pytorch")
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    device: str
+    target: str  # target id: device/backend-or-name/precision
+    mode: str  # "measure" (device attached) or "estimate"
+
+    @property
+    def provenance(self) -> str:
+        return "measured" if self.mode == "measure" else "estimated"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Job:
+        return cls(**d)
+
+
+@dataclass
+class SweepOptions:
+    db: Path = Path("deploykit-results.db")
+    out: Path = Path("artifacts")
+    profiles: Path | None = None
+    runs: int = 200
+    repetitions: int = 5
+    warmup: int = 20
+    budget_s: float | None = 10.0
+
+
+def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None) -> list[Job]:
+    from . import estimator as E
+    from .zoo import get_spec
+
+    if not models or not devices:
+        raise DeploykitError("a sweep needs --models and --devices")
+    names = [get_spec(m).name for m in models]  # unknown names fail before any work
+    for f in formats or []:
+        if f not in FORMATS:
+            raise DeploykitError(f"unknown format {f!r}", hint=f"formats: {', '.join(FORMATS)}")
+    jobs = []
+    for device in devices:
+        profile = get_profile(device, profiles)
+        attached = reachability(profile)["reachable"]
+        if attached:
+            targets = [t for t in profile.targets if t.available]
+        else:
+            try:
+                targets = E.select_targets(profile)
+            except DeploykitError:
+                targets = []
+        targets = [t for t in targets if not formats or BACKENDS[t.backend][0] in formats]
+        for name in names:
+            for t in targets:
+                jobs.append(Job(name, profile.name, t.id, "measure" if attached else "estimate"))
+    if not jobs:
+        raise DeploykitError("the sweep is empty: no target of those devices matches those formats")
+    return jobs
+
+
+def run_job(job: Job, opts: SweepOptions):
+    """Run one job and store its Measurement; returns it."""
+    from .bench import BenchRequest, measure_one
+    from .runners.host import Method
+
+    profile = get_profile(job.device, opts.profiles)
+    target = next(t for t in profile.targets if t.id == job.target)
+    if job.mode == "estimate":
+        from . import estimator as E
+
+        name, res, layers = E.model_layers(job.model)
+        m = E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)))
+    else:
+        req = BenchRequest(
+            device=job.device,
+            models=[job.model],
+            method=Method(warmup=opts.warmup, repetitions=opts.repetitions, runs=opts.runs, budget_s=opts.budget_s),
+            db=opts.db,
+            out=opts.out,
+            profiles=opts.profiles,
+        )
+        m = measure_one(req, profile, reachability(profile), job.model, target)
+    with Store(opts.db) as store:
+        store.add(m)
+    return m
+
+
+def finished(jobs: list[Job], db: Path) -> set[Job]:
+    if not Path(db).exists():
+        return set()
+    with Store(db) as store:
+        done = {
+            (r["model"], r["target"], r["provenance"]) for r in store.query() if r["status"] in ("ok", "unsupported")
+        }
+    return {j for j in jobs if (j.model, j.target, j.provenance) in done}
+
+
+def store_published(devices: list[str], db: Path, profiles=None) -> int:
+    """The paper's calibration latencies for these devices' targets, as ``published`` rows (once)."""
+    from . import estimator as E
+    from .measurement import Measurement
+
+    added = 0
+    with Store(db) as store:
+        have = {(r["model"], r["target"]) for r in store.query(provenance="published")}
+        for device in devices:
+            for t in get_profile(device, profiles).targets:
+                paper = (t.roofline or {}).get("paper_target")
+                for p in E.published_latencies():
+                    if p["target"] != paper or (p["model"], t.id) in have:
+                        continue
+                    store.add(
+                        Measurement(
+                            p["model"],
+                            p["resolution"],
+                            t.format,
+                            t.export_precision,
+                            t.id,
+                            t.device,
+                            t.backend,
+                            provenance="published",
+                            median_ms=p["ms"],
+                            env={"source": "MobileNetV4 paper Table 6 (calibration rows)", "paper_target": paper},
+                        )
+                    )
+                    added += 1
+    return added
+
+
+def run_sweep(jobs: list[Job], opts: SweepOptions, on_event: Callable[[str, dict], None] | None = None) -> dict:
+    event = on_event or (lambda _k, _i: None)
+    skip = finished(jobs, opts.db)
+    todo = [j for j in jobs if j not in skip]
+    event("plan", {"jobs": len(jobs), "todo": len(todo), "skipped": len(skip)})
+    counts = {"ok": 0, "failed": 0, "unsupported": 0}
+    for job in todo:
+        event("start", {"job": job})
+        m = run_job(job, opts)
+        counts[m.status] += 1
+        event("done", {"job": job, "measurement": m})
+    return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts}

@@ -1,0 +1,361 @@
+"""``deploykit report``: one self-contained HTML file from the results store.
+
+:func:`collect` turns the store (plus artifact manifests, the zoo's published facts and the estimator) into
+plain JSON-able data; :func:`render` writes it as HTML. Tables are rendered here (every string escaped); the
+plots are drawn in the browser by the inlined script from the same data, as SVG (no network, no libraries).
+
+Points are never merged across provenance: a target's measured, estimated and published latencies are drawn
+with different markers and each gets its own Pareto front.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import platform
+import time
+from importlib import resources
+from pathlib import Path
+
+from deploykit.reports.pareto import pareto_front
+
+PROVENANCE_ORDER = ("measured", "estimated", "published")
+
+
+def collect(db: str | Path, profiles: str | Path | None = None, roofline_target: str = "pixel6") -> dict:
+    from deploykit import __version__
+    from deploykit.artifact import read_manifest, tool_versions
+    from deploykit.devices import host_info, load_profiles
+    from deploykit.store import Store
+    from deploykit.zoo import get_spec
+
+    with Store(db) as store:
+        rows = store.query()
+        acc_rows = store.accuracy()
+    # the latest row per (model, target, provenance)
+    latest: dict[tuple[str, str, str], dict] = {}
+    for r in rows:
+        latest[(r["model"], r["target"], r["provenance"])] = r
+    measured_acc: dict[str, dict] = {}
+    for a in acc_rows:  # prefer the most recent fp32 evaluation, else the most recent of any precision
+        cur = measured_acc.get(a["model"])
+        if cur is None or a["precision"] == "fp32" or cur["precision"] != "fp32":
+            measured_acc[a["model"]] = a
+
+    models: dict[str, dict] = {}
+    for model in sorted({k[0] for k in latest} | set(measured_acc)):
+        info: dict = {"name": model}
+        try:
+            spec = get_spec(model)
+            pub = spec.published
+            info.update(family=spec.family, resolution=spec.resolution)
+            if pub is not None and pub.top1 is not None:
+                info.update(top1=pub.top1, top1_source=pub.top1_source, accuracy_provenance="published")
+        except Exception:  # a user's own model: no published facts
+            info.update(family="user model")
+        if model in measured_acc:
+            a = measured_acc[model]
+            info.update(
+                top1=a["top1"],
+                top5=a["top5"],
+                top1_source=f"deploykit eval of {Path(a['artifact'] or '').name} on {a['images']} images ({a['dataset']})",
+                accuracy_provenance="measured",
+            )
+        models[model] = info
+
+    all_profiles = load_profiles(profiles)
+    displays = {p.name: p.display for p in all_profiles.values()}
+    targets = sorted({k[1] for k in latest})
+    cells = []
+    for (model, target, prov), r in sorted(latest.items()):
+        cells.append(
+            {
+                "model": model,
+                "target": target,
+                "device": r["device"],
+                "provenance": prov,
+                "status": r["status"],
+                "median_ms": r["median_ms"],
+                "p90_ms": (r["stats"] or {}).get("p90"),
+                "error": r["error"],
+                "artifact": r["artifact"],
+                "created": r["created"],
+            }
+        )
+
+    fronts: dict[str, dict[str, list[str]]] = {}
+    for target in targets:
+        for prov in PROVENANCE_ORDER:
+            pts = [
+                c
+                for c in cells
+                if c["target"] == target
+                and c["provenance"] == prov
+                and c["status"] == "ok"
+                and c["median_ms"] is not None
+                and models[c["model"]].get("top1") is not None
+            ]
+            if pts:
+                idx = pareto_front([(c["median_ms"], models[c["model"]]["top1"]) for c in pts])
+                fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in idx]
+    universality = {m: [] for m in models}
+    for target, by_prov in fronts.items():
+        primary = next(p for p in PROVENANCE_ORDER if p in by_prov)  # measured beats estimated beats published
+        for m in by_prov[primary]:
+            universality[m].append(target)
+
+    fidelity, compat, seen = [], [], set()
+    for c in cells:
+        if not c["artifact"] or c["artifact"] in seen:
+            continue
+        seen.add(c["artifact"])
+        path = Path(c["artifact"])
+        man = read_manifest(path) if path.exists() else None
+        if man is None:
+            continue
+        f = man.fidelity or {}
+        fidelity.append(
+            {
+                "artifact": path.name,
+                "model": c["model"],
+                "format": man.format,
+                "precision": man.precision,
+                "status": man.status,
+                "reference": f.get("reference"),
+                "cosine_min": f.get("cosine_min"),
+                "snr_db": f.get("snr_db"),
+                "top1_agreement": f.get("top1_agreement"),
+                "threshold": f.get("threshold"),
+                "passed": f.get("passed"),
+                "vs_fp32_cosine": (f.get("vs_fp32") or {}).get("cosine_min"),
+            }
+        )
+        for tgt, rep in (man.compatibility or {}).items():
+            s = rep.get("summary", {})
+            compat.append(
+                {
+                    "artifact": path.name,
+                    "target": tgt,
+                    "errors": s.get("errors", 0),
+                    "warnings": s.get("warnings", 0),
+                    "first_unsupported_op": s.get("first_unsupported_op"),
+                    "findings": [
+                        f"{x.get('op', '')}: {x.get('reason', x.get('message', ''))}"
+                        for x in rep.get("findings", [])[:8]
+                    ],
+                }
+            )
+
+    return {
+        "meta": {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "db": str(Path(db).resolve()),
+            "deploykit": __version__,
+            "python": platform.python_version(),
+            "host": host_info(),
+            "versions": tool_versions(),
+            "reproduce": "make demo   # or: deploykit sweep --db " + Path(db).name + " && deploykit report",
+            "measurements": len(rows),
+        },
+        "models": models,
+        "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
+        "cells": cells,
+        "fronts": fronts,
+        "universality": universality,
+        "fidelity": fidelity,
+        "compat": compat,
+        "roofline": _roofline(models, all_profiles.get(roofline_target)),
+    }
+
+
+def _roofline(models: dict, profile) -> dict:
+    """Per zoo model: the estimator's per-layer picture on one reference target, and the ridge sweep."""
+    from deploykit import estimator as E
+
+    if profile is None:
+        return {}
+    try:
+        target = E.select_targets(profile)[0]
+    except Exception:
+        return {}
+    r = E.roofline_for(target)
+    out = {}
+    for name, info in models.items():
+        if info.get("family") == "user model":
+            continue
+        try:
+            _, res, layers = E.model_layers(name)
+        except Exception:
+            continue
+        est = E.estimate_layers(layers, r)
+        total = sum(x.time_s for x in est.layers) or 1.0
+        out[name] = {
+            "target": target.id,
+            "ridge": r.ridge,
+            "layers": [
+                [round(x.intensity, 3), round(x.time_s / total, 5), x.kind, x.bound]
+                for x in est.layers
+                if x.bytes and x.time_s > 0
+            ],
+            "sweep": E.sweep_ridge(layers, r.precision, ridges=list(range(0, 501, 20))),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ render
+
+e = html.escape
+
+
+def _fmt(v, digits=3) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _heat(ms: float, lo: float, hi: float) -> str:
+    import math
+
+    t = 0.0 if hi <= lo else (math.log(ms) - math.log(lo)) / (math.log(hi) - math.log(lo))
+    return f"hsl({int(120 - 120 * t)}, 70%, 85%)"
+
+
+def _latency_table(data: dict) -> str:
+    targets = [t["id"] for t in data["targets"]]
+    by = {(c["model"], c["target"]): [] for c in data["cells"]}
+    for c in data["cells"]:
+        by[(c["model"], c["target"])].append(c)
+    head = "".join(f"<th>{e(t)}</th>" for t in targets)
+    body = []
+    for model in data["models"]:
+        tds = []
+        for t in targets:
+            cs = sorted(by.get((model, t), []), key=lambda c: PROVENANCE_ORDER.index(c["provenance"]))
+            if not cs:
+                tds.append('<td class="empty">·</td>')
+                continue
+            parts, style = [], ""
+            for c in cs:
+                if c["status"] == "ok" and c["median_ms"] is not None:
+                    vals = [x["median_ms"] for x in data["cells"] if x["target"] == t and x["median_ms"]]
+                    style = style or f' style="background:{_heat(c["median_ms"], min(vals), max(vals))}"'
+                    parts.append(
+                        f'<span class="{c["provenance"]}">{c["median_ms"]:.2f} ms <small>{c["provenance"]}</small></span>'
+                    )
+                else:
+                    why = e(c["error"] or c["status"])
+                    parts.append(
+                        f'<span class="bad {c["status"]}" title="{why}">{e(c["status"])} <small>{c["provenance"]}</small></span>'
+                    )
+            tds.append(f"<td{style}>{'<br>'.join(parts)}</td>")
+        n = len(data["universality"].get(model, []))
+        body.append(f'<tr data-model="{e(model)}"><th>{e(model)}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
+    return (
+        '<table id="latency-table" class="grid"><thead><tr><th>model</th><th>Pareto-optimal on</th>'
+        f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def _universality_table(data: dict) -> str:
+    rows = sorted(data["universality"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    n_targets = len(data["fronts"])
+    body = "".join(
+        f'<tr data-model="{e(m)}"><th>{e(m)}</th><td class="num">{len(ts)} / {n_targets}</td>'
+        f'<td><div class="bar" style="width:{(100 * len(ts) / n_targets) if n_targets else 0:.0f}%"></div></td>'
+        f"<td>{e(', '.join(ts)) or '–'}</td></tr>"
+        for m, ts in rows
+    )
+    return (
+        '<table id="universality-table"><thead><tr><th>model</th><th>Pareto-optimal on</th><th></th>'
+        f"<th>targets</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _fidelity_table(data: dict) -> str:
+    if not data["fidelity"]:
+        return "<p>No artifacts with manifests are referenced by the stored measurements.</p>"
+    body = "".join(
+        f"<tr><td>{e(f['artifact'])}</td><td>{e(f['format'])}</td><td>{e(f['precision'])}</td>"
+        f"<td>{e(str(f['status']))}</td><td>{e(str(f['reference'] or '–'))}</td><td class='num'>{_fmt(f['cosine_min'], 5)}</td>"
+        f"<td class='num'>{_fmt(f['snr_db'], 1)}</td><td class='num'>{_fmt(f['top1_agreement'], 2)}</td>"
+        f"<td class='num'>{_fmt(f['threshold'], 4)}</td><td class='num'>{_fmt(f['vs_fp32_cosine'], 4)}</td></tr>"
+        for f in data["fidelity"]
+    )
+    return (
+        '<table id="fidelity-table"><thead><tr><th>artifact</th><th>format</th><th>precision</th><th>status</th>'
+        "<th>reference</th><th>cosine (min)</th><th>SNR dB</th><th>top-1 agree</th><th>threshold</th>"
+        f"<th>int8 vs fp32 cosine</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def _compat_table(data: dict) -> str:
+    if not data["compat"]:
+        return "<p>No compatibility reports in the referenced manifests.</p>"
+    body = "".join(
+        f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{c['errors']}</td>"
+        f"<td class='num'>{c['warnings']}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
+        f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td></tr>"
+        for c in data["compat"]
+    )
+    return (
+        '<table id="compat-table"><thead><tr><th>artifact</th><th>target</th><th>errors</th><th>warnings</th>'
+        f"<th>first unsupported op</th><th>findings (first 8)</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def render(data: dict) -> str:
+    m = data["meta"]
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items()))
+    host = m["host"]
+    plots = "".join(
+        f'<figure class="plot"><figcaption>{e(t["id"])} <small>({e(t["display"])})</small></figcaption>'
+        f'<div class="scatter" data-target="{e(t["id"])}"></div></figure>'
+        for t in data["targets"]
+    )
+    roof = "".join(
+        f'<figure class="plot"><figcaption>{e(name)} on {e(r["target"])}</figcaption>'
+        f'<div class="roofline" data-model="{e(name)}"></div><div class="sweep" data-model="{e(name)}"></div></figure>'
+        for name, r in data["roofline"].items()
+    )
+    # <, > and & as JSON escapes: no string (a model named "<script>", say) can end or open a tag in the page
+    payload = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    script = resources.files("deploykit.reports").joinpath("report.js").read_text()
+    style = resources.files("deploykit.reports").joinpath("report.css").read_text()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>deploykit report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
+<body>
+<header><h1>deploykit report</h1>
+<p>Generated {e(m["created"])} from <code>{e(m["db"])}</code> ({m["measurements"]} stored rows) by deploykit {e(m["deploykit"])},
+Python {e(m["python"])}, on {e(str(host.get("cpu_model", host.get("machine", "?"))))} ({host.get("logical_cpus", "?")} CPUs,
+{e(", ".join(host.get("simd", [])) or "no SIMD flags read")}).</p>
+<p>Versions: {e(versions)}.</p>
+<p>Reproduce: <code>{e(m["reproduce"])}</code></p>
+<p class="legend"><span class="measured">● measured</span> on attached hardware ·
+<span class="estimated">△ estimated</span> by the roofline model ·
+<span class="published">■ published</span> (paper figures) — never merged; each has its own Pareto front.
+Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit eval</code> measured it.</p>
+<div id="js-errors"></div>
+</header>
+<nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a> · <a href="#roofline">Roofline</a></nav>
+<section id="pareto"><h2>Accuracy vs latency, per target</h2><div class="plots">{plots}</div></section>
+<section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
+<p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
+{_universality_table(data)}</section>
+<section id="latency"><h2>Model × target latency (median of repetition means)</h2>{_latency_table(data)}</section>
+<section id="fidelity"><h2>Fidelity per artifact</h2>{_fidelity_table(data)}</section>
+<section id="compat"><h2>Compatibility findings</h2>{_compat_table(data)}</section>
+<section id="roofline"><h2>Roofline: per-layer operational intensity vs share of time, and the ridge-point sweep</h2>
+<div class="plots">{roof}</div></section>
+<script id="report-data" type="application/json">{payload}</script>
+<script>{script}</script>
+</body></html>
+"""
+
+
+def write_report(db: str | Path, out: str | Path, profiles: str | Path | None = None) -> Path:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(out.suffix + ".partial")
+    tmp.write_text(render(collect(db, profiles)))
+    tmp.replace(out)
+    return out

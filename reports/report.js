@@ -1,0 +1,142 @@
+// Draws the report's plots as SVG from the JSON embedded in the page. No libraries, no network.
+(function () {
+  "use strict";
+  var errors = document.getElementById("js-errors");
+  window.addEventListener("error", function (ev) { errors.textContent += "script error: " + ev.message + "\n"; });
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var NS = "http://www.w3.org/2000/svg";
+  var STYLE = {
+    measured: { color: "#1b5e20", dash: "" },
+    estimated: { color: "#b26a00", dash: "5,3" },
+    published: { color: "#283593", dash: "2,3" }
+  };
+
+  function el(name, attrs, parent) {
+    var n = document.createElementNS(NS, name);
+    for (var k in attrs) n.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(n);
+    return n;
+  }
+  function text(parent, x, y, s, attrs) {
+    var t = el("text", Object.assign({ x: x, y: y }, attrs || {}), parent);
+    t.textContent = s;  // textContent, never innerHTML: names are user data
+    return t;
+  }
+  function marker(g, prov, x, y) {
+    var s = STYLE[prov];
+    if (prov === "measured") return el("circle", { cx: x, cy: y, r: 4.5, fill: s.color }, g);
+    if (prov === "estimated")
+      return el("path", { d: "M" + x + "," + (y - 5.5) + " l5,9 l-10,0 z", fill: "white", stroke: s.color, "stroke-width": 1.6 }, g);
+    return el("rect", { x: x - 4, y: y - 4, width: 8, height: 8, fill: s.color }, g);
+  }
+  function frame(div, W, H) {
+    var svg = el("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, role: "img" });
+    div.appendChild(svg);
+    return svg;
+  }
+  function axes(svg, box, xs, ys, xlabel, ylabel, logx) {
+    el("rect", { x: box.l, y: box.t, width: box.w, height: box.h, fill: "none", stroke: "#ccd" }, svg);
+    xs.ticks.forEach(function (v) {
+      var x = xs.f(v);
+      el("line", { x1: x, x2: x, y1: box.t, y2: box.t + box.h, stroke: "#eef" }, svg);
+      text(svg, x, box.t + box.h + 14, logx ? String(+v.toPrecision(2)) : String(v), { "text-anchor": "middle" });
+    });
+    ys.ticks.forEach(function (v) {
+      var y = ys.f(v);
+      el("line", { x1: box.l, x2: box.l + box.w, y1: y, y2: y, stroke: "#eef" }, svg);
+      text(svg, box.l - 5, y + 4, String(+v.toFixed(2)), { "text-anchor": "end" });
+    });
+    text(svg, box.l + box.w / 2, box.t + box.h + 30, xlabel, { "text-anchor": "middle" });
+    text(svg, 12, box.t + box.h / 2, ylabel, { transform: "rotate(-90 12 " + (box.t + box.h / 2) + ")", "text-anchor": "middle" });
+  }
+  function logScale(lo, hi, a, b) {
+    if (lo === hi) { lo = lo / 1.5; hi = hi * 1.5; }
+    var L = Math.log(lo), H = Math.log(hi);
+    var ticks = [];
+    for (var p = Math.floor(Math.log10(lo)); p <= Math.ceil(Math.log10(hi)); p++)
+      [1, 2, 5].forEach(function (m) { var v = m * Math.pow(10, p); if (v >= lo && v <= hi) ticks.push(v); });
+    if (ticks.length < 2) ticks = [lo, hi];
+    return { f: function (v) { return a + (Math.log(v) - L) / (H - L) * (b - a); }, ticks: ticks };
+  }
+  function linScale(lo, hi, a, b, n) {
+    if (lo === hi) { lo -= 1; hi += 1; }
+    var raw = (hi - lo) / (n || 5), mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    var step = [1, 2, 2.5, 5, 10].map(function (m) { return m * mag; }).filter(function (s) { return s >= raw; })[0];
+    var ticks = [];
+    for (var v = Math.ceil(lo / step) * step; v <= hi + 1e-9; v += step) ticks.push(+v.toPrecision(6));
+    return { f: function (v) { return a + (v - lo) / (hi - lo) * (b - a); }, ticks: ticks };
+  }
+
+  // Accuracy vs latency per target, one front per provenance.
+  document.querySelectorAll(".scatter").forEach(function (div) {
+    var target = div.getAttribute("data-target");
+    var pts = data.cells.filter(function (c) {
+      return c.target === target && c.status === "ok" && c.median_ms && data.models[c.model].top1 != null;
+    });
+    var W = 440, H = 300, box = { l: 48, t: 10, w: 370, h: 240 };
+    var svg = frame(div, W, H);
+    if (!pts.length) { text(svg, W / 2, H / 2, "no latency with a known accuracy", { "text-anchor": "middle" }); return; }
+    var lat = pts.map(function (c) { return c.median_ms; });
+    var acc = pts.map(function (c) { return data.models[c.model].top1; });
+    var xs = logScale(Math.min.apply(null, lat) / 1.25, Math.max.apply(null, lat) * 1.25, box.l, box.l + box.w);
+    var ys = linScale(Math.floor(Math.min.apply(null, acc) - 1), Math.ceil(Math.max.apply(null, acc) + 1), box.t + box.h, box.t, 5);
+    axes(svg, box, xs, ys, "latency (ms, log scale)", "top-1 (%)", true);
+    var fronts = data.fronts[target] || {};
+    Object.keys(STYLE).forEach(function (prov) {
+      var front = fronts[prov] || [];
+      var fp = front.map(function (m) {
+        return pts.filter(function (c) { return c.model === m && c.provenance === prov; })[0];
+      });
+      if (fp.length > 1) {
+        var d = fp.map(function (c, i) {
+          return (i ? "L" : "M") + xs.f(c.median_ms).toFixed(1) + "," + ys.f(data.models[c.model].top1).toFixed(1);
+        }).join(" ");
+        el("path", { d: d, fill: "none", stroke: STYLE[prov].color, "stroke-width": 1.5, "stroke-dasharray": STYLE[prov].dash, class: "front", "data-provenance": prov }, svg);
+      }
+      pts.filter(function (c) { return c.provenance === prov; }).forEach(function (c) {
+        var x = xs.f(c.median_ms), y = ys.f(data.models[c.model].top1);
+        var g = el("g", { class: "point", "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": front.indexOf(c.model) >= 0 ? "1" : "0" }, svg);
+        marker(g, prov, x, y);
+        var title = el("title", {}, g);
+        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms (" + prov + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        if (front.indexOf(c.model) >= 0) {
+          var right = x > box.l + box.w * 0.65;  // labels near the right edge grow leftwards
+          text(svg, right ? x - 6 : x + 6, y - 6, c.model, { class: "label", fill: STYLE[prov].color, "text-anchor": right ? "end" : "start" });
+        }
+      });
+    });
+  });
+
+  // Per-layer roofline: operational intensity vs share of time, with the target's ridge point.
+  document.querySelectorAll(".roofline").forEach(function (div) {
+    var r = data.roofline[div.getAttribute("data-model")];
+    var W = 440, H = 260, box = { l: 48, t: 10, w: 370, h: 200 };
+    var svg = frame(div, W, H);
+    if (!r || !r.layers.length) return;
+    var xsV = r.layers.map(function (l) { return Math.max(l[0], 0.01); });
+    var ysV = r.layers.map(function (l) { return l[1] * 100; });
+    var xs = logScale(Math.min(Math.min.apply(null, xsV), r.ridge) / 1.5, Math.max(Math.max.apply(null, xsV), r.ridge) * 1.5, box.l, box.l + box.w);
+    var ys = linScale(0, Math.ceil(Math.max.apply(null, ysV)), box.t + box.h, box.t, 4);
+    axes(svg, box, xs, ys, "operational intensity (MACs/byte, log)", "% of time", true);
+    el("line", { x1: xs.f(r.ridge), x2: xs.f(r.ridge), y1: box.t, y2: box.t + box.h, stroke: "#b00020", "stroke-dasharray": "4,3" }, svg);
+    text(svg, xs.f(r.ridge) + 4, box.t + 12, "ridge " + r.ridge.toFixed(0), { fill: "#b00020" });
+    r.layers.forEach(function (l) {
+      el("circle", { cx: xs.f(Math.max(l[0], 0.01)), cy: ys.f(l[1] * 100), r: 3, fill: l[3] === "compute" ? "#4c6ef5" : "#f08c00", "fill-opacity": 0.7, class: "layer" }, svg);
+    });
+  });
+
+  // Ridge-point sweep (paper Fig. 2/3): latency as the memory system gets relatively slower.
+  document.querySelectorAll(".sweep").forEach(function (div) {
+    var r = data.roofline[div.getAttribute("data-model")];
+    var W = 440, H = 200, box = { l: 48, t: 10, w: 370, h: 140 };
+    var svg = frame(div, W, H);
+    if (!r) return;
+    var v = r.sweep.map(function (p) { return p.latency_ms; });
+    var xs = linScale(0, 500, box.l, box.l + box.w, 5);
+    var ys = linScale(0, Math.max.apply(null, v) * 1.05, box.t + box.h, box.t, 4);
+    axes(svg, box, xs, ys, "ridge point (MACs/byte) at 1 T MAC/s", "ms", false);
+    var d = r.sweep.map(function (p, i) { return (i ? "L" : "M") + xs.f(p.ridge).toFixed(1) + "," + ys.f(p.latency_ms).toFixed(1); }).join(" ");
+    el("path", { d: d, fill: "none", stroke: "#4c6ef5", "stroke-width": 2, class: "sweep-line" }, svg);
+  });
+  document.body.setAttribute("data-rendered", "1");
+})();

@@ -1,0 +1,284 @@
+"""Reports, sweeps and accuracy evaluation: Pareto fronts, the HTML file in a real browser, resumable sweeps."""
+
+from __future__ import annotations
+
+import html as html_lib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deploykit.measurement import Measurement
+from deploykit.reports.pareto import pareto_front
+from deploykit.store import Store
+
+EVIL = "<script>alert('x')</script>net"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _run(*args):
+    env = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-m", "deploykit", *args], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def _brute_front(points: list[tuple[float, float]]) -> set[int]:
+    """Independent O(n²) definition: i is optimal unless some j is no slower, no less accurate, and better."""
+    return {
+        i
+        for i, (li, ai) in enumerate(points)
+        if not any(lj <= li and aj >= ai and (lj < li or aj > ai) for j, (lj, aj) in enumerate(points) if j != i)
+    }
+
+
+def test_pareto_front_matches_the_definition():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        pts = [(float(x), float(y)) for x, y in rng.integers(1, 8, size=(int(rng.integers(1, 12)), 2))]
+        assert set(pareto_front(pts)) == _brute_front(pts), pts
+    assert pareto_front([(1.0, 70.0), (2.0, 75.0), (3.0, 74.0), (0.5, 60.0)]) == [3, 0, 1]
+
+
+@pytest.fixture(scope="module")
+def report_db(tmp_path_factory):
+    """A store with measured host rows, estimated phone rows, published rows, a failed cell and a user model
+    whose name is HTML."""
+    from deploykit.sweep import SweepOptions, plan_sweep, run_sweep, store_published
+
+    d = tmp_path_factory.mktemp("rep")
+    db = d / "r.db"
+    models = ["mnv4_conv_s", "mnv4_conv_m", "mnv4_hybrid_m", "mnv2_100", "mnv3_large_100", "mnv1_100"]
+    run_sweep(plan_sweep(models, ["pixel4", "pixel8"]), SweepOptions(db=db))
+    store_published(["pixel4", "pixel8"], db)
+    with Store(db) as s:
+        for m, ms in [("mnv4_conv_s", 3.1), ("mnv2_100", 4.0), ("mnv1_100", 5.5), ("mnv4_conv_m", 9.0)]:
+            s.add(
+                Measurement(
+                    m, 224, "tflite", "int8", "host/litert-xnnpack/int8", "host", "litert-xnnpack", median_ms=ms
+                )
+            )
+        s.add(
+            Measurement(
+                "mnv3_large_100",
+                224,
+                "tflite",
+                "int8",
+                "host/litert-xnnpack/int8",
+                "host",
+                "litert-xnnpack",
+                status="failed",
+                error="delegate crashed <boom>",
+            )
+        )
+        s.add(
+            Measurement(
+                EVIL, 224, "tflite", "int8", "host/litert-xnnpack/int8", "host", "litert-xnnpack", median_ms=2.0
+            )
+        )
+        s.add_accuracy(
+            {
+                "model": EVIL,
+                "resolution": 224,
+                "format": "tflite",
+                "precision": "int8",
+                "artifact": "x.tflite",
+                "dataset": "/data",
+                "images": 10,
+                "top1": 71.5,
+                "top5": 90.0,
+            }
+        )
+    return db
+
+
+def test_report_data_fronts_and_universality(report_db):
+    from deploykit.reports.html import collect
+
+    data = collect(report_db)
+    assert {t["id"] for t in data["targets"]} >= {
+        "host/litert-xnnpack/int8",
+        "pixel4/hexagon/int8",
+        "pixel8/edgetpu/int8",
+    }
+    with Store(report_db) as s:
+        rows = s.query()
+    for target, by_prov in data["fronts"].items():
+        for prov, front in by_prov.items():
+            pts = [r for r in rows if r["target"] == target and r["provenance"] == prov and r["status"] == "ok"]
+            latest = {r["model"]: r for r in pts}
+            names = sorted(latest)
+            acc = [data["models"][m]["top1"] for m in names]
+            expect = {names[i] for i in _brute_front([(latest[m]["median_ms"], a) for m, a in zip(names, acc)])}
+            assert set(front) == expect, (target, prov)
+    # measured accuracy beats published; the hexagon cannot run the hybrid; published rows stay published
+    assert data["models"][EVIL]["accuracy_provenance"] == "measured"
+    hybrid = [c for c in data["cells"] if c["model"] == "mnv4_hybrid_m" and c["target"] == "pixel4/hexagon/int8"]
+    assert hybrid and hybrid[0]["status"] == "unsupported"
+    published = {(c["model"], c["target"]) for c in data["cells"] if c["provenance"] == "published"}
+    assert ("mnv4_conv_l", "pixel8/edgetpu/int8") in published
+    assert "host/litert-xnnpack/int8" in data["universality"][EVIL]  # fastest there, so on the front
+
+
+def test_report_escapes_html_names(report_db, tmp_path):
+    out = tmp_path / "r.html"
+    r = _run("report", "--db", str(report_db), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;alert" in page  # the tables show it, escaped
+    assert page.count("<script") == 2  # the data block and the drawing code, nothing else
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (make test installs Debian's chromium when it can)"
+)
+def test_report_renders_in_headless_chromium(report_db, tmp_path):
+    from deploykit.reports.html import collect, write_report
+
+    html = write_report(report_db, tmp_path / "latest.html")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    dom = subprocess.run(
+        [
+            CHROMIUM,
+            *flags,
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            html.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    console_errors = [
+        line for line in dom.stderr.splitlines() if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)
+    ]
+    assert not console_errors, console_errors
+    page = dom.stdout
+    assert 'data-rendered="1"' in page, "the drawing script did not finish"
+    assert re.search(r'<div id="js-errors"></div>', page), "the page reported a script error"
+    data = collect(report_db)
+    # every plot drew: one SVG per scatter, with a marker per ok point of known accuracy
+    n_targets = len(data["targets"])
+    assert page.count('class="scatter"') == n_targets and page.count("<svg") >= n_targets
+    ok_points = [c for c in data["cells"] if c["status"] == "ok" and data["models"][c["model"]].get("top1") is not None]
+    assert page.count('class="point"') == len(ok_points)
+    # the points marked Pareto-optimal are exactly the fronts computed from the stored numbers
+    pattern = r'<g class="point" data-model="([^"]+)" data-target="([^"]+)" data-provenance="(\w+)" data-pareto="1"'
+    marked = {tuple(html_lib.unescape(x) for x in hit) for hit in re.findall(pattern, page)}
+    expected = {(m, t, prov) for t, by_prov in data["fronts"].items() for prov, front in by_prov.items() for m in front}
+    assert marked == expected
+    # tables: one latency row and one universality row per model
+    for table in ("latency-table", "universality-table"):
+        body = page.split(f'id="{table}"')[1].split("</table>")[0]
+        assert body.count("<tr data-model=") == len(data["models"]), table
+    shot_dir = Path(os.environ.get("DEPLOYKIT_TEST_ARTIFACTS", tmp_path))
+    shot_dir.mkdir(parents=True, exist_ok=True)
+    shot = shot_dir / "report.png"
+    subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1400,2000", f"--screenshot={shot}", html.as_uri()],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.exists() and shot.stat().st_size > 10_000
+    print(f"screenshot: {shot}")
+
+
+def test_sweep_is_resumable_and_serialisable(tmp_path):
+    db = tmp_path / "s.db"
+    plan = _run("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--plan")
+    assert plan.returncode == 0, plan.stderr
+    jobs = json.loads(plan.stdout)
+    assert jobs and all(j["mode"] == "estimate" for j in jobs)
+    from deploykit.sweep import Job
+
+    assert [Job.from_dict(j).to_dict() for j in jobs] == jobs
+    first = _run(
+        "sweep",
+        "--models",
+        "mnv4_conv_s,mnv2_100",
+        "--devices",
+        "pixel7,s23",
+        "--db",
+        str(db),
+        "--json",
+        "--report",
+        str(tmp_path / "r.html"),
+    )
+    assert first.returncode == 0, first.stderr
+    a = json.loads(first.stdout)
+    assert a["ran"] == len(jobs) and a["skipped"] == 0 and Path(a["report"]).exists()
+    again = json.loads(
+        _run("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--db", str(db), "--json").stdout
+    )
+    assert again["ran"] == 0 and again["skipped"] == len(jobs)
+    with Store(db) as s:
+        provs = {r["provenance"] for r in s.query()}
+    assert provs == {"estimated", "published"}
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["sweep", "--models", "nosuch", "--devices", "pixel7"], "unknown model"),
+        (["sweep", "--models", "mnv4_conv_s", "--devices", "nophone"], "unknown device"),
+        (["sweep", "--models", "mnv4_conv_s", "--devices", "pixel7", "--formats", "keras"], "unknown format"),
+        (["report", "--db", "/nonexistent/r.db"], "no results database"),
+        (["eval", "/nonexistent/m.tflite", "--data", "/tmp"], "not a deploykit artifact"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, needle):
+    r = _run(*args)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_eval_measures_top1_on_an_image_folder(tmp_path):
+    """Labels are the PyTorch model's own predictions, so the fp32 .tflite must agree on all but the one image
+    the test files under a wrong class."""
+    import torch
+    from PIL import Image
+
+    from deploykit.exporters.calibration import load_image, normalize
+    from deploykit.exporters.pipeline import ExportRequest, build, export
+
+    req = ExportRequest("mnv1_025", "tflite", "fp32", out=tmp_path / "a", resolution=64, verify_samples=1)
+    path = export(req).path
+    model = build(req).model.eval()
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    files = []
+    for i in range(6):
+        img = Image.fromarray(rng.integers(0, 255, (80, 96, 3), dtype=np.uint8))
+        p = tmp_path / f"img{i}.png"
+        img.save(p)
+        files.append(p)
+    from deploykit.artifact import read_manifest
+
+    norm = read_manifest(path).normalization
+    for i, p in enumerate(files):
+        with torch.no_grad():
+            label = int(model(normalize(load_image(p, 64)[None], norm["mean"], norm["std"])).argmax())
+        if i == 0:
+            label = (label + 1) % 1000  # one deliberately wrong label
+        (data / str(label)).mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, data / str(label) / p.name)
+    db = tmp_path / "acc.db"
+    r = _run("eval", str(path), "--data", str(data), "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout)
+    assert res["images"] == 6 and res["top1"] == pytest.approx(100 * 5 / 6)
+    with Store(db) as s:
+        assert s.accuracy()[0]["top1"] == pytest.approx(100 * 5 / 6)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    bad = _run("eval", str(path), "--data", str(empty))
+    assert bad.returncode == 2 and "no class sub-folders" in bad.stderr

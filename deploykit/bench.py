@@ -88,14 +88,10 @@ def measure_one(req: BenchRequest, profile: Profile, reach: dict, model: str | N
     try:
         artifact, manifest, name, res = _artifact_for(req, model, target)
     except DeploykitError as e:
-        return Measurement(
-            model=model or "?",
-            resolution=0,
-            format=target.format,
-            precision=target.export_precision,
-            target=target.id,
-            device=target.device,
-            backend=target.backend,
+        return Measurement.for_target(
+            target,
+            model or "?",
+            0,
             status="failed",
             error=f"export failed: {e}",
         )

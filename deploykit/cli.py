@@ -31,6 +31,14 @@ if not out.is_terminal:  # piped or captured: never truncate names to 80 columns
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 
 
+def _bar(disable: bool):
+    """The progress bar of long commands (bench, sweep, eval), on stderr, gone when done, off for --json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    return Progress(*cols, console=err, transient=True, disable=disable)
+
+
 def _m(n: float) -> str:
     return f"{n / 1e6:,.2f}"
 
@@ -339,8 +347,6 @@ def bench(
     """Measure latency on every target of a device; results go to the database with their provenance."""
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .bench import BenchRequest, run_bench
     from .runners.host import Method
 
@@ -359,9 +365,8 @@ def bench(
         serial=serial,
         benchmark_binary=benchmark_binary,
     )
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     results = []
-    with Progress(*cols, console=err, transient=True, disable=as_json) as progress:
+    with _bar(as_json) as progress:
         task = progress.add_task("planning", total=None)
 
         def on_event(kind, info):
@@ -693,16 +698,12 @@ def eval_(
     """Measure top-1/top-5 accuracy of an artifact on a folder of labelled images."""
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
     from .evaluate import evaluate
 
     if limit is not None and limit < 1:
         raise DeploykitError("--limit must be at least 1")
-    with Progress(
-        TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), console=err, transient=True, disable=as_json
-    ) as p:
-        task = p.add_task("eval", total=None)
+    with _bar(as_json) as p:
+        task = p.add_task("evaluating", total=None)
         res = evaluate(artifact, data, limit, lambda i, n: p.update(task, completed=i, total=n))
     if not no_store:
         from .store import Store
@@ -738,8 +739,6 @@ def sweep(
     """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix."""
     from pathlib import Path
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from .sweep import SweepOptions, plan_sweep, run_sweep, store_published
 
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
@@ -758,8 +757,7 @@ def sweep(
         budget_s=budget,
     )
     store_published(sorted({j.device for j in jobs}), opts.db, profiles)
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*cols, console=err, transient=True, disable=as_json) as progress:
+    with _bar(as_json) as progress:
         task = progress.add_task("planning", total=None)
 
         def on_event(kind, info):

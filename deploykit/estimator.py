@@ -475,14 +475,10 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate):
     from . import __version__
     from .measurement import Measurement
 
-    return Measurement(
-        model=model,
-        resolution=resolution,
-        format=target.format,
-        precision=target.export_precision,
-        target=target.id,
-        device=target.device,
-        backend=target.backend,
+    return Measurement.for_target(
+        target,
+        model,
+        resolution,
         provenance="estimated",
         status="ok" if est.status == "ok" else "unsupported",
         median_ms=est.latency_ms,

@@ -39,6 +39,20 @@ class Measurement:
     error: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
 
+    @classmethod
+    def for_target(cls, target, model: str, resolution: int, **fields) -> Measurement:
+        """A Measurement of ``model`` on a device-profile Target: format, precision and ids from the target."""
+        return cls(
+            model=model,
+            resolution=resolution,
+            format=target.format,
+            precision=target.export_precision,
+            target=target.id,
+            device=target.device,
+            backend=target.backend,
+            **fields,
+        )
+
     def __post_init__(self):
         if self.provenance not in PROVENANCES:
             raise ValueError(f"provenance must be one of {PROVENANCES}")

@@ -131,14 +131,10 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
                     if p["target"] != paper or (p["model"], t.id) in have:
                         continue
                     store.add(
-                        Measurement(
+                        Measurement.for_target(
+                            t,
                             p["model"],
                             p["resolution"],
-                            t.format,
-                            t.export_precision,
-                            t.id,
-                            t.device,
-                            t.backend,
                             provenance="published",
                             median_ms=p["ms"],
                             env={"source": "MobileNetV4 paper Table 6 (calibration rows)", "paper_target": paper},

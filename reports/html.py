@@ -218,12 +218,21 @@ def _heat(ms: float, lo: float, hi: float) -> str:
     return f"hsl({int(120 - 120 * t)}, 70%, 85%)"
 
 
+def _table(table_id: str, headers: list[str], rows: list[str]) -> str:
+    """A table with an id (tests and readers find it by that), escaped header cells and pre-rendered rows."""
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
 def _latency_table(data: dict) -> str:
     targets = [t["id"] for t in data["targets"]]
     by = {(c["model"], c["target"]): [] for c in data["cells"]}
     for c in data["cells"]:
         by[(c["model"], c["target"])].append(c)
-    head = "".join(f"<th>{e(t)}</th>" for t in targets)
+    span = {}  # per target: the latency range its cells are heat-coloured over
+    for t in targets:
+        vals = [x["median_ms"] for x in data["cells"] if x["target"] == t and x["median_ms"]]
+        span[t] = (min(vals), max(vals)) if vals else (1.0, 1.0)
     body = []
     for model in data["models"]:
         tds = []
@@ -235,8 +244,7 @@ def _latency_table(data: dict) -> str:
             parts, style = [], ""
             for c in cs:
                 if c["status"] == "ok" and c["median_ms"] is not None:
-                    vals = [x["median_ms"] for x in data["cells"] if x["target"] == t and x["median_ms"]]
-                    style = style or f' style="background:{_heat(c["median_ms"], min(vals), max(vals))}"'
+                    style = style or f' style="background:{_heat(c["median_ms"], *span[t])}"'
                     parts.append(
                         f'<span class="{c["provenance"]}">{c["median_ms"]:.2f} ms <small>{c["provenance"]}</small></span>'
                     )
@@ -248,57 +256,46 @@ def _latency_table(data: dict) -> str:
             tds.append(f"<td{style}>{'<br>'.join(parts)}</td>")
         n = len(data["universality"].get(model, []))
         body.append(f'<tr data-model="{e(model)}"><th>{e(model)}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
-    return (
-        '<table id="latency-table" class="grid"><thead><tr><th>model</th><th>Pareto-optimal on</th>'
-        f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-    )
+    return _table("latency-table", ["model", "Pareto-optimal on", *targets], body)
 
 
 def _universality_table(data: dict) -> str:
     rows = sorted(data["universality"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
     n_targets = len(data["fronts"])
-    body = "".join(
+    body = [
         f'<tr data-model="{e(m)}"><th>{e(m)}</th><td class="num">{len(ts)} / {n_targets}</td>'
         f'<td><div class="bar" style="width:{(100 * len(ts) / n_targets) if n_targets else 0:.0f}%"></div></td>'
         f"<td>{e(', '.join(ts)) or '–'}</td></tr>"
         for m, ts in rows
-    )
-    return (
-        '<table id="universality-table"><thead><tr><th>model</th><th>Pareto-optimal on</th><th></th>'
-        f"<th>targets</th></tr></thead><tbody>{body}</tbody></table>"
-    )
+    ]
+    return _table("universality-table", ["model", "Pareto-optimal on", "", "targets"], body)
 
 
 def _fidelity_table(data: dict) -> str:
     if not data["fidelity"]:
         return "<p>No artifacts with manifests are referenced by the stored measurements.</p>"
-    body = "".join(
+    body = [
         f"<tr><td>{e(f['artifact'])}</td><td>{e(f['format'])}</td><td>{e(f['precision'])}</td>"
         f"<td>{e(str(f['status']))}</td><td>{e(str(f['reference'] or '–'))}</td><td class='num'>{_fmt(f['cosine_min'], 5)}</td>"
         f"<td class='num'>{_fmt(f['snr_db'], 1)}</td><td class='num'>{_fmt(f['top1_agreement'], 2)}</td>"
         f"<td class='num'>{_fmt(f['threshold'], 4)}</td><td class='num'>{_fmt(f['vs_fp32_cosine'], 4)}</td></tr>"
         for f in data["fidelity"]
-    )
-    return (
-        '<table id="fidelity-table"><thead><tr><th>artifact</th><th>format</th><th>precision</th><th>status</th>'
-        "<th>reference</th><th>cosine (min)</th><th>SNR dB</th><th>top-1 agree</th><th>threshold</th>"
-        f"<th>int8 vs fp32 cosine</th></tr></thead><tbody>{body}</tbody></table>"
-    )
+    ]
+    headers = ["artifact", "format", "precision", "status", "reference", "cosine (min)", "SNR dB", "top-1 agree"]
+    return _table("fidelity-table", [*headers, "threshold", "int8 vs fp32 cosine"], body)
 
 
 def _compat_table(data: dict) -> str:
     if not data["compat"]:
         return "<p>No compatibility reports in the referenced manifests.</p>"
-    body = "".join(
+    body = [
         f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{c['errors']}</td>"
         f"<td class='num'>{c['warnings']}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
         f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td></tr>"
         for c in data["compat"]
-    )
-    return (
-        '<table id="compat-table"><thead><tr><th>artifact</th><th>target</th><th>errors</th><th>warnings</th>'
-        f"<th>first unsupported op</th><th>findings (first 8)</th></tr></thead><tbody>{body}</tbody></table>"
-    )
+    ]
+    headers = ["artifact", "target", "errors", "warnings", "first unsupported op", "findings (first 8)"]
+    return _table("compat-table", headers, body)
 
 
 def render(data: dict) -> str:

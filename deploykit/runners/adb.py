@@ -164,14 +164,10 @@ def run_adb(
     target: Target, artifact: Path, model: str, resolution: int, serial: str, binary: Path, method
 ) -> Measurement:
     """R repetitions of ``benchmark_model`` on the phone; a lost device becomes a failed Measurement."""
-    m = Measurement(
-        model=model,
-        resolution=resolution,
-        format="tflite",
-        precision=target.export_precision,
-        target=target.id,
-        device=target.device,
-        backend=target.backend,
+    m = Measurement.for_target(
+        target,
+        model,
+        resolution,
         artifact=str(artifact),
     )
     dev = AdbDevice(serial, method.timeout_s)

@@ -29,14 +29,10 @@ def run_coreml(target: Target, artifact: str, manifest, model: str, resolution: 
     spec = manifest.inputs[0]
     x = {spec.name: np.random.default_rng(0).standard_normal(spec.shape).astype(spec.dtype)}
     reps = time_invocations(lambda: mlmodel.predict(x), method.warmup, method.repetitions, method.runs, method.budget_s)
-    m = Measurement(
-        model=model,
-        resolution=resolution,
-        format="coreml",
-        precision=target.precision,
-        target=target.id,
-        device=target.device,
-        backend=target.backend,
+    m = Measurement.for_target(
+        target,
+        model,
+        resolution,
         artifact=artifact,
         artifact_sha256=manifest.sha256,
         env={

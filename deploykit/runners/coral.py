@@ -43,14 +43,10 @@ def run_edgetpu(target: Target, artifact: str, manifest, model: str, resolution:
     d = it.get_input_details()[0]
     it.set_tensor(d["index"], np.zeros(d["shape"], d["dtype"]))
     reps = time_invocations(it.invoke, method.warmup, method.repetitions, method.runs, method.budget_s)
-    m = Measurement(
-        model=model,
-        resolution=resolution,
-        format="tflite",
-        precision="int8-edgetpu",
-        target=target.id,
-        device=target.device,
-        backend="edgetpu",
+    m = Measurement.for_target(
+        target,
+        model,
+        resolution,
         artifact=artifact,
         artifact_sha256=manifest.sha256 if manifest else None,
         env={"library": found["library"], "how": found["how"]},

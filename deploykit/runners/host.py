@@ -39,14 +39,10 @@ def run_host(
     }
     result, error = run_child(job, method.timeout_s)
     info = host_info()
-    m = Measurement(
-        model=model,
-        resolution=resolution,
-        format=target.format,
-        precision=target.export_precision,
-        target=target.id,
-        device=target.device,
-        backend=target.backend,
+    m = Measurement.for_target(
+        target,
+        model,
+        resolution,
         artifact=artifact,
         artifact_sha256=manifest.sha256 if manifest else None,
         env={**info, "method": {k: v for k, v in job.items() if k in ("warmup", "repetitions", "runs", "budget_s")}},

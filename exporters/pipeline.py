@@ -219,6 +219,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
         calib_desc = str(Path(req.calibration).resolve()) if req.calibration else "synthetic"
     key = options_key(
         deploykit=__version__,
+        exporters=_exporters_source_hash(),
         model=b.source + ":" + b.name,
         weights=weights_sha,
         resolution=b.resolution,
@@ -279,6 +280,17 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     if manifest.status == "failed-fidelity":
         raise _fidelity_error(path, manifest.fidelity)
     return result
+
+
+def _exporters_source_hash() -> str:
+    """The exporters' own code is part of the cache key: a changed conversion (a new graph rewrite, say) must
+    not hand back a file the old code wrote, even when the version number did not move."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _fidelity_error(path: Path, f: dict) -> FidelityError:

@@ -20,8 +20,10 @@ forbids); ``litert_torch.to_channel_last_io`` moves the layout change out of the
 
 Edge TPU rewrites (``int8-edgetpu``), all exact except GELU:
 - hard-swish ``x·relu6(x+3)/6`` and hard-sigmoid ``relu6(x+3)/6`` as ADD, RELU6, MUL (HARD_SWISH is not in
-  Coral's supported-op table; TFLite has no int8 hard-sigmoid kernel at all, so the plain ``int8`` export
-  rewrites hard-sigmoid too),
+  Coral's supported-op table; TFLite has no int8 hard-sigmoid kernel at all). The plain ``int8`` export rewrites
+  both too: XNNPACK does not take int8 HARD_SWISH, so each one split the graph into a built-in kernel between
+  XNNPACK partitions — MobileNetV3-Large int8 ran at 10.2 ms against 4.0 ms rewritten (2 threads, this host),
+  MobileNetV3-Small 4.9 against 1.5 ms (docs/benchmarks.md).
 - SiLU as ``x·sigmoid(x)`` (LOGISTIC, MUL),
 - GELU as its tanh approximation (TANH, MUL, ADD; max deviation from exact GELU ≈ 3e-4 on the activation).
 """
@@ -62,7 +64,13 @@ _ANNOTATE = {
     aten.softmax.int,
     aten._softmax.default,
     aten.layer_norm.default,
+    aten.constant_pad_nd.default,
+    aten.pad.default,
 }
+# Ops whose int8 output must reuse the input's scale (TFLite PAD requires it; a new scale would need a
+# requantize, i.e. a QUANTIZE inside the graph). An explicit F.pad — TF "SAME" padding in tf_ checkpoints —
+# left unannotated ran in float, wrapped in QUANTIZE/DEQUANTIZE and TRANSPOSEs.
+_SAME_SCALE = {aten.constant_pad_nd.default, aten.pad.default}
 
 
 def _c(x: torch.Tensor, value: float) -> torch.Tensor:
@@ -94,9 +102,9 @@ class GeluTanh(nn.Module):
 
 def rewrite_activations(model: nn.Module, edgetpu: bool) -> tuple[nn.Module, list[str]]:
     """A copy of ``model`` with activations replaced by int8/Edge TPU-mappable equivalents; and notes."""
-    swaps = {nn.Hardsigmoid: Hardsigmoid}
+    swaps = {nn.Hardsigmoid: Hardsigmoid, nn.Hardswish: Hardswish}  # exact; see the module docstring for why
     if edgetpu:
-        swaps.update({nn.Hardswish: Hardswish, nn.SiLU: SiLU, nn.GELU: GeluTanh})
+        swaps.update({nn.SiLU: SiLU, nn.GELU: GeluTanh})
     model = copy.deepcopy(model)
     done: dict[str, int] = {}
     for parent in list(model.modules()):
@@ -111,6 +119,55 @@ def rewrite_activations(model: nn.Module, edgetpu: bool) -> tuple[nn.Module, lis
     return model, notes
 
 
+def symmetric_same_padding(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, list[str]]:
+    """Replace TF-"SAME" convs (an explicit, asymmetric F.pad before the conv) by plain convs, exactly.
+
+    Why: in the int8 path litert-torch's NHWC layout pass has no rule for a constant pad, so each one came out
+    wrapped in TRANSPOSEs (and, unannotated, QUANTIZE islands): MobileNetV3-Large-0.75 (timm's tf_ checkpoint)
+    was not Edge TPU-ready. A symmetric pad is a conv attribute the converter handles. An asymmetric one,
+    (p-1, p) per side, equals a conv with padding p whose kernel has one zero row/column prepended: output i
+    then reads inputs s·i-p+1 … s·i-p+k exactly as before. Cost: those convs do (k+1)²/k² of their MACs
+    (only the stride-2 ones; the shapes are fixed by ``example``). Used for ``int8-edgetpu`` only: on this
+    host's XNNPACK, MNv3-Large-0.75 int8 ran 6.97 ms with grown kernels against 3.64 ms with the PADs and their
+    TRANSPOSEs (fp32: 2.93 ms), so the CPU ``int8`` file keeps the pads (scale-shared, no QUANTIZE)."""
+    from deploykit.zoo.layers import SamePadConv2d
+
+    sizes: dict[nn.Module, tuple[int, int]] = {}
+    hooks = [
+        m.register_forward_pre_hook(lambda mod, inp: sizes.__setitem__(mod, tuple(inp[0].shape[-2:])))
+        for m in model.modules()
+        if isinstance(m, SamePadConv2d)
+    ]
+    with torch.no_grad():
+        model(example)
+    for h in hooks:
+        h.remove()
+    grown = 0
+    for parent in list(model.modules()):
+        for name, conv in list(parent.named_children()):
+            if conv not in sizes or conv.dilation != (1, 1):
+                continue
+            (top, bottom), (left, right) = conv.pads(sizes[conv])
+            dh, dw = bottom - top, right - left  # 0 or 1 for TF "SAME"
+            kh, kw = conv.kernel_size
+            new = nn.Conv2d(
+                conv.in_channels,
+                conv.out_channels,
+                (kh + dh, kw + dw),
+                conv.stride,
+                (bottom, right),
+                groups=conv.groups,
+                bias=conv.bias is not None,
+            )
+            with torch.no_grad():
+                new.weight.copy_(F.pad(conv.weight, [dw, 0, dh, 0]))  # zero column left, zero row on top
+                if conv.bias is not None:
+                    new.bias.copy_(conv.bias)
+            setattr(parent, name, new)
+            grown += bool(dh or dw)
+    return model, [f"TF-SAME padding: {grown} asymmetric-pad conv(s) exported with a grown kernel"] if grown else []
+
+
 def export_tflite(
     model: nn.Module, example: torch.Tensor, out: Path, precision: str, calibration: torch.Tensor | None
 ) -> dict:
@@ -119,6 +176,9 @@ def export_tflite(
     notes: list[str] = []
     if precision in ("int8", "int8-edgetpu"):
         model, notes = rewrite_activations(model, edgetpu=precision == "int8-edgetpu")
+    if precision == "int8-edgetpu":  # not for CPU int8: XNNPACK runs the grown 4×4/6×6 kernels 1.9× slower
+        model, pad_notes = symmetric_same_padding(model, example)
+        notes += pad_notes
     nhwc_model = litert_torch.to_channel_last_io(model.eval(), args=[0])
     x = example.permute(0, 2, 3, 1).contiguous()
     reference = None
@@ -164,7 +224,11 @@ _FIXED_OUTPUT = {
 def _full_int8_quantizer_class():
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize import pt2e_quantizer_utils as pqu
-    from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec, QuantizationAnnotation
+    from torchao.quantization.pt2e.quantizer import (
+        FixedQParamsQuantizationSpec,
+        QuantizationAnnotation,
+        SharedQuantizationSpec,
+    )
 
     def fixed(scale, zero_point):
         return FixedQParamsQuantizationSpec(
@@ -193,6 +257,12 @@ def _full_int8_quantizer_class():
                     continue
                 ann = node.meta.get("quantization_annotation")
                 if ann is not None and ann._annotated:
+                    continue
+                if node.target in _SAME_SCALE:
+                    src = node.args[0]
+                    node.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={src: act}, output_qspec=SharedQuantizationSpec((src, node)), _annotated=True
+                    )
                     continue
                 if node.target == aten.cat.default:
                     args = node.args[0]

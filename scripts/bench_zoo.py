@@ -24,6 +24,7 @@ def main() -> None:
     )
     ap.add_argument("--runs", type=int, default=200)
     ap.add_argument("--repetitions", type=int, default=5)
+    ap.add_argument("--budget", type=float, default=15.0, help="seconds per target at most")
     ap.add_argument("--db", default="/tmp/zoo-bench.db")
     ap.add_argument("--out", default="/tmp/zoo-artifacts-v2")
     ap.add_argument("--backends", default="litert-xnnpack,onnxruntime,pytorch")
@@ -37,7 +38,7 @@ def main() -> None:
             backends=a.backends.split(","),
             db=Path(a.db),
             out=Path(a.out),
-            method=Method(warmup=30, repetitions=a.repetitions, runs=a.runs),
+            method=Method(warmup=10, repetitions=a.repetitions, runs=a.runs, budget_s=a.budget),
         )
         for m in run_bench(req):
             rows[(model, m.target)] = m

@@ -44,12 +44,16 @@ class SamePadConv2d(nn.Conv2d):
     the static input size, so traced/exported graphs get a constant PAD op.
     """
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def pads(self, hw) -> list[tuple[int, int]]:
+        """[(top, bottom), (left, right)] for an input of spatial size ``hw``; the larger half goes last."""
         pads = []
-        for size, k, s, d in zip(x.shape[-2:], self.kernel_size, self.stride, self.dilation):
+        for size, k, s, d in zip(hw, self.kernel_size, self.stride, self.dilation):
             total = max((math.ceil(size / s) - 1) * s + (k - 1) * d + 1 - size, 0)
             pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
+        return pads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (top, bottom), (left, right) = self.pads(x.shape[-2:])
         if top or bottom or left or right:
             x = F.pad(x, [left, right, top, bottom])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)

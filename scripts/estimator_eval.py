@@ -66,7 +66,7 @@ def leave_one_out(artifacts: Path, db: Path) -> dict:
             start = E.roofline_for(target)
             free = ("peak_macs_per_s", "dispatch_s", "mem_bw_bytes_per_s", "eff_dwconv")
             pred, base, meas = [], [], []
-            for i, (name, layers, macs, ms) in enumerate(data):
+            for i, (_name, layers, macs, ms) in enumerate(data):
                 train = [d for j, d in enumerate(data) if j != i]
                 fitted = E.fit(start, [(d[1], d[3]) for d in train], free=free, tie_ridge=False).roofline
                 pred.append(E.estimate_layers(layers, fitted).latency_ms)

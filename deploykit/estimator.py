@@ -37,7 +37,6 @@ from .devices import Target
 from .errors import DeploykitError
 
 BYTES_PER_ELEM = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int8-edgetpu": 1.0, "int8-dynamic": 1.0}
-COMPUTE_KINDS = ("conv", "pwconv", "dwconv", "matmul", "attn_matmul")
 # Op kinds that are attention's: what DSP-style accelerators cannot run.
 ATTENTION_KINDS = ("softmax", "attn_matmul", "layer_norm")
 PARAM_KEYS = {
@@ -207,7 +206,7 @@ def layers_from_tflite(path) -> list[Layer]:
                 f"{op.index}:{op.name}",
                 kind,
                 int(macs),
-                sum(math.prod(t.shape) for t in weights if kind != "add" or t.shape),
+                sum(math.prod(t.shape) for t in weights),
                 sum(math.prod(t.shape) for t in acts),
                 n_out,
             )

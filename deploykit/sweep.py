@@ -8,6 +8,7 @@ a job whose result (ok or unsupported) is already in the database is skipped, fa
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -89,7 +90,7 @@ def run_job(job: Job, opts: SweepOptions):
     if job.mode == "estimate":
         from . import estimator as E
 
-        name, res, layers = E.model_layers(job.model)
+        name, res, layers = _zoo_layers(job.model)
         m = E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)))
     else:
         req = BenchRequest(
@@ -104,6 +105,14 @@ def run_job(job: Job, opts: SweepOptions):
     with Store(opts.db) as store:
         store.add(m)
     return m
+
+
+@functools.lru_cache(maxsize=64)
+def _zoo_layers(model: str):
+    """A model's estimator layers, once per process: a sweep estimates each model on a dozen targets."""
+    from . import estimator as E
+
+    return E.model_layers(model)
 
 
 def finished(jobs: list[Job], db: Path) -> set[Job]:

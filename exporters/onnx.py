@@ -8,6 +8,7 @@ feed the same tensors as for fp32.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -21,6 +22,9 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, out: Path, precis
     import onnx
     import onnxslim
 
+    # The exporter logs one warning per torchvision op it cannot register ("torchvision is not installed"):
+    # noise in the middle of a progress bar, and nothing to do with the user's model.
+    logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(

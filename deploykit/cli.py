@@ -790,6 +790,11 @@ def sweep(
 
 
 def main() -> None:
+    import logging
+
+    # torchao (pulled in by litert-torch) logs a warning for each CUDA kernel library it cannot load on a CPU-only
+    # machine; on the command line that is noise, not news.
+    logging.getLogger("torchao").setLevel(logging.ERROR)
     try:
         rc = app(standalone_mode=False)
     except DeploykitError as e:

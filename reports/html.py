@@ -298,6 +298,20 @@ def _compat_table(data: dict) -> str:
     return _table("compat-table", headers, body)
 
 
+def _finite(o):
+    """JSON has no Infinity/NaN (JSON.parse rejects them): an exact match's SNR is +inf, say. They become null
+    in the page's data; the server-rendered tables still show them."""
+    import math
+
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    return o
+
+
 def render(data: dict) -> str:
     m = data["meta"]
     versions = ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items()))
@@ -313,7 +327,12 @@ def render(data: dict) -> str:
         for name, r in data["roofline"].items()
     )
     # <, > and & as JSON escapes: no string (a model named "<script>", say) can end or open a tag in the page
-    payload = json.dumps(data, default=str).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    payload = (
+        json.dumps(_finite(data), default=str, allow_nan=False)
+        .replace("<", "\\u003c")
+        .replace(">", "\\u003e")
+        .replace("&", "\\u0026")
+    )
     script = resources.files("deploykit.reports").joinpath("report.js").read_text()
     style = resources.files("deploykit.reports").joinpath("report.css").read_text()
     return f"""<!doctype html>

@@ -126,6 +126,23 @@ def test_report_data_fronts_and_universality(report_db):
     assert "host/litert-xnnpack/int8" in data["universality"][EVIL]  # fastest there, so on the front
 
 
+def test_report_data_is_strict_json_even_with_infinite_snr(report_db):
+    """An artifact that matches PyTorch exactly has SNR = inf; the page's data must still parse in a browser."""
+    from deploykit.reports.html import collect, render
+
+    data = collect(report_db)
+    row = {"artifact": "x.onnx", "model": "m", "format": "onnx", "precision": "fp32", "status": "verified"}
+    row.update(reference="pytorch-fp32", cosine_min=1.0, snr_db=float("inf"), top1_agreement=1.0)
+    data["fidelity"].append({**row, "threshold": 0.9999, "passed": True, "vs_fp32_cosine": None})
+    page = render(data)
+    blob = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, re.S).group(1)
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    assert json.loads(blob, parse_constant=refuse)["fidelity"][-1]["snr_db"] is None
+
+
 def test_report_escapes_html_names(report_db, tmp_path):
     out = tmp_path / "r.html"
     r = _run("report", "--db", str(report_db), "--out", str(out))

@@ -240,39 +240,26 @@ def test_newer_schema_is_refused(tmp_path):
 
 def test_ctrl_c_keeps_finished_results(tmp_path):
     db = tmp_path / "i.db"
+    # Three jobs of 3000 invocations each (seconds apiece), so the interrupt lands while one is running.
+    models = [arg for m in ("mnv1_025", "mnv1_050", "mnv1_075") for arg in ("--model", m)]
     p = subprocess.Popen(
-        [
-            EXE,
-            "bench",
-            "--device",
-            "host",
-            "--model",
-            "mnv1_025",
-            "--model",
-            "mnv1_050",
-            "--backend",
-            "pytorch",
-            "--runs",
-            "400",
-            "--repetitions",
-            "5",
-            "--db",
-            str(db),
-        ],
+        [EXE, "bench", "--device", "host", *models, "--backend", "pytorch", "--runs", "600", "--repetitions", "5"]
+        + ["--warmup", "5", "--db", str(db)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.time() + 300
-    while time.time() < deadline:
+    while time.time() < deadline and p.poll() is None:
         if db.exists():
             try:
                 with Store(db) as s:
                     if s.count() >= 1:
                         break
-            except DeploykitError:
-                pass
-        time.sleep(0.5)
+            except (DeploykitError, sqlite3.Error):
+                pass  # the writer is creating or migrating the file
+        time.sleep(0.2)
+    assert p.poll() is None, "bench finished before it could be interrupted"
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and "finished measurement(s) are stored" in err

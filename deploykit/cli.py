@@ -561,7 +561,10 @@ def estimate(
     out.print(tab)
     if layers:
         for n, r, t, e in results:
-            lt = Table(title=f"{n}@{r} on {t.id}")
+            invoke = e.params.get("invoke_s", 0.0)
+            lt = Table(
+                title=f"{n}@{r} on {t.id}" + (f" (+ {invoke * 1e6:.0f} us per inference)" if invoke else ""),
+            )
             for col in ("#", "layer", "kind", "MACs (M)", "KB moved", "MACs/B", "bound", "time us", "share"):
                 lt.add_column(col, justify="left" if col in ("layer", "kind", "bound") else "right")
             total = sum(x.time_s for x in e.layers) or 1.0
@@ -617,6 +620,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
                 "peak_macs_per_s": nt.peak_macs_per_s,
                 "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
                 "dispatch_s": nt.roofline["dispatch_s"],
+                "invoke_s": nt.roofline.get("invoke_s", 0.0),
                 "efficiency": nt.roofline.get("efficiency", {}),
             }
         )
@@ -638,7 +642,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
         print(json.dumps({"profile": profile.name, "fits": report, "written": str(path) if path else None}, indent=2))
         return
     t = Table(title=f"{profile.name}: fitted roofline parameters")
-    for col in ("target", "rows", "peak GMAC/s", "GB/s", "ridge", "dispatch us", "dw eff.", "rms log err"):
+    for col in ("target", "rows", "peak GMAC/s", "GB/s", "ridge", "dispatch us", "invoke us", "dw eff.", "rms log err"):
         t.add_column(col, justify="left" if col == "target" else "right")
     for r in report:
         t.add_row(
@@ -648,6 +652,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             f"{r['mem_bw_bytes_per_s'] / 1e9:.2f}",
             f"{r['peak_macs_per_s'] / r['mem_bw_bytes_per_s']:.1f}",
             f"{r['dispatch_s'] * 1e6:.2f}",
+            f"{r['invoke_s'] * 1e6:.1f}",
             f"{r['efficiency'].get('dwconv', float('nan')):.3f}",
             f"{r['rms_log_error']:.3f}",
         )

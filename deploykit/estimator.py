@@ -12,8 +12,10 @@ summed over the layers, where
 - ``DRAM bytes`` = weights + activations at the precision's bytes per element (int8 1, fp16 2, fp32 4), except
   tensors that fit the target's on-chip memory (``onchip_bytes``): an activation that small stays in SRAM/cache
   between producer and consumer, and weights stay resident on accelerators whose whole model fits.
-- ``dispatch`` is a fixed cost per op (kernel launch, delegate scheduling): it is why a 0.2 GMAC model is not
-  30× faster than a 6 GMAC one on an accelerator.
+- ``dispatch`` is a fixed cost per op (kernel launch, op scheduling).
+- ``invoke`` is a fixed cost per inference: input/output copies, command submission, synchronisation. On
+  accelerators that run the whole graph as one compiled program (Edge TPU, Neural Engine) it replaces most of
+  the per-op cost, and it is why a 0.2 GMAC model is not 30× faster than a 6 GMAC one there.
 - Accelerators and GPU delegates fuse elementwise activations into the producing conv (``fuse_elementwise``).
 
 An op the target cannot run makes the estimate ``unsupported`` (with the ops), never a number: attention
@@ -42,6 +44,7 @@ ATTENTION_KINDS = ("softmax", "attn_matmul", "layer_norm")
 PARAM_KEYS = {
     "paper_target",
     "dispatch_s",
+    "invoke_s",
     "onchip_bytes",
     "weight_onchip_bytes",
     "efficiency",
@@ -71,6 +74,7 @@ class Roofline:
     mem_bw_bytes_per_s: float
     precision: str
     dispatch_s: float = 0.0
+    invoke_s: float = 0.0
     onchip_bytes: float = 0.0
     weight_onchip_bytes: float = 0.0
     efficiency: dict[str, float] = field(default_factory=dict)
@@ -88,7 +92,7 @@ class Roofline:
 
 
 # What a target class does when its profile says nothing: fused elementwise ops on accelerators, attention
-# unsupported on DSPs. Efficiencies are starting points that ``--fit`` refines.
+# unsupported on DSPs. Efficiencies are starting points that ``--fit`` refines when it has enough rows.
 _CLASS_DEFAULTS = {
     "cpu": {"efficiency": {"dwconv": 0.25}, "dispatch_s": 2e-6},
     "gpu": {"efficiency": {"dwconv": 0.25}, "dispatch_s": 2e-5, "fuse_elementwise": True},
@@ -100,6 +104,21 @@ _CLASS_DEFAULTS = {
         "unsupported": ATTENTION_KINDS,
     },
 }
+
+
+# Classes that run the whole graph as one compiled program (Edge TPU executable, Core ML's Neural Engine
+# program): no per-op dispatch to speak of, so a fit moves the per-inference cost instead. GPU delegates and
+# DSPs still launch a kernel per op.
+WHOLE_GRAPH_CLASSES = ("npu",)
+# MobileNetV4 paper Table 16 names (ridge_points.csv) of the paper targets whose ridge point was published.
+_RIDGE_NAMES = {"pixel4_hexagon": "pixel4_dsp_int8"}
+
+
+def published_ridge(paper_target: str | None) -> float | None:
+    """The published ridge point (MACs/byte) of a paper target, if the paper gives one."""
+    if not paper_target:
+        return None
+    return published_ridge_points().get(_RIDGE_NAMES.get(paper_target, f"{paper_target}_int8"))
 
 
 def target_class(t: Target) -> str:
@@ -287,7 +306,7 @@ def estimate_layers(layers: list[Layer], r: Roofline) -> Estimate:
     params = _params_dict(r)
     if bad:
         return Estimate("unsupported", None, rows, bad, params)
-    return Estimate("ok", sum(x.time_s for x in rows) * 1e3, rows, {}, params)
+    return Estimate("ok", (sum(x.time_s for x in rows) + r.invoke_s) * 1e3, rows, {}, params)
 
 
 def _params_dict(r: Roofline) -> dict:
@@ -361,10 +380,10 @@ def fit(
 
     lo = x0 - 12.0
     hi = x0 + 12.0
-    if "dispatch_s" in free:  # dispatch may be fitted to (almost) zero: start it mid-range, not at the edge
-        i = free.index("dispatch_s")
-        lo[i], hi[i] = np.log(1e-9), np.log(1e-2)
-        x0[i] = min(max(x0[i], lo[i] + 1), hi[i] - 1)
+    for i, n in enumerate(free):
+        if n in ("dispatch_s", "invoke_s"):  # may be fitted to (almost) zero: start mid-range, not at the edge
+            lo[i], hi[i] = np.log(1e-9), np.log(1e-1 if n == "invoke_s" else 1e-2)
+            x0[i] = min(max(x0[i], lo[i] + 1), hi[i] - 1)
     for i, n in enumerate(free):
         if n.startswith("eff_"):
             hi[i] = 0.0  # an efficiency is at most 1
@@ -507,9 +526,19 @@ def training_rows(target: Target, store=None, published: bool = False) -> list[t
     return rows
 
 
+def default_free(target: Target, n_rows: int) -> tuple[str, ...]:
+    """What a fit on ``n_rows`` rows moves. The fixed cost is per inference (``invoke_s``) on whole-graph
+    accelerators and per op (``dispatch_s``) elsewhere. 2-4 rows move the peak and that fixed cost, the ridge
+    point held at the profile's (published where the paper gives one); five or more also free the bandwidth and
+    the depthwise efficiency."""
+    fixed = "invoke_s" if target_class(target) in WHOLE_GRAPH_CLASSES else "dispatch_s"
+    if n_rows >= 5:
+        return ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
+    return ("peak_macs_per_s", fixed)
+
+
 def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tuple[str, ...] | None = None):
-    """Fit a target's roofline to (model, resolution, ms) rows. Two rows fit peak (ridge kept) and dispatch;
-    five or more also free the bandwidth and the depthwise efficiency."""
+    """Fit a target's roofline to (model, resolution, ms) rows, moving :func:`default_free` unless told."""
     if not rows:
         raise DeploykitError(
             f"no measured latencies for {target.id} to fit",
@@ -521,10 +550,7 @@ def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tu
         if (model, res) not in cache:
             cache[(model, res)] = model_layers(model, res)[2]
         samples.append((cache[(model, res)], ms))
-    if free is None:
-        free = ("peak_macs_per_s", "dispatch_s")
-        if len(rows) >= 5:
-            free = ("peak_macs_per_s", "dispatch_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    free = default_free(target, len(rows)) if free is None else free
     return fit(roofline_for(target), samples, free=free, tie_ridge="mem_bw_bytes_per_s" not in free)
 
 
@@ -533,6 +559,8 @@ def fitted_target(target: Target, result: FitResult, note: str) -> Target:
     r = result.roofline
     roof = dict(target.roofline or {})
     roof.update(dispatch_s=float(f"{r.dispatch_s:.4g}"), fit=note)
+    if r.invoke_s or "invoke_s" in result.free:
+        roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
     if r.efficiency:
         roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
     return replace(

@@ -39,6 +39,24 @@ def test_layer_time_is_max_of_compute_and_memory_plus_dispatch():
     assert E.estimate_layers(layers, slow_dw).layers[1].compute_s == pytest.approx(100 * dw.compute_s)
     onchip = E.estimate_layers(layers, replace(r, onchip_bytes=600_000))
     assert onchip.layers[1].bytes == 0 and onchip.layers[0].bytes == 1000  # weights still stream
+    # the per-inference cost is paid once, not per layer
+    invoked = E.estimate_layers(layers, replace(r, invoke_s=3e-4))
+    assert invoked.latency_ms == pytest.approx(est.latency_ms + 0.3)
+    assert [x.time_s for x in invoked.layers] == [x.time_s for x in est.layers]
+
+
+def test_whole_graph_accelerators_fit_a_per_inference_cost():
+    """The Edge TPU and the Neural Engine run one compiled program: a fit moves invoke_s there, dispatch_s
+    (per op) on CPUs, GPU delegates and DSPs; five rows also free bandwidth and depthwise efficiency."""
+    edgetpu = next(t for t in get_profile("pixel8").targets if t.backend == "litert-nnapi")
+    ane = next(t for t in get_profile("iphone13").targets if t.backend == "coreml-ane")
+    gpu = next(t for t in get_profile("pixel7").targets if t.backend == "litert-gpu")
+    cpu = next(t for t in get_profile("pixel6").targets if t.backend == "litert-xnnpack")
+    assert E.default_free(edgetpu, 2) == E.default_free(ane, 2) == ("peak_macs_per_s", "invoke_s")
+    assert E.default_free(gpu, 2) == E.default_free(cpu, 2) == ("peak_macs_per_s", "dispatch_s")
+    assert E.default_free(ane, 5) == ("peak_macs_per_s", "invoke_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    for t in (edgetpu, ane):
+        assert E.roofline_for(t).invoke_s > 0 and "invoke_s" in t.roofline["fit"]
 
 
 def test_accelerators_fuse_activations_and_dsp_refuses_attention():
@@ -92,8 +110,7 @@ def test_shipped_profiles_reproduce_their_calibration_rows():
         "s23_cpu",
         "s23_gpu",
     }
-    ridges = E.published_ridge_points()
-    found = 0
+    found, with_ridge = 0, 0
     for device in ("pixel4", "pixel6", "pixel7", "pixel8", "iphone13", "s23"):
         for t in get_profile(device).targets:
             paper = (t.roofline or {}).get("paper_target")
@@ -105,17 +122,11 @@ def test_shipped_profiles_reproduce_their_calibration_rows():
             for row in (x for x in rows if x["target"] == paper):
                 est = E.estimate_layers(E.layers_from_analysis(analyze_spec(row["model"], row["resolution"])), r)
                 assert est.latency_ms == pytest.approx(row["ms"], rel=0.10), (paper, row)
-            published_ridge = next(
-                (
-                    v
-                    for k, v in ridges.items()
-                    if k.startswith(paper.split("_")[0] + "_") and paper.split("_")[1][:3] in k
-                ),
-                None,
-            )
+            published_ridge = E.published_ridge(paper)
             if published_ridge:
+                with_ridge += 1
                 assert r.ridge == pytest.approx(published_ridge, rel=0.01), paper
-    assert found == 7
+    assert found == 7 and with_ridge == len(E.published_ridge_points()) == 4
 
 
 def test_macs_baseline_is_exact_on_its_two_rows():
@@ -210,3 +221,28 @@ def test_cli_estimate_bad_input(args, needle):
     r = _run(*args, "--no-store") if "--fit" not in args else _run(*args)
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_held_out_table6_scores_do_not_regress():
+    """The paper's held-out Table 6 rows (never fitted; scripts/data/mnv4_table6_heldout.csv) scored against the
+    shipped profiles. Pinned at what the estimator reaches today (docs/estimator.md, "Held-out check"): the
+    CPUs and the DSP meet the issue's bar, every target's attention "Failed" is unsupported here, and overall
+    the roofline beats latency = a + k·MACs fitted on the same two rows."""
+    import importlib.util
+    from pathlib import Path
+    from statistics import median
+
+    path = Path(__file__).parents[1] / "scripts" / "estimator_heldout.py"
+    spec = importlib.util.spec_from_file_location("estimator_heldout", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = {r["target"]: r for r in mod.score(details=False)}
+    for name in ("pixel6_cpu", "s23_cpu", "pixel4_hexagon"):
+        assert res[name]["median_ape"] <= 0.15 and res[name]["spearman"] >= 0.9, res[name]
+        assert res[name]["median_ape"] < res[name]["baseline_median_ape"], name
+    for name in ("pixel8_edgetpu", "iphone13_ane"):
+        assert res[name]["median_ape"] <= 0.15 and res[name]["median_ape"] <= res[name]["baseline_median_ape"], name
+    assert res["pixel4_hexagon"]["failed"] == "2/2"
+    every = [a for r in res.values() for a in r["ape"]]
+    baseline = [a for r in res.values() for a in r["baseline_ape"]]
+    assert median(every) < 0.12 and median(every) < median(baseline)

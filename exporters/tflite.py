@@ -212,6 +212,19 @@ def _convert_static_int8(model: nn.Module, x: torch.Tensor, calib: torch.Tensor)
 
 
 _CLAMPS = {aten.relu.default, aten.relu6.default, aten.hardtanh.default}
+# Ops that move int8 values without changing them (and, in TFLite, without changing their scale).
+_VIEWS = {
+    aten.view.default,
+    aten.reshape.default,
+    aten._unsafe_view.default,
+    aten.expand.default,
+    aten.permute.default,
+    aten.transpose.int,
+    aten.clone.default,
+    aten.unsqueeze.default,
+    aten.squeeze.dim,
+    aten.flatten.using_ints,
+}
 # TFLite's int8 kernels require these output quantizations exactly (activations.cc): (scale, zero point).
 _FIXED_OUTPUT = {
     aten.softmax.int: (1.0 / 256.0, -128),
@@ -285,11 +298,23 @@ def _full_int8_quantizer_class():
                 if node.target in _FIXED_OUTPUT:
                     out_spec = fixed(*_FIXED_OUTPUT[node.target])
                 node.meta["quantization_annotation"] = QuantizationAnnotation(
-                    input_qspec_map={a: act for a in args if isinstance(a, torch.fx.Node)},
+                    input_qspec_map={a: _input_spec(a, act) for a in args if isinstance(a, torch.fx.Node)},
                     output_qspec=None if fuse_clamp else out_spec,
                     _annotated=True,
                 )
             return model
+
+    def _input_spec(arg, act):
+        """An input fed by a fixed-scale op (softmax, sigmoid, tanh), directly or through reshapes/transposes,
+        keeps that fixed scale. A freshly observed scale there means a requantize, and the converter lowers
+        attention's ``softmax → matmul`` to ``softmax → RESHAPE → BATCH_MATMUL``, whose int8 RESHAPE may not change
+        scale: that failed MobileViT's int8 conversion."""
+        src = arg
+        while isinstance(src, torch.fx.Node) and src.target in _VIEWS:
+            src = src.args[0]
+        if isinstance(src, torch.fx.Node) and src.target in _FIXED_OUTPUT:
+            return fixed(*_FIXED_OUTPUT[src.target])
+        return act
 
     def _fused_into_producer(clamp) -> bool:
         src = clamp.args[0]

@@ -104,6 +104,25 @@ def test_hybrid_attention_is_reported_not_hidden(out):
     assert all(f["reason"] for f in findings)
 
 
+def test_mobilevit_int8_converts_with_softmax_scale_kept(out):
+    """softmax → matmul used to get a freshly observed scale on the matmul input; the converter lowers that
+    edge to an int8 RESHAPE, which may not change scale, and MobileViT's int8 conversion failed."""
+    r = _export(out, "mobilevit_xxs", "tflite", "int8", res=64)
+    g = read_tflite(r.path)
+    assert r.manifest.status == "verified" and r.manifest.ops["SOFTMAX"] == 6
+    assert {g.t(i).dtype for i in g.inputs + g.outputs} == {"INT8"}
+    by_output = {o: op for op in g.ops for o in op.outputs}
+    checked = False
+    for op in (op for op in g.ops if op.name == "BATCH_MATMUL"):
+        src = by_output.get(op.inputs[0])
+        while src is not None and src.name == "RESHAPE":
+            src = by_output.get(src.inputs[0])
+        if src is not None and src.name == "SOFTMAX":  # attn @ v: no requantize between softmax and matmul
+            assert g.t(op.inputs[0]).scale == [pytest.approx(1 / 256)]
+            checked = True
+    assert checked
+
+
 def test_coreml_structural_only_on_linux(out):
     r = _export(out, "mnv4_conv_s", "coreml", "fp16", fp16_input=True)
     m = r.manifest

@@ -396,12 +396,16 @@ def fit(
 # ---------------------------------------------------------------------------------------- published figures
 
 
+def commented_csv(text: str) -> list[dict]:
+    """Rows of a CSV whose ``#`` lines say where its figures come from."""
+    return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
+
+
 def published_latencies() -> list[dict]:
     """MobileNetV4 paper Table 6 calibration rows: ``{"model", "resolution", "target", "ms"}``."""
     rows = []
     text = resources.files("deploykit.reference").joinpath("latency_calibration.csv").read_text()
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    for rec in csv.DictReader(lines):
+    for rec in commented_csv(text):
         for key, value in rec.items():
             if key not in ("model", "resolution") and value:
                 rows.append(
@@ -412,8 +416,7 @@ def published_latencies() -> list[dict]:
 
 def published_ridge_points() -> dict[str, float]:
     text = resources.files("deploykit.reference").joinpath("ridge_points.csv").read_text()
-    lines = [line for line in text.splitlines() if line and not line.startswith("#")]
-    return {rec["target"]: float(rec["ridge_point_macs_per_byte"]) for rec in csv.DictReader(lines)}
+    return {rec["target"]: float(rec["ridge_point_macs_per_byte"]) for rec in commented_csv(text)}
 
 
 # --------------------------------------------------------------------------------------------- baselines

@@ -12,7 +12,6 @@ for docs/estimator.md. A "Failed" cell must come out `unsupported`.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 from pathlib import Path
 
@@ -34,8 +33,7 @@ PROFILE_OF = {
 
 
 def held_out_rows() -> list[dict]:
-    lines = [line for line in HELD_OUT.read_text().splitlines() if line and not line.startswith("#")]
-    return list(csv.DictReader(lines))
+    return E.commented_csv(HELD_OUT.read_text())
 
 
 def paper_target(name: str):

@@ -246,3 +246,14 @@ def test_held_out_table6_scores_do_not_regress():
     every = [a for r in res.values() for a in r["ape"]]
     baseline = [a for r in res.values() for a in r["baseline_ape"]]
     assert median(every) < 0.12 and median(every) < median(baseline)
+
+
+@pytest.mark.parametrize("device", ["coral-usb", "coral-devboard"])
+def test_coral_profiles_reproduce_coral_benchmarks(device):
+    """Coral's datasheet roofline alone said 0.5 ms for MobileNet v1/v2; Coral's own table says 2.4 / 2.6 ms.
+    The profiles' per-inference cost (derived from that table, see their comments) must close the gap."""
+    r = E.roofline_for(get_profile(device).targets[0])
+    for model, ms in (("mnv1_100", 2.4), ("mnv2_100", 2.6)):
+        est = E.estimate_layers(E.layers_from_analysis(analyze_spec(model)), r)
+        assert est.latency_ms == pytest.approx(ms, rel=0.05), model
+        assert est.latency_ms - r.invoke_s * 1e3 < 0.3 * ms  # the datasheet part stays what it was

@@ -4,7 +4,7 @@ Per deployed layer (MobileNetV4 paper, section 3 and Appendix F)::
 
     time = max(MACs / (peak · efficiency[op kind]),  DRAM bytes / bandwidth)  +  dispatch
 
-summed over the layers, where
+summed over the layers, plus ``invoke`` once per inference, where
 
 - ``peak`` (MAC/s) and ``bandwidth`` (bytes/s) are the target's; their ratio is the *ridge point*.
 - ``efficiency`` is the fraction of peak an op kind reaches. Depthwise convolutions use one input channel per
@@ -110,7 +110,7 @@ _CLASS_DEFAULTS = {
 # program): no per-op dispatch to speak of, so a fit moves the per-inference cost instead. GPU delegates and
 # DSPs still launch a kernel per op.
 WHOLE_GRAPH_CLASSES = ("npu",)
-# MobileNetV4 paper Table 16 names (ridge_points.csv) of the paper targets whose ridge point was published.
+# Table 16 (ridge_points.csv) names a paper target ``{paper_target}_int8``, except the DSP.
 _RIDGE_NAMES = {"pixel4_hexagon": "pixel4_dsp_int8"}
 
 

@@ -1,20 +1,28 @@
 """The zoo catalogue behind ``deploykit models``: counted params/MACs per model plus published facts.
 
-Counting all models takes several seconds, so results are cached in the user cache folder, keyed by a hash
-of the zoo and analysis source: any change to an architecture invalidates the cache by itself.
+Counting needs torch and takes several seconds for the whole zoo, while listing the zoo should be instant. So
+the counted rows ship with the package (``deploykit/zoo/catalog.json``, written by
+``python -m deploykit.catalog --write``) together with the hash of the source they were counted from: the
+zoo's ``*.py``/``*.csv`` and ``analysis.py``. When that hash is the current source's, the rows are used as they
+are and torch is never imported. Otherwise (a changed architecture, a model registered at run time) the missing
+rows are counted with torch and cached in the user cache folder under the same hash, so any change to an
+architecture invalidates both by itself. A test keeps the shipped file up to date.
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import os
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
-from .analysis import analyze_spec
 from .zoo import list_models
 from .zoo.registry import ModelSpec
+
+SHIPPED = "catalog.json"  # in the deploykit.zoo package
 
 
 def cache_dir() -> Path:
@@ -24,15 +32,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deploykit"
 
 
-def _source_hash() -> str:
+def source_hash() -> str:
+    """A hash of everything the counted rows depend on: the zoo's ``*.py`` and ``*.csv``, and ``analysis.py``.
+
+    Only those suffixes are read, so the shipped ``catalog.json`` (which stores this hash) is not part of it.
+    """
     here = Path(__file__).parent
+    files = [*here.joinpath("zoo").glob("*.py"), *here.joinpath("zoo").glob("*.csv"), here / "analysis.py"]
     h = hashlib.sha256()
-    for f in sorted([*here.joinpath("zoo").glob("*.py"), *here.joinpath("zoo").glob("*.csv"), here / "analysis.py"]):
+    for f in sorted(files):
+        h.update(f.relative_to(here).as_posix().encode() + b"\0")
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 
-def _row(spec: ModelSpec) -> dict:
+def count_row(spec: ModelSpec) -> dict:
+    """Count one model (imports torch): params and MACs of the deploy form at its default resolution."""
+    from .analysis import analyze_spec
+
     a = analyze_spec(spec.name)
     pub = spec.published
     return {
@@ -48,21 +65,45 @@ def _row(spec: ModelSpec) -> dict:
     }
 
 
-def model_rows(family: str | None = None, on_count: Callable[[str], None] | None = None) -> list[dict]:
-    """One row per zoo model (counted at its default resolution, deploy form), cached across runs."""
-    path = cache_dir() / f"catalog-{_source_hash()}.json"
+def read_shipped() -> dict:
+    """The shipped catalogue, ``{"source_hash": ..., "rows": [...]}``; empty when absent or unreadable."""
     try:
-        cached = json.loads(path.read_text())
+        data = json.loads(resources.files("deploykit.zoo").joinpath(SHIPPED).read_text())
     except (OSError, ValueError):
-        cached = {}
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _shipped_rows(key: str) -> dict[str, dict]:
+    data = read_shipped()
+    if data.get("source_hash") != key:
+        return {}
+    return {r["name"]: r for r in data.get("rows", [])}
+
+
+def model_rows(family: str | None = None, on_count: Callable[[str], None] | None = None) -> list[dict]:
+    """One row per zoo model (counted at its default resolution, deploy form).
+
+    From the shipped catalogue when it was made from the current source, else counted and cached across runs.
+    """
+    key = source_hash()
+    path = cache_dir() / f"catalog-{key}.json"
+    known = _shipped_rows(key)
+    cached: dict[str, dict] = {}
+    if any(spec.name not in known for spec in list_models(family)):
+        try:
+            cached = json.loads(path.read_text())
+        except (OSError, ValueError):
+            cached = {}
     rows, dirty = [], False
     for spec in list_models(family):
-        if spec.name not in cached:
+        row = known.get(spec.name) or cached.get(spec.name)
+        if row is None:
             if on_count:
                 on_count(spec.name)
-            cached[spec.name] = _row(spec)
+            row = cached[spec.name] = count_row(spec)
             dirty = True
-        rows.append(cached[spec.name])
+        rows.append(row)
     if dirty:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,3 +113,30 @@ def model_rows(family: str | None = None, on_count: Callable[[str], None] | None
         except OSError:
             pass  # a read-only home only costs the recount next time
     return rows
+
+
+def write_shipped(path: Path | None = None) -> Path:
+    """Count every registered model afresh and write the shipped catalogue (run after changing the zoo)."""
+    path = path or Path(__file__).parent / "zoo" / SHIPPED
+    key = source_hash()
+    rows = [count_row(spec) for spec in list_models()]
+    # One row a line: small diffs when a model changes.
+    body = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in rows)
+    path.write_text(f'{{"source_hash": "{key}", "rows": [\n{body}\n]}}\n')
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m deploykit.catalog", description=__doc__.splitlines()[0])
+    p.add_argument("--write", action="store_true", help="recount every model and rewrite deploykit/zoo/catalog.json")
+    args = p.parse_args(argv)
+    if args.write:
+        print(f"wrote {write_shipped()} ({source_hash()})")
+    else:
+        shipped = read_shipped().get("source_hash")
+        state = "up to date" if shipped == source_hash() else f"stale ({shipped} != {source_hash()})"
+        print(f"{SHIPPED}: {state}")
+
+
+if __name__ == "__main__":
+    main()

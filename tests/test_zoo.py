@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import csv
+import os
 import pathlib
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from deploykit import catalog
 from deploykit.analysis import analyze, analyze_spec
 from deploykit.errors import ResolutionError, UnknownModelError
 from deploykit.zoo import create_model, get_spec, list_models, published_facts
@@ -127,3 +131,25 @@ def test_unknown_model_suggests_close_names():
 def test_bad_resolution(name, res):
     with pytest.raises(ResolutionError):
         create_model(name, resolution=res)
+
+
+def test_shipped_catalog_is_up_to_date():
+    """``deploykit/zoo/catalog.json`` was counted from today's source (else: ``python -m deploykit.catalog --write``)."""
+    shipped = catalog.read_shipped()
+    assert shipped.get("source_hash") == catalog.source_hash(), "stale: run python -m deploykit.catalog --write"
+    rows = {r["name"]: r for r in shipped["rows"]}
+    assert list(rows) == ALL
+    for name in ("mnv4_conv_s", "mnv3_small_075", "mobilevit_xxs", "repvit_m0_9"):
+        assert rows[name] == catalog.count_row(get_spec(name)), name
+
+
+def test_zoo_and_catalog_do_not_import_torch(tmp_path):
+    """Listing the zoo (``deploykit models``) answers from the shipped catalogue without importing torch."""
+    code = (
+        "import deploykit.zoo, deploykit.catalog, sys; deploykit.catalog.model_rows(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    env = {**os.environ, "DEPLOYKIT_CACHE": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert not any(tmp_path.iterdir())  # nothing was counted, so nothing was cached

@@ -1,83 +1,20 @@
-"""The MobileNet block zoo and the table rows that describe them.
+"""The torch modules behind the table rows of :mod:`.blockdefs`: one nn.Module per block kind, and
+:func:`build_block` that turns a row into its module.
 
-A network is a table: stages of :class:`BlockDef` rows, as in the MobileNet papers' appendix tables. One
-row says *what* a block is (kind, channels, kernels, stride, expansion); :func:`build_block` says *how*.
-
-Kinds (the MobileNetV4 paper's vocabulary, timm's short names in brackets):
-
-- ``conv`` [cn]: plain conv-BN-act.
-- ``ds`` [ds/dsa]: depthwise-separable (MobileNetV1; MobileNetV2/V3 first block).
-- ``ib`` [ir]: inverted bottleneck 1×1 expand → k×k depthwise → SE → 1×1 project (MobileNetV2/V3).
-- ``fused_ib`` [er]: FusedIB, k×k full expand conv → 1×1 project (MobileNetV4 stems).
-- ``uib`` [uir]: Universal Inverted Bottleneck, optional depthwise *before* the expansion (``start_k``) and
-  *between* expansion and projection (``mid_k``). Its four instantiations:
-  ExtraDW (start_k and mid_k), IB (mid_k only), ConvNext-like (start_k only), FFN (neither).
-- ``mqa`` : Mobile MQA, multi-query attention with one shared key/value head, keys and values optionally
-  spatially reduced by a stride-2 depthwise conv (``kv_stride``).
+This is the only place block *implementations* live; the rows themselves (and the tables made of them) are
+torch-free data in ``blockdefs.py`` so that the registry can be imported without torch. Module and parameter
+names follow timm's so that timm checkpoints load through a short key map.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from .blockdefs import BlockDef
 from .layers import ConvNormAct, LayerScale2d, SqueezeExcite, act_layer, conv2d, make_divisible
-
-
-@dataclass(frozen=True)
-class BlockDef:
-    kind: str
-    out: int
-    stride: int = 1
-    k: int = 3  # main depthwise kernel (ds/ib/uib mid), full conv kernel (conv/fused_ib), kv-downsample kernel (mqa)
-    exp: float = 1.0
-    start_k: int = 0  # uib: depthwise before expansion (0 = none)
-    se: float = 0.0  # SE reduction ratio of the expanded channels
-    act: str | None = None  # None: the network's default activation
-    pw_act: bool = False  # ds: activation after the pointwise conv (MobileNetV1)
-    skip: bool | None = None  # None: residual when shapes allow (conv blocks: never)
-    heads: int = 0
-    key_dim: int = 0
-    kv_stride: int = 1
-
-
-def rep(n: int, block: BlockDef) -> list[BlockDef]:
-    """``n`` copies of a row; only the first of a stage may be strided (handled by :func:`stage_rows`)."""
-    return [block] * n
-
-
-def conv(out, k=3, s=1, **kw):
-    return BlockDef("conv", out, s, k, **kw)
-
-
-def ds(out, k=3, s=1, **kw):
-    return BlockDef("ds", out, s, k, **kw)
-
-
-def ib(out, k=3, s=1, e=6.0, **kw):
-    return BlockDef("ib", out, s, k, e, **kw)
-
-
-def fused_ib(out, k=3, s=1, e=4.0, **kw):
-    return BlockDef("fused_ib", out, s, k, e, **kw)
-
-
-def uib(out, start_k, mid_k, s=1, e=4.0, **kw):
-    return BlockDef("uib", out, s, mid_k, e, start_k=start_k, **kw)
-
-
-def mqa(out, heads, key_dim, kv_stride=1, k=3, **kw):
-    return BlockDef("mqa", out, 1, k, heads=heads, key_dim=key_dim, kv_stride=kv_stride, **kw)
-
-
-def stage_rows(stage: list) -> list[BlockDef]:
-    """Flatten a stage (rows and lists of rows) and keep the stride on its first block only."""
-    rows: list[BlockDef] = []
-    for item in stage:
-        rows.extend(item if isinstance(item, list) else [item])
-    return [r if i == 0 else replace(r, stride=1) for i, r in enumerate(rows)]
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,34 @@
-"""One network class for the MobileNet V1–V4 families: stem → stages of table rows → classifier head."""
+"""What a MobileNet V1–V4 network is, as data: :class:`MobileNetDef` (stem, stage table, head, activation,
+width) and :class:`HeadDef`, plus the torch-free builder entry point the family modules register.
+
+The network class itself (:class:`~.mobilenet_net.MobileNet`, torch) lives in ``mobilenet_net.py`` and is
+imported only when a model is built, so that listing and resolving models never imports torch.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from functools import partial
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from .blockdefs import BlockDef, count_rows
 
-from .blocks import BlockDef, BuildCtx, build_block, stage_rows
-from .layers import ClassifierHead, act_layer, conv2d, make_divisible
+if TYPE_CHECKING:
+    from .mobilenet_net import MobileNet
+
+# timm's efficientnet-style names → ours (block internals are identical), shared by V1–V4.
+MOBILENET_TIMM_KEYS = (
+    (r"^conv_stem\.", "stem.conv."),
+    (r"^bn1\.", "stem.bn."),
+    (r"^blocks\.", "stages."),
+    (r"^conv_head\.", "head.conv."),
+    (r"^(bn2|norm_head)\.", "head.bn."),
+    (r"^classifier\.", "head.fc."),
+)
 
 
 @dataclass(frozen=True)
 class HeadDef:
-    """The classifier head: feature conv width and where it sits (see :class:`ClassifierHead`)."""
+    """The classifier head: feature conv width and where it sits (see ``layers.ClassifierHead``)."""
 
     hidden: int = 0
     where: str = "none"
@@ -36,42 +50,11 @@ class MobileNetDef:
     layer_scale: float | None = None
 
 
-class MobileNet(nn.Module):
-    def __init__(self, d: MobileNetDef, num_classes: int = 1000, in_chans: int = 3):
-        super().__init__()
-        ctx = BuildCtx(d.act, d.bn_eps, d.pad_same, d.layer_scale)
-        width = partial(_round_width, d.width)
-        stem = d.stem if d.fix_stem else width(d.stem)
-        self.stem = nn.Sequential()
-        self.stem.add_module("conv", conv2d(in_chans, stem, 3, 2, pad_same=d.pad_same))
-        self.stem.add_module("bn", nn.BatchNorm2d(stem, eps=d.bn_eps))
-        self.stem.add_module("act", act_layer(d.act))
-        cin = stem
-        self.stages = nn.Sequential()
-        for stage in d.stages:
-            blocks = nn.Sequential()
-            for row in stage_rows(stage):
-                row = replace(row, out=width(row.out))
-                blocks.append(build_block(cin, row, ctx))
-                cin = row.out
-            self.stages.append(blocks)
-        self.num_features = cin
-        hidden = max(d.head.hidden, width(d.head.hidden)) if d.head.scale_hidden else d.head.hidden
-        self.head = ClassifierHead(cin, num_classes, hidden, d.head.where, d.head.norm, d.head.bias, d.act, d.bn_eps)
+def build_mobilenet(d: MobileNetDef, num_classes: int = 1000) -> MobileNet:
+    """Instantiate ``d`` (imports torch, through ``mobilenet_net``, on first call)."""
+    from .mobilenet_net import MobileNet
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(x))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+    return MobileNet(d, num_classes)
 
 
-def _round_width(width: float, chs: int) -> int:
-    return chs if width == 1.0 else make_divisible(chs * width)
-
-
-def count_rows(stages: list) -> int:
-    return sum(len(stage_rows(s)) for s in stages)
-
-
-__all__ = ["BlockDef", "HeadDef", "MobileNet", "MobileNetDef", "count_rows"]
+__all__ = ["MOBILENET_TIMM_KEYS", "BlockDef", "HeadDef", "MobileNetDef", "build_mobilenet", "count_rows"]

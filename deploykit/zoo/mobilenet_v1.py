@@ -1,20 +1,19 @@
-"""MobileNetV1 (Howard et al. 2017, Table 1): a stem conv and 13 depthwise-separable blocks."""
+"""MobileNetV1 (Howard et al. 2017, Table 1): a stem conv and 13 depthwise-separable blocks.
+
+Torch-free: the stage table and the registered specs; :func:`~.mobilenet.build_mobilenet` imports the network
+(``mobilenet_net.py``, torch) only when a model is built.
+"""
 
 from __future__ import annotations
 
-from .blocks import ds, rep
-from .mobilenet import HeadDef, MobileNet, MobileNetDef
+from typing import TYPE_CHECKING
+
+from .blockdefs import ds, rep
+from .mobilenet import MOBILENET_TIMM_KEYS, HeadDef, MobileNetDef, build_mobilenet
 from .registry import ModelSpec, register
 
-# timm's efficientnet-style names → ours (block internals are identical).
-MOBILENET_TIMM_KEYS = (
-    (r"^conv_stem\.", "stem.conv."),
-    (r"^bn1\.", "stem.bn."),
-    (r"^blocks\.", "stages."),
-    (r"^conv_head\.", "head.conv."),
-    (r"^(bn2|norm_head)\.", "head.bn."),
-    (r"^classifier\.", "head.fc."),
-)
+if TYPE_CHECKING:
+    from .mobilenet_net import MobileNet
 
 
 def _dsa(out, s=1):
@@ -32,7 +31,7 @@ STAGES = [
 
 
 def mobilenet_v1(width: float = 1.0, num_classes: int = 1000) -> MobileNet:
-    return MobileNet(MobileNetDef(stem=32, stages=STAGES, head=HeadDef(), act="relu6", width=width), num_classes)
+    return build_mobilenet(MobileNetDef(stem=32, stages=STAGES, head=HeadDef(), act="relu6", width=width), num_classes)
 
 
 for _w, _timm in ((1.0, "mobilenetv1_100"), (0.75, None), (0.5, None), (0.25, None)):

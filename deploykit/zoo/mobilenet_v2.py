@@ -1,11 +1,19 @@
-"""MobileNetV2 (Sandler et al. 2018, Table 2): inverted residuals with linear bottlenecks."""
+"""MobileNetV2 (Sandler et al. 2018, Table 2): inverted residuals with linear bottlenecks.
+
+Torch-free: the stage table and the registered specs; :func:`~.mobilenet.build_mobilenet` imports the network
+(``mobilenet_net.py``, torch) only when a model is built.
+"""
 
 from __future__ import annotations
 
-from .blocks import ds, ib, rep
-from .mobilenet import HeadDef, MobileNet, MobileNetDef
-from .mobilenet_v1 import MOBILENET_TIMM_KEYS
+from typing import TYPE_CHECKING
+
+from .blockdefs import ds, ib, rep
+from .mobilenet import MOBILENET_TIMM_KEYS, HeadDef, MobileNetDef, build_mobilenet
 from .registry import ModelSpec, register
+
+if TYPE_CHECKING:
+    from .mobilenet_net import MobileNet
 
 # t (expansion), c, n, s of the paper's Table 2; the t=1 row is a depthwise-separable block.
 STAGES = [
@@ -21,7 +29,7 @@ HEAD = HeadDef(hidden=1280, where="before_pool", scale_hidden=True)
 
 
 def mobilenet_v2(width: float = 1.0, num_classes: int = 1000) -> MobileNet:
-    return MobileNet(MobileNetDef(stem=32, stages=STAGES, head=HEAD, act="relu6", width=width), num_classes)
+    return build_mobilenet(MobileNetDef(stem=32, stages=STAGES, head=HEAD, act="relu6", width=width), num_classes)
 
 
 for _w, _timm in ((1.0, "mobilenetv2_100"), (0.5, "mobilenetv2_050"), (1.5, None), (2.0, None)):

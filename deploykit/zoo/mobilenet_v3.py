@@ -1,11 +1,19 @@
-"""MobileNetV3 (Howard et al. 2019, Tables 1–2): NAS-found IB stacks with SE and hard-swish."""
+"""MobileNetV3 (Howard et al. 2019, Tables 1–2): NAS-found IB stacks with SE and hard-swish.
+
+Torch-free: the stage table and the registered specs; :func:`~.mobilenet.build_mobilenet` imports the network
+(``mobilenet_net.py``, torch) only when a model is built.
+"""
 
 from __future__ import annotations
 
-from .blocks import conv, ds, ib, rep
-from .mobilenet import HeadDef, MobileNet, MobileNetDef
-from .mobilenet_v1 import MOBILENET_TIMM_KEYS
+from typing import TYPE_CHECKING
+
+from .blockdefs import conv, ds, ib, rep
+from .mobilenet import MOBILENET_TIMM_KEYS, HeadDef, MobileNetDef, build_mobilenet
 from .registry import INCEPTION_MEAN, INCEPTION_STD, ModelSpec, register
+
+if TYPE_CHECKING:
+    from .mobilenet_net import MobileNet
 
 R = "relu"  # the early layers use ReLU; everything else the network default, hard-swish
 
@@ -40,7 +48,7 @@ def mobilenet_v3(size: str = "large", width: float = 1.0, tf_same: bool = False,
         bn_eps=1e-3 if tf_same else 1e-5,
         pad_same=tf_same,
     )
-    return MobileNet(d, num_classes)
+    return build_mobilenet(d, num_classes)
 
 
 for _size, _w, _timm in (

@@ -7,14 +7,21 @@ FFN (0, 0). ``mqa(out, heads, key_dim, kv_stride)`` is Mobile MQA.
 Medium, Large and the hybrids follow timm's layout (what users' ImageNet checkpoints have), which differs
 slightly from the paper's tables: the paper lists Conv-M at 9.2M params / 1.0G MACs and Conv-L at 31M /
 5.9G, timm's checkpoints have 9.7M / 1.1G and 32.6M / 6.4G. Both figures are in the registry.
+
+Torch-free: the stage table and the registered specs; :func:`~.mobilenet.build_mobilenet` imports the network
+(``mobilenet_net.py``, torch) only when a model is built.
 """
 
 from __future__ import annotations
 
-from .blocks import conv, fused_ib, mqa, rep, uib
-from .mobilenet import HeadDef, MobileNet, MobileNetDef
-from .mobilenet_v1 import MOBILENET_TIMM_KEYS
+from typing import TYPE_CHECKING
+
+from .blockdefs import conv, fused_ib, mqa, rep, uib
+from .mobilenet import MOBILENET_TIMM_KEYS, HeadDef, MobileNetDef, build_mobilenet
 from .registry import ModelSpec, register
+
+if TYPE_CHECKING:
+    from .mobilenet_net import MobileNet
 
 CONV_S = [
     [conv(32, k=3, s=2), conv(32, k=1)],
@@ -175,7 +182,9 @@ VARIANTS = {
 
 def mobilenet_v4(variant: str = "conv_s", num_classes: int = 1000) -> MobileNet:
     stages, stem, act, layer_scale, *_ = VARIANTS[variant]
-    return MobileNet(MobileNetDef(stem=stem, stages=stages, head=HEAD, act=act, layer_scale=layer_scale), num_classes)
+    return build_mobilenet(
+        MobileNetDef(stem=stem, stages=stages, head=HEAD, act=act, layer_scale=layer_scale), num_classes
+    )
 
 
 _LONG = {"s": "small", "m": "medium", "l": "large"}

@@ -1,5 +1,10 @@
 """The model registry: canonical names, aliases, builders and published facts.
 
+A leaf module, as timm's registry is: it imports neither torch nor any family. Family modules (``mobilenet_v1``
+... ``repvit``) call :func:`register` when imported, and ``deploykit/zoo/__init__.py`` imports them all, so
+importing ``deploykit.zoo`` (or anything under it) registers every model without importing torch. A spec's
+``builder`` imports the torch modules only when called.
+
 Published facts (params, MACs, top-1 and their sources) come from ``published_models.csv`` in this folder,
 a copy of ``shared/reference/published_models.csv`` shipped with the package (a test keeps them equal).
 """
@@ -12,10 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import ResolutionError, UnknownModelError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -87,6 +94,7 @@ class ModelSpec:
             )
 
     def build(self, num_classes: int = 1000, **overrides) -> nn.Module:
+        """Instantiate the model in eval mode (the builder imports torch on first use)."""
         model = self.builder(num_classes=num_classes, **{**self.kwargs, **overrides})
         return model.eval()
 
@@ -110,19 +118,12 @@ def _normalize(name: str) -> str:
     return name.strip().lower().replace("-", "_")
 
 
-def _ensure_loaded() -> None:
-    # Importing the family modules registers their specs.
-    from . import mobilenet_v1, mobilenet_v2, mobilenet_v3, mobilenet_v4, mobilevit, repvit  # noqa: F401
-
-
 def list_models(family: str | None = None) -> list[ModelSpec]:
-    _ensure_loaded()
     return [s for s in _REGISTRY.values() if family is None or s.family.lower() == family.lower()]
 
 
 def get_spec(name: str) -> ModelSpec:
     """Resolve a canonical name, alias or timm name (case-insensitive, ``-`` or ``_``) to its spec."""
-    _ensure_loaded()
     key = _normalize(name)
     if key in _ALIASES:
         return _REGISTRY[_ALIASES[key]]

@@ -36,10 +36,6 @@ def held_out_rows() -> list[dict]:
     return E.commented_csv(HELD_OUT.read_text())
 
 
-def paper_target(name: str):
-    return next(t for t in get_profile(PROFILE_OF[name]).targets if (t.roofline or {}).get("paper_target") == name)
-
-
 def score(details: bool) -> list[dict]:
     layers = {}
 
@@ -52,7 +48,8 @@ def score(details: bool) -> list[dict]:
     calibration = E.published_latencies()
     out = []
     for name in PROFILE_OF:
-        roof = E.roofline_for(paper_target(name))
+        (target,) = E.select_targets(get_profile(PROFILE_OF[name]), [name])  # matched by its paper_target
+        roof = E.roofline_for(target)
         base = E.macs_baseline(
             [(macs_and_layers(c["model"], c["resolution"])[0], c["ms"]) for c in calibration if c["target"] == name]
         )

@@ -19,15 +19,8 @@ from pathlib import Path
 from .errors import DeploykitError
 
 MANIFEST_SCHEMA = 1
-FORMATS = {"onnx": ".onnx", "tflite": ".tflite", "coreml": ".mlpackage"}
-PRECISIONS = {
-    "onnx": ("fp32", "fp16"),
-    "tflite": ("fp32", "fp16", "int8-dynamic", "int8", "int8-edgetpu"),
-    # Core ML: fp16/fp32 compute precision; int8 = int8 weight compression with fp16 compute.
-    "coreml": ("fp16", "fp32", "int8"),
-}
-TOOLS = ("deploykit", "torch", "onnx", "onnxruntime", "onnxslim", "onnxscript", "litert-torch", "ai-edge-litert")
-TOOLS += ("ai-edge-quantizer", "coremltools", "numpy")
+# Every artifact's manifest records these; each format adds the packages it converts and runs with.
+BASE_TOOLS = ("deploykit", "torch", "numpy")
 
 
 @dataclass
@@ -80,10 +73,6 @@ class Manifest:
         return cls(**d)
 
 
-def artifact_name(model: str, resolution: int, fmt: str, precision: str) -> str:
-    return f"{model}-{resolution}-{fmt}-{precision}{FORMATS[fmt]}"
-
-
 def manifest_path(artifact: Path) -> Path:
     return artifact.with_name(artifact.name + ".manifest.json")
 
@@ -92,9 +81,18 @@ def write_manifest(artifact: Path, manifest: Manifest) -> Path:
     """Write atomically, so a reader never sees a half-written manifest."""
     path = manifest_path(artifact)
     manifest.created = manifest.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=2, default=_json_default))
-    tmp.replace(path)
+    return atomic_write_text(path, json.dumps(manifest.to_dict(), indent=2, default=json_default))
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write a file so that readers see the old content or the new, never half; no partial file stays behind."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -125,9 +123,10 @@ def path_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
 
 
-def tool_versions() -> dict[str, str]:
+def tool_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
+    """Installed versions of the base tools and ``extra`` packages (those missing are left out)."""
     out = {}
-    for name in TOOLS:
+    for name in (*BASE_TOOLS, *extra):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -141,7 +140,7 @@ def options_key(**options) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _json_default(o):
+def json_default(o):
     import numpy as np
 
     if isinstance(o, np.generic):

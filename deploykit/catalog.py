@@ -19,6 +19,7 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
+from .artifact import atomic_write_text
 from .zoo import list_models
 from .zoo.registry import ModelSpec
 
@@ -107,9 +108,7 @@ def model_rows(family: str | None = None, on_count: Callable[[str], None] | None
     if dirty:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cached))
-            tmp.replace(path)  # atomic: a concurrent reader sees the old file or the new, never half
+            atomic_write_text(path, json.dumps(cached))  # a concurrent reader sees the old file or the new
         except OSError:
             pass  # a read-only home only costs the recount next time
     return rows
@@ -122,7 +121,7 @@ def write_shipped(path: Path | None = None) -> Path:
     rows = [count_row(spec) for spec in list_models()]
     # One row a line: small diffs when a model changes.
     body = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in rows)
-    path.write_text(f'{{"source_hash": "{key}", "rows": [\n{body}\n]}}\n')
+    atomic_write_text(path, f'{{"source_hash": "{key}", "rows": [\n{body}\n]}}\n')
     return path
 
 

@@ -20,7 +20,6 @@ app = typer.Typer(
     name="deploykit",
     help="Reference mobile vision backbones: inspect, export, verify, benchmark, estimate and compare.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
 out = Console()
@@ -29,6 +28,60 @@ if not out.is_terminal:  # piped or captured: never truncate names to 80 columns
     out.width = 200
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+# Choices come from the registries (shell completion lists them); importing a registry loads only the plugin
+# modules, which import no runtime.
+def _format_names(incomplete: str = "") -> list[str]:
+    from .exporters.base import names
+
+    return [n for n in names(files_only=True) if n.startswith(incomplete)]
+
+
+def _precision_names(incomplete: str = "") -> list[str]:
+    from .exporters.base import formats
+
+    return sorted({p for f in formats() for p in f.precisions if p.startswith(incomplete)})
+
+
+def _rule_names(incomplete: str = "") -> list[str]:
+    from .exporters.compat import rule_names
+
+    return [n for n in rule_names() if n.startswith(incomplete)]
+
+
+def _backend_names(incomplete: str = "") -> list[str]:
+    from .backends.base import backend_names
+
+    return [n for n in backend_names() if n.startswith(incomplete)]
+
+
+def _device_names(incomplete: str = "") -> list[str]:
+    from .devices import load_profiles
+
+    return [n for n in load_profiles() if n.startswith(incomplete)]
+
+
+class _BarListener:
+    """The CLI's listener: a progress bar on stderr, and the finished rows kept for the table at the end."""
+
+    def __init__(self, progress):
+        self.progress, self.task, self.results = progress, progress.add_task("planning", total=None), []
+
+    def planned(self, total: int, skipped: int = 0, title: str = "") -> None:
+        self.progress.update(
+            self.task, total=total, description=f"{title} ({skipped} already done)" if skipped else title
+        )
+
+    def started(self, label: str) -> None:
+        self.progress.update(self.task, description=label)
+
+    def finished(self, m) -> None:
+        self.results.append(m)
+        self.progress.advance(self.task)
+
+    def warn(self, text: str) -> None:
+        self.progress.console.print(f"warning: {text}", markup=False, highlight=False)
 
 
 def _bar(disable: bool):
@@ -154,11 +207,13 @@ def _shape(text: str | None) -> tuple[int, ...] | None:
 @app.command()
 def export(
     model: Annotated[str, typer.Argument(help="Zoo model name/alias, or package.module:factory for your own model.")],
-    to: Annotated[str, typer.Option("--to", help="Format: onnx, tflite or coreml.")] = "tflite",
+    to: Annotated[
+        str, typer.Option("--to", help="Format (see `deploykit formats`).", autocompletion=_format_names)
+    ] = "tflite",
     precision: Annotated[
         str | None,
         typer.Option(
-            help="fp32|fp16 (onnx); fp32|fp16|int8-dynamic|int8|int8-edgetpu (tflite); fp16|fp32|int8 (coreml)."
+            help="Precision; each format's are listed by `deploykit formats`.", autocompletion=_precision_names
         ),
     ] = None,
     resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input side in pixels.")] = None,
@@ -167,7 +222,7 @@ def export(
     samples: Annotated[int, typer.Option(help="Calibration samples (int8).")] = 32,
     verify_samples: Annotated[int, typer.Option(help="Inputs compared against PyTorch.")] = 8,
     input_shape: Annotated[str | None, typer.Option(help="Your own model's input, e.g. 1,3,224,224.")] = None,
-    fp16_input: Annotated[bool, typer.Option("--fp16-input", help="Core ML: FP16 model input (ANE).")] = False,
+    fp16_input: Annotated[bool, typer.Option("--fp16-input", help="FP16 model input (Core ML, for the ANE).")] = False,
     out_dir: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "artifacts",
     force: Annotated[bool, typer.Option("--force", help="Re-export even if a matching artifact exists.")] = False,
     as_json: JsonOpt = False,
@@ -244,8 +299,10 @@ def export(
 
 @app.command()
 def check(
-    artifact: Annotated[str, typer.Argument(help="A .tflite, .onnx or .mlpackage file.")],
-    target: Annotated[str, typer.Option("--target", "-t", help="edgetpu, gpu-delegate or ane.")] = "edgetpu",
+    artifact: Annotated[str, typer.Argument(help="An exported file.")],
+    target: Annotated[
+        str, typer.Option("--target", "-t", help="Rule set, named by its backend.", autocompletion=_rule_names)
+    ] = "edgetpu",
     as_json: JsonOpt = False,
 ):
     """List every op the target cannot run or would hand back to the CPU, with the reason."""
@@ -290,13 +347,18 @@ def devices(
                 "name": p.name,
                 "display": p.display,
                 "reach": p.reach,
-                "reachable": r["reachable"],
-                "how": r["how"],
+                "reachable": r.reachable,
+                "how": r.how,
+                "attached": [d.id for d in r.devices],
                 "targets": [
                     {
                         "id": t.id,
                         "backend": t.backend,
+                        "format": t.format,
+                        "processor": t.processor,
                         "precision": t.precision,
+                        "available_here": r.reachable and t.id not in r.unavailable,
+                        "why_not": r.unavailable.get(t.id) if r.reachable else None,
                         "threads": t.threads,
                         "peak_macs_per_s": t.peak_macs_per_s,
                         "mem_bw_bytes_per_s": t.mem_bw_bytes_per_s,
@@ -319,7 +381,7 @@ def devices(
             f"{r['name']}\n[dim]{r['display']}[/]",
             r["reach"],
             "[green]yes[/]" if r["reachable"] else "[red]no[/]",
-            "\n".join(x["id"] for x in r["targets"]),
+            "\n".join(x["id"] + (f" [dim](not here: {x['why_not']})[/]" if x["why_not"] else "") for x in r["targets"]),
             r["how"],
         )
     out.print(t)
@@ -327,11 +389,19 @@ def devices(
 
 @app.command()
 def bench(
-    device: Annotated[str, typer.Option("--device", "-d", help="Device profile name (see `deploykit devices`).")],
+    device: Annotated[
+        str,
+        typer.Option("--device", "-d", help="Device profile (see `deploykit devices`).", autocompletion=_device_names),
+    ],
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Zoo model (repeatable).")] = None,
     artifact: Annotated[str | None, typer.Option(help="Benchmark this existing .tflite/.onnx file instead.")] = None,
-    backend: Annotated[list[str] | None, typer.Option(help="Only these backends/target names (repeatable).")] = None,
-    precision: Annotated[list[str] | None, typer.Option(help="Only these precisions (repeatable).")] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these backends/target names (repeatable).", autocompletion=_backend_names),
+    ] = None,
+    precision: Annotated[
+        list[str] | None, typer.Option(help="Only these precisions (repeatable).", autocompletion=_precision_names)
+    ] = None,
     runs: Annotated[int, typer.Option(help="Invocations per repetition.")] = 1000,
     repetitions: Annotated[int, typer.Option(help="Repetitions; the result is the median of their means.")] = 5,
     warmup: Annotated[int, typer.Option(help="Warm-up invocations.")] = 50,
@@ -348,7 +418,7 @@ def bench(
     from pathlib import Path
 
     from .bench import BenchRequest, run_bench
-    from .runners.host import Method
+    from .measurement import Method
 
     if min(runs, repetitions) < 1 or warmup < 0:
         raise DeploykitError("--runs and --repetitions must be at least 1, --warmup at least 0")
@@ -363,62 +433,55 @@ def bench(
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
         serial=serial,
-        benchmark_binary=benchmark_binary,
+        backend_options={"benchmark_binary": benchmark_binary},
     )
-    results = []
     with _bar(as_json) as progress:
-        task = progress.add_task("planning", total=None)
-
-        def on_event(kind, info):
-            if kind == "plan":
-                progress.update(task, total=info["jobs"], description=f"benchmarking {info['profile']}")
-            elif kind == "start":
-                progress.update(task, description=f"{info['model']} on {info['target']}")
-            else:
-                results.append(info["measurement"])
-                progress.advance(task)
-
+        listener = _BarListener(progress)
         try:
-            run_bench(req, on_event)
+            run_bench(req, listener)
         except KeyboardInterrupt:
-            err.print(f"interrupted: {len(results)} finished measurement(s) are stored in {db}")
+            err.print(f"interrupted: {len(listener.results)} finished measurement(s) are stored in {db}")
             raise typer.Exit(130) from None
+    results = listener.results
     if as_json:
         print(json.dumps([m.to_dict(samples=False) for m in results], indent=2))
         return
-    _measurement_table(
-        [m.to_dict(samples=False) for m in results], f"{device}: median of {repetitions} repetition means"
-    )
+    _measurement_table(results, f"{device}: median of {repetitions} repetition means")
     failed = [m for m in results if m.status != "ok"]
     for m in failed:
         out.print(f"[red]failed[/] {m.model} on {m.target}: {m.error}", soft_wrap=True)
     out.print(f"stored {len(results)} measurement(s) in {db}")
 
 
-def _measurement_table(rows: list[dict], title: str) -> None:
+def _measurement_table(rows: list, title: str) -> None:
     t = Table(title=title)
     for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status"):
         t.add_column(col, justify="right" if col in ("median ms", "p50", "p90", "min", "stdev", "n") else "left")
     f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    for r in rows:
-        s = r.get("stats") or {}
+    for m in rows:
+        s = m.stats
         t.add_row(
-            r["model"],
-            r["target"],
-            r["provenance"],
-            f(r.get("median_ms")),
-            f(s.get("p50")),
-            f(s.get("p90")),
-            f(s.get("min")),
-            f(s.get("stdev")),
-            str(s.get("n", "–")),
-            r["status"],
+            m.model,
+            m.target,
+            m.provenance,
+            f(m.median_ms),
+            f(s and s.p50),
+            f(s and s.p90),
+            f(s and s.min),
+            f(s and s.stdev),
+            str(s.n) if s else "–",
+            m.status,
         )
     out.print(t)
 
 
-@app.command()
+results_app = typer.Typer(help="List stored measurements, or import ones measured elsewhere.")
+app.add_typer(results_app, name="results")
+
+
+@results_app.callback(invoke_without_command=True)
 def results(
+    ctx: typer.Context,
     db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
@@ -426,17 +489,23 @@ def results(
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
 ):
-    """List stored measurements, filtered."""
+    """List stored measurements, filtered (`deploykit results import FILE` adds ones measured elsewhere)."""
     from pathlib import Path
 
+    from .measurement import PROVENANCES
     from .store import Store
+
+    if ctx.invoked_subcommand:
+        return
+    if provenance is not None and provenance not in PROVENANCES:
+        raise DeploykitError(f"--provenance {provenance!r} is not one of {', '.join(PROVENANCES)}")
 
     if not Path(db).exists():
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first or give --db")
     with Store(db) as store:
         rows = store.query(model=model, device=device, provenance=provenance)
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
     elif as_csv:
         import csv
 
@@ -454,21 +523,78 @@ def results(
             "median_ms",
         ]
         w.writerow([*cols, "p50", "p90", "min", "stdev", "n", "error"])
-        for r in rows:
-            s = r["stats"]
-            w.writerow(
-                [
-                    *(r[c] for c in cols),
-                    s.get("p50"),
-                    s.get("p90"),
-                    s.get("min"),
-                    s.get("stdev"),
-                    s.get("n"),
-                    r["error"],
-                ]
-            )
+        for m in rows:
+            s = m.stats
+            stats = [s.p50, s.p90, s.min, s.stdev, s.n] if s else [None] * 5
+            w.writerow([*(getattr(m, c) for c in cols), *stats, m.error])
     else:
         _measurement_table(rows, f"{len(rows)} measurement(s) in {db}")
+
+
+@results_app.command("import")
+def results_import(
+    file: Annotated[str, typer.Argument(help="CSV or JSON: device, model, compute_unit (or target), latency_ms.")],
+    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    as_json: JsonOpt = False,
+):
+    """Import latencies measured outside deploykit (e.g. Xcode's Core ML performance report on an iPhone)."""
+    from pathlib import Path
+
+    from .importer import import_file
+
+    rows = import_file(Path(file), Path(db), profiles)
+    if as_json:
+        print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
+        return
+    _measurement_table(rows, f"imported {len(rows)} measurement(s) from {Path(file).name} into {db}")
+
+
+@app.command()
+def formats(as_json: JsonOpt = False):
+    """Export formats and backends deploykit knows (built-in and plugins), and what each takes."""
+    from .backends.base import backends
+    from .exporters.base import formats as all_formats
+
+    fmts = [
+        {
+            "name": f.name,
+            "suffix": f.suffix,
+            "precisions": list(f.precisions),
+            "default_precision": f.default_precision,
+            "check_rules": sorted({r for p in f.precisions for r in f.compat_rules(p)}),
+            "runs_here": f.cannot_run_here() is None,
+            "why_not": f.cannot_run_here(),
+            "description": f.description,
+        }
+        for f in all_formats()
+    ]
+    bends = [
+        {
+            "plugin": b.name,
+            "reach": b.reach,
+            "serves": {n: {"format": r.format, "processor": r.processor} for n, r in b.serves.items()},
+            "description": b.description,
+        }
+        for b in backends()
+    ]
+    if as_json:
+        print(json.dumps({"formats": fmts, "backends": bends}, indent=2))
+        return
+    t = Table(title="export formats")
+    for col in ("format", "file", "precisions", "check rule sets", "runs here"):
+        t.add_column(col)
+    for f in fmts:
+        here = "yes" if f["runs_here"] else f"no: {f['why_not']}"
+        t.add_row(f["name"], f["suffix"] or "(no file)", ", ".join(f["precisions"]), ", ".join(f["check_rules"]), here)
+    out.print(t, markup=False)
+    t = Table(title="backends (deploykit bench)")
+    for col in ("plugin", "reach", "serves (format, processor)", "what it is"):
+        t.add_column(col)
+    for b in bends:
+        served = "\n".join(f"{n} ({v['format']}, {v['processor']})" for n, v in b["serves"].items())
+        t.add_row(b["plugin"], b["reach"], served, b["description"])
+    out.print(t)
 
 
 @app.command()
@@ -476,7 +602,9 @@ def estimate(
     model: Annotated[
         list[str] | None, typer.Argument(help="Zoo models or exported files (.tflite uses its graph).")
     ] = None,
-    device: Annotated[str | None, typer.Option("--device", "-d", help="Device profile to estimate for.")] = None,
+    device: Annotated[
+        str | None, typer.Option("--device", "-d", help="Device profile to estimate for.", autocompletion=_device_names)
+    ] = None,
     target: Annotated[list[str] | None, typer.Option(help="Only these targets (name, backend or paper name).")] = None,
     resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input resolution.")] = None,
     layers: Annotated[bool, typer.Option("--layers", help="Per-layer table: bound, intensity, share of time.")] = False,
@@ -536,8 +664,9 @@ def estimate(
         from .store import Store
 
         with Store(Path(db)) as store:
+            layers_of = {(n, r): ls for n, r, ls in resolved}
             for name, res, t, est in results:
-                store.add(E.to_measurement(name, res, t, est))
+                store.add(E.to_measurement(name, res, t, est, layers_of[(name, res)]))
     if as_json:
         print(
             json.dumps(
@@ -734,9 +863,10 @@ def sweep(
     db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
     out_dir: Annotated[str, typer.Option("--out", "-o", help="Artifacts folder (export cache).")] = "artifacts",
     report_file: Annotated[str | None, typer.Option("--report", help="Write the HTML report here at the end.")] = None,
-    runs: Annotated[int, typer.Option(help="Invocations per repetition (measured targets).")] = 200,
+    runs: Annotated[int, typer.Option(help="Invocations per repetition (measured targets).")] = 1000,
     repetitions: Annotated[int, typer.Option(help="Repetitions per measured target.")] = 5,
-    budget: Annotated[float | None, typer.Option(help="Seconds per measured target at most.")] = 10.0,
+    warmup: Annotated[int, typer.Option(help="Warm-up invocations (measured targets).")] = 50,
+    budget: Annotated[float | None, typer.Option(help="Seconds per measured target at most (caps runs).")] = None,
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     as_json: JsonOpt = False,
@@ -744,11 +874,12 @@ def sweep(
     """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix."""
     from pathlib import Path
 
+    from .measurement import Method
     from .sweep import SweepOptions, plan_sweep, run_sweep, store_published
 
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
-    if min(runs, repetitions) < 1:
-        raise DeploykitError("--runs and --repetitions must be at least 1")
+    if min(runs, repetitions) < 1 or warmup < 0:
+        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup at least 0")
     jobs = plan_sweep(split(models), split(devices), split(formats) if formats else None, profiles)
     if plan_only:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
@@ -757,25 +888,12 @@ def sweep(
         db=Path(db),
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
-        runs=runs,
-        repetitions=repetitions,
-        budget_s=budget,
+        method=Method(warmup=warmup, repetitions=repetitions, runs=runs, budget_s=budget),
     )
     store_published(sorted({j.device for j in jobs}), opts.db, profiles)
     with _bar(as_json) as progress:
-        task = progress.add_task("planning", total=None)
-
-        def on_event(kind, info):
-            if kind == "plan":
-                progress.update(task, total=info["todo"], description=f"sweep ({info['skipped']} already done)")
-            elif kind == "start":
-                j = info["job"]
-                progress.update(task, description=f"{j.mode} {j.model} on {j.target}")
-            else:
-                progress.advance(task)
-
         try:
-            summary = run_sweep(jobs, opts, on_event)
+            summary = run_sweep(jobs, opts, _BarListener(progress))
         except KeyboardInterrupt:
             err.print(f"interrupted: finished jobs are stored in {db}; run the same command to resume")
             raise typer.Exit(130) from None

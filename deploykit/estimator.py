@@ -20,7 +20,7 @@ summed over the layers, plus ``invoke`` once per inference, where
 
 An op the target cannot run makes the estimate ``unsupported`` (with the ops), never a number: attention
 (softmax, activation×activation matmuls, LayerNorm) on the Hexagon DSP, for instance. For an exported .tflite
-the layers are the file's real ops (:func:`layers_from_tflite`), at the file's precision.
+the layers are the file's real ops (its format plugin's ``graph_layers``), at the file's precision.
 
 Every parameter lives in the device profile (``[targets.roofline]``) with its source; ``deploykit estimate
 --fit`` fits them to measured latencies by least squares in log space (:func:`fit`).
@@ -29,14 +29,14 @@ Every parameter lives in the device profile (``[targets.roofline]``) with its so
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 
 import numpy as np
 
-from .devices import Target
 from .errors import DeploykitError
+from .graph import Layer
+from .targets import Target
 
 BYTES_PER_ELEM = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int8-edgetpu": 1.0, "int8-dynamic": 1.0}
 # Op kinds that are attention's: what DSP-style accelerators cannot run.
@@ -52,18 +52,6 @@ PARAM_KEYS = {
     "unsupported",
     "fit",
 }
-
-
-@dataclass
-class Layer:
-    """One deployed op as the estimator sees it."""
-
-    name: str
-    kind: str  # conv, pwconv, dwconv, matmul, attn_matmul, softmax, layer_norm, act, add, mul, pool, ...
-    macs: int
-    weight_elems: int
-    in_elems: int
-    out_elems: int
 
 
 @dataclass
@@ -122,13 +110,8 @@ def published_ridge(paper_target: str | None) -> float | None:
 
 
 def target_class(t: Target) -> str:
-    if t.backend in ("litert-gpu", "coreml-gpu", "onnxruntime-cuda", "onnxruntime-tensorrt"):
-        return "gpu"
-    if t.backend in ("edgetpu", "coreml-ane") or (t.nnapi_accelerator or "").endswith("edgetpu"):
-        return "npu"
-    if t.backend == "litert-nnapi":
-        return "dsp"
-    return "cpu"
+    """The target's processor class (cpu, gpu, dsp, npu), as the backend plugin that serves it says."""
+    return t.processor
 
 
 def roofline_for(t: Target) -> Roofline:
@@ -163,73 +146,6 @@ def layers_from_analysis(analysis) -> list[Layer]:
         elif x.aten == "native_layer_norm":
             kind = "layer_norm"
         out.append(Layer(x.name, kind, x.macs, x.weight_elems, x.in_elems, x.out_elems))
-    return out
-
-
-_TFLITE_KINDS = {
-    "CONV_2D": "conv",
-    "DEPTHWISE_CONV_2D": "dwconv",
-    "FULLY_CONNECTED": "matmul",
-    "BATCH_MATMUL": "attn_matmul",
-    "SOFTMAX": "softmax",
-    "ADD": "add",
-    "MUL": "mul",
-    "SUB": "add",
-    "MEAN": "pool",
-    "AVERAGE_POOL_2D": "pool",
-    "CONCATENATION": "concat",
-    "PAD": "pad",
-    "TRANSPOSE": "layout",
-    "RESHAPE": "view",
-    "QUANTIZE": "layout",
-    "DEQUANTIZE": "layout",
-    "HARD_SWISH": "act",
-    "LOGISTIC": "act",
-    "GELU": "act",
-    "RELU": "act",
-    "RELU6": "act",
-    "TANH": "act",
-}
-
-
-def layers_from_tflite(path) -> list[Layer]:
-    """The real op graph of an exported .tflite: MACs from the conv/FC/matmul tensor shapes."""
-    from deploykit.exporters.tflite_graph import read_tflite
-
-    g = read_tflite(path)
-    out = []
-    for op in g.ops:
-        kind = _TFLITE_KINDS.get(op.name, "other")
-        if kind == "view":
-            continue
-        ins = [g.t(i) for i in op.inputs]
-        outs = [g.t(i) for i in op.outputs]
-        weights = [t for t in ins if t.constant]
-        acts = [t for t in ins if not t.constant]
-        n_out = sum(math.prod(t.shape) for t in outs)
-        macs = 0
-        if kind in ("conv", "dwconv") and len(ins) > 1:
-            w = ins[1].shape  # conv: [O, kh, kw, I]; depthwise: [1, kh, kw, C·m]
-            macs = n_out * (w[1] * w[2] * (w[3] if kind == "conv" else 1))
-            if kind == "conv" and w[1] == w[2] == 1:
-                kind = "pwconv"
-        elif kind == "matmul" and len(ins) > 1:
-            macs = n_out * ins[1].shape[-1]
-            if not ins[1].constant:
-                kind = "attn_matmul"
-        elif kind == "attn_matmul" and len(ins) > 1:
-            a = ins[0].shape
-            macs = n_out * a[-1]
-        out.append(
-            Layer(
-                f"{op.index}:{op.name}",
-                kind,
-                int(macs),
-                sum(math.prod(t.shape) for t in weights),
-                sum(math.prod(t.shape) for t in acts),
-                n_out,
-            )
-        )
     return out
 
 
@@ -452,19 +368,25 @@ def model_layers(model: str, resolution: int | None = None) -> tuple[str, int, l
     model its manifest names). Returns (model name, resolution, layers)."""
     from pathlib import Path
 
+    from .exporters import base as formats
+
     p = Path(model)
-    if p.suffix in (".tflite", ".onnx", ".mlpackage"):
+    if p.suffix.lower() in {f.suffix for f in formats.formats() if f.suffix}:
+        fmt = formats.for_path(p)
         if not p.exists():
             raise DeploykitError(f"artifact not found: {p}")
         from .artifact import read_manifest
 
         manifest = read_manifest(p)
-        if p.suffix == ".tflite":
+        layers = fmt.graph_layers(p)
+        if layers is not None:
             if manifest is None:
-                return p.stem, 0, layers_from_tflite(p)
-            return manifest.model["name"], manifest.model["resolution"], layers_from_tflite(p)
+                return p.stem, 0, layers
+            return manifest.model["name"], manifest.model["resolution"], layers
         if manifest is None:
-            raise DeploykitError(f"{p} has no manifest: estimate its model by name, or estimate a .tflite file")
+            raise DeploykitError(
+                f"{p} has no manifest, and deploykit cannot read its graph: estimate its model by name"
+            )
         model, resolution = manifest.model["name"], manifest.model["resolution"]
     from .analysis import analyze_spec
     from .zoo import get_spec
@@ -491,8 +413,26 @@ def select_targets(profile, names: list[str] | None = None) -> list[Target]:
     return targets
 
 
-def to_measurement(model: str, resolution: int, target: Target, est: Estimate):
-    """An estimate as a store row: provenance ``estimated``, never mixed with measured ones."""
+def breakdown(est: Estimate, layers: list[Layer]) -> dict:
+    """What the report draws of an estimate, stored with it: the compute/memory-bound shares, each layer's
+    operational intensity and share of time, and the model's latency across ridge points (0-500 MACs/B)."""
+    total = sum(x.time_s for x in est.layers) or 1.0
+    return {
+        "compute_bound_share": est.share("compute"),
+        "memory_bound_share": est.share("memory"),
+        "ridge": est.params.get("ridge_macs_per_byte"),
+        "layers": [
+            [round(x.intensity, 3), round(x.time_s / total, 5), x.kind, x.bound]
+            for x in est.layers
+            if x.bytes and x.time_s > 0
+        ],
+        "sweep": sweep_ridge(layers, est.params.get("precision", "int8"), ridges=list(range(0, 501, 20))),
+    }
+
+
+def to_measurement(model: str, resolution: int, target: Target, est: Estimate, layers: list[Layer] | None = None):
+    """An estimate as a store row: provenance ``estimated``, never mixed with measured ones; with ``layers``
+    (what was estimated) its breakdown is stored too."""
     from . import __version__
     from .measurement import Measurement
 
@@ -503,7 +443,7 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate):
         provenance="estimated",
         status="ok" if est.status == "ok" else "unsupported",
         median_ms=est.latency_ms,
-        stats={"compute_bound_share": est.share("compute"), "memory_bound_share": est.share("memory")},
+        details=breakdown(est, layers) if layers is not None else {},
         env={"estimator": f"deploykit {__version__} roofline", "params": est.params},
         delegate={"unsupported_ops": est.unsupported_ops} if est.unsupported_ops else {},
         error=(
@@ -519,8 +459,8 @@ def training_rows(target: Target, store=None, published: bool = False) -> list[t
     published calibration rows for its paper target (never the held-out published latencies)."""
     rows = []
     if store is not None:
-        for r in store.query(target=target.id, provenance="measured", status="ok"):
-            rows.append((r["model"], r["resolution"], r["median_ms"], "measured"))
+        for m in store.query(target=target.id, provenance="measured", status="ok"):
+            rows.append((m.model, m.resolution, m.median_ms, "measured"))
     if published:
         paper = (target.roofline or {}).get("paper_target")
         for p in published_latencies():

@@ -4,7 +4,7 @@ Layout: ``DIR/<class>/<image>``. Class indices follow torchvision's ImageFolder:
 i-th is class i — unless every sub-folder name is an integer, which is then the class index itself (so a
 handful of ImageNet classes can be evaluated without all 1000 folders). Images get the model's preprocessing
 (resize the short side to resolution/0.875, centre crop, the manifest's mean/std) and run on the artifact's
-host runtime (ONNX Runtime, LiteRT; Core ML on macOS only).
+host runtime: the format plugin's session (ONNX Runtime, LiteRT; Core ML on macOS only), opened once.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ def evaluate(
     limit: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
+    from deploykit.exporters import base as formats
     from deploykit.exporters.calibration import load_image, normalize
-    from deploykit.exporters.fidelity import coreml_can_predict, run_artifact
 
     path = Path(artifact)
     manifest = read_manifest(path) if path.exists() else None
@@ -57,19 +57,20 @@ def evaluate(
         raise DeploykitError(
             f"{path} is not a deploykit artifact (no manifest next to it)", hint="export it with `deploykit export`"
         )
-    if manifest.format == "coreml" and not coreml_can_predict():
-        raise DeploykitError(
-            "Core ML packages can only be run on macOS", hint="evaluate the .onnx or .tflite export here"
-        )
+    fmt = formats.get(manifest.format)
+    cannot = fmt.cannot_run_here()
+    if cannot:
+        raise DeploykitError(cannot, hint="evaluate an export of another format here")
     items, classes = dataset(data)
     if limit:
         items = items[:limit]
     res = manifest.model["resolution"]
     mean, std = manifest.normalization["mean"], manifest.normalization["std"]
+    session = fmt.open_session(path, manifest)  # one session for every image
     top1 = top5 = 0
     for i, (img, label) in enumerate(items):
         x = normalize(load_image(img, res)[None], mean, std).numpy()
-        logits = run_artifact(path, manifest, x)[0]
+        logits = session(x)[0]
         if label >= logits.shape[-1]:
             raise DeploykitError(
                 f"class index {label} ({img.parent.name}) is beyond the model's {logits.shape[-1]} outputs"

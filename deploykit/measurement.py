@@ -1,8 +1,12 @@
-"""Measurement: latency samples and statistics of one artifact on one target, with provenance.
+"""Measurement: latency statistics of one artifact on one target, with provenance. Ground floor.
 
 Method (MobileNetV4 paper, Appendix B): warm up, then R repetitions (default 5) of N invocations (default 1000,
 or as many as fit a time budget); the reported figure is the **median of the repetition means**; p50, p90, min
 and stdev are over all samples, which are kept raw.
+
+Every backend hands back the same :class:`LatencyStats`: in-process and child-process backends from their
+per-invocation samples (:meth:`LatencyStats.from_samples`), remote tools such as ``benchmark_model`` from
+their own per-repetition summaries (:meth:`LatencyStats.from_repetitions`; no per-invocation percentiles).
 
 Provenance is one of ``measured`` (with device serial, runtime versions, threads, affinity), ``estimated``
 (estimator version and profile) or ``published`` (a citation). Reports mark them differently and never mix them.
@@ -12,10 +16,108 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 PROVENANCES = ("measured", "estimated", "published")
 STATUSES = ("ok", "failed", "unsupported")
+
+
+@dataclass
+class Method:
+    """The one benchmark method, for bench, sweep and every backend: warm-up, then ``repetitions`` × ``runs`` invocations; ``budget_s`` caps each target's timed part."""
+
+    warmup: int = 50
+    repetitions: int = 5
+    runs: int = 1000
+    budget_s: float | None = None
+    timeout_s: float = 900
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LatencyStats:
+    """Milliseconds. ``median_ms`` (the headline) is the median of the repetition means."""
+
+    median_ms: float
+    rep_means: list[float]
+    n: int  # invocations timed, all repetitions together
+    min: float
+    max: float
+    mean: float | None = None
+    p50: float | None = None  # None where the tool reports no per-invocation samples
+    p90: float | None = None
+    stdev: float | None = None
+    rep_stdev: list[float] | None = None  # per repetition, where a tool reports only that
+    init_ms: float | None = None
+    first_ms: float | None = None
+    note: str | None = None
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.rep_means)
+
+    @classmethod
+    def from_samples(cls, repetitions: list[list[float]]) -> LatencyStats:
+        """Statistics of R repetitions of per-invocation times (ms)."""
+        reps = [r for r in repetitions if r]
+        if not reps:
+            raise ValueError("no samples")
+        flat = [x for r in reps for x in r]
+        means = [statistics.fmean(r) for r in reps]
+        if len(flat) > 1:
+            # "inclusive" is linear interpolation between closest ranks, numpy's default percentile.
+            cuts = statistics.quantiles(flat, n=10, method="inclusive")
+            p50, p90 = cuts[4], cuts[8]
+        else:
+            p50 = p90 = flat[0]
+        return cls(
+            median_ms=statistics.median(means),
+            rep_means=means,
+            n=len(flat),
+            min=min(flat),
+            max=max(flat),
+            mean=statistics.fmean(flat),
+            p50=p50,
+            p90=p90,
+            stdev=statistics.stdev(flat) if len(flat) > 1 else 0.0,
+        )
+
+    @classmethod
+    def from_repetitions(cls, reps: list[dict], note: str, **extra) -> LatencyStats:
+        """From a tool's per-repetition summaries ``{"count", "min", "max", "avg", "std"}`` in ms."""
+        means = [r["avg"] for r in reps]
+        return cls(
+            median_ms=statistics.median(means),
+            rep_means=means,
+            n=int(sum(r["count"] for r in reps)),
+            min=min(r["min"] for r in reps),
+            max=max(r["max"] for r in reps),
+            rep_stdev=[r["std"] for r in reps],
+            note=note,
+            **extra,
+        )
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "repetitions": self.repetitions}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> LatencyStats | None:
+        """Also reads rows written before this type existed (``median_of_means`` and free-form keys)."""
+        if not d:
+            return None
+        d = dict(d)
+        if "median_ms" not in d and "median_of_means" in d:
+            d["median_ms"] = d.pop("median_of_means")
+        if "median_ms" not in d:
+            return None
+        d.setdefault("rep_means", [d["median_ms"]])
+        d.setdefault("n", 0)
+        d.setdefault("min", d["median_ms"])
+        d.setdefault("max", d["median_ms"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
@@ -31,13 +133,15 @@ class Measurement:
     status: str = "ok"
     artifact_sha256: str | None = None
     artifact: str | None = None
-    median_ms: float | None = None  # median of repetition means
-    stats: dict = field(default_factory=dict)  # p50, p90, min, max, stdev, mean, n, repetitions, rep_means
+    median_ms: float | None = None  # median of repetition means (= stats.median_ms when measured)
+    stats: LatencyStats | None = None
     samples_ms: list[float] = field(default_factory=list)
-    env: dict = field(default_factory=dict)  # runtime versions, CPU, threads, affinity, governor, serial, SoC
+    env: dict = field(default_factory=dict)  # runtime versions, CPU, threads, affinity, host name, serial, SoC
     delegate: dict = field(default_factory=dict)  # ops per delegate, fallbacks
+    details: dict = field(default_factory=dict)  # estimates: bound shares, per-layer breakdown, ridge sweep
     error: str | None = None
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    id: int | None = None  # the store's row id, once stored
 
     @classmethod
     def for_target(cls, target, model: str, resolution: int, **fields) -> Measurement:
@@ -59,62 +163,13 @@ class Measurement:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
 
+    def set_stats(self, stats: LatencyStats) -> Measurement:
+        self.stats, self.median_ms = stats, stats.median_ms
+        return self
+
     def to_dict(self, samples: bool = True) -> dict:
         d = asdict(self)
+        d["stats"] = self.stats.to_dict() if self.stats else {}
         if not samples:
             d.pop("samples_ms")
         return d
-
-
-def time_invocations(
-    invoke, warmup: int, repetitions: int, runs: int, budget_s: float | None = None
-) -> list[list[float]]:
-    """The method's loop: ``warmup`` calls, then ``repetitions`` × ``runs`` calls each timed alone (ms).
-
-    ``budget_s`` caps the whole timed part: each repetition stops early (after at least 10 runs) once its share
-    of the budget is spent, so slow targets still get R repetitions."""
-    for _ in range(warmup):
-        invoke()
-    reps = []
-    for _ in range(repetitions):
-        deadline = time.perf_counter() + budget_s / repetitions if budget_s else None
-        samples = []
-        for _ in range(runs):
-            t0 = time.perf_counter_ns()
-            invoke()
-            samples.append((time.perf_counter_ns() - t0) / 1e6)
-            if deadline and len(samples) >= 10 and time.perf_counter() > deadline:
-                break
-        reps.append(samples)
-    return reps
-
-
-def summarize(repetitions: list[list[float]]) -> dict:
-    """Statistics of R repetitions of per-invocation times (ms). The headline is the median of rep means."""
-    reps = [r for r in repetitions if r]
-    if not reps:
-        raise ValueError("no samples")
-    flat = sorted(x for r in reps for x in r)
-    means = [statistics.fmean(r) for r in reps]
-    return {
-        "median_of_means": statistics.median(means),
-        "rep_means": means,
-        "repetitions": len(reps),
-        "n": len(flat),
-        "mean": statistics.fmean(flat),
-        "p50": _percentile(flat, 50),
-        "p90": _percentile(flat, 90),
-        "min": flat[0],
-        "max": flat[-1],
-        "stdev": statistics.stdev(flat) if len(flat) > 1 else 0.0,
-    }
-
-
-def _percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on an already sorted list."""
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    pos = (len(sorted_values) - 1) * q / 100
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -1,58 +1,38 @@
-"""Write a device profile back to TOML (``deploykit estimate --fit --write DIR``).
+"""Write a device profile back to TOML (``deploykit estimate --fit --write DIR``), with tomli-w.
 
-The standard library reads TOML but does not write it; profiles are a fixed, shallow shape (top-level strings,
-an array of target tables, each with one optional ``roofline`` sub-table holding scalars, string lists and
-one inline table), so a small writer for exactly that shape is clearer than another dependency.
+Only the fields a profile file holds are written (the keys of :data:`deploykit.devices.SCHEMA`, so the reader
+and the writer cannot drift apart), and only where they differ from the default: what the backend plugin fills
+in at load time (format, processor, export precision, reach) is never written.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields
 from pathlib import Path
 
-from .devices import Profile, Target
+import tomli_w
 
-_TARGET_FIELDS = [f.name for f in fields(Target) if f.name not in ("device", "roofline")]
-_TARGET_DEFAULTS = {f.name: f.default for f in fields(Target)}
+from .artifact import atomic_write_text
+from .devices import SCHEMA, Profile
+from .targets import Target
 
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)  # a JSON string is a valid TOML basic string
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(f"cannot write {type(v).__name__} to a profile")
+_DEFAULTS = {f.name: f.default for f in fields(Target)}
 
 
 def profile_toml(profile: Profile, header: str = "") -> str:
-    lines = [f"# {line}" for line in header.splitlines()]
-    for key in ("name", "display", "reach", "match", "notes"):
-        v = getattr(profile, key)
-        if v:
-            lines.append(f"{key} = {_value(v)}")
-    for t in profile.targets:
-        lines += ["", "[[targets]]"]
-        for key in _TARGET_FIELDS:
-            v = getattr(t, key)
-            if v is None or v == _TARGET_DEFAULTS[key] and key not in ("backend", "precision"):
-                continue
-            lines.append(f"{key} = {_value(v)}")
-        if t.roofline:
-            lines.append("[targets.roofline]")
-            lines += [f"{k} = {_value(v)}" for k, v in t.roofline.items()]
-    return "\n".join(lines) + "\n"
+    doc = {k: getattr(profile, k) for k in SCHEMA["profile"] if k != "targets" and getattr(profile, k)}
+    doc["targets"] = [
+        {
+            k: getattr(t, k)
+            for k in SCHEMA["target"]
+            if getattr(t, k) is not None and (k in ("backend", "precision") or getattr(t, k) != _DEFAULTS[k])
+        }
+        for t in profile.targets
+    ]
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    return comments + tomli_w.dumps(doc)
 
 
 def write_profile(profile: Profile, path: Path, header: str = "") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.partial")
-    tmp.write_text(profile_toml(profile, header))
-    tmp.replace(path)
-    return path
+    return atomic_write_text(path, profile_toml(profile, header))

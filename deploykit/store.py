@@ -1,7 +1,10 @@
 """The results store: SQLite in WAL mode, with a schema version and ordered migrations.
 
 One row per Measurement (measured, estimated and published alike, told apart by ``provenance``); raw samples
-are kept as a float32 blob. Concurrency: WAL lets readers run beside one writer, every write is a single
+are kept as a float32 blob. Everything a report shows is stored when it is produced, so a report is a function
+of this file alone: each measured row's machine and runtime versions (``env``), each estimate's per-layer
+breakdown (``details``), and the manifest of every artifact a row measured (``artifacts``: fidelity,
+compatibility findings, notes), keyed by the file's sha256. Concurrency: WAL lets readers run beside one writer, every write is a single
 ``BEGIN IMMEDIATE`` transaction with a generous busy timeout, so two ``deploykit bench`` processes writing at
 once both succeed and lose nothing. Each measurement is committed as soon as it finishes, so an interrupted
 sweep (Ctrl-C, a crash) keeps every finished result and leaves a readable database.
@@ -17,11 +20,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .artifact import Manifest, read_manifest
 from .errors import DeploykitError
-from .measurement import Measurement
+from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Migration N takes the database from version N-1 to N. Never edit a released one; append.
 MIGRATIONS: list[str] = [
@@ -68,11 +72,25 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX accuracy_model ON accuracy (model);
     """,
+    # 3: the report reads only the store: artifact manifests and estimate breakdowns are stored with the rows
+    """
+    ALTER TABLE measurements ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+    CREATE TABLE artifacts (
+        sha256 TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        file TEXT NOT NULL,
+        model TEXT NOT NULL,
+        format TEXT NOT NULL,
+        precision TEXT NOT NULL,
+        status TEXT NOT NULL,
+        manifest TEXT NOT NULL
+    );
+    """,
 ]
 
 _COLUMNS = (
     "created model resolution format precision target device backend provenance status artifact_sha256 artifact"
-    " median_ms stats env delegate error samples"
+    " median_ms stats env delegate error samples details"
 ).split()
 
 
@@ -134,20 +152,69 @@ class Store:
                 for statement in MIGRATIONS[n].split(";"):
                     if statement.strip():
                         c.execute(statement)
+            if version < 3:
+                self._backfill_artifacts(c)
             c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
-    def add(self, m: Measurement) -> int:
-        row = m.to_dict()
-        row["stats"] = json.dumps(m.stats)
-        row["env"] = json.dumps(m.env)
-        row["delegate"] = json.dumps(m.delegate)
-        row["samples"] = array("f", m.samples_ms).tobytes() if m.samples_ms else None
+    def _backfill_artifacts(self, c: sqlite3.Connection) -> None:
+        """Databases from before version 3 point at artifact files; store the manifests of those still there."""
+        for (path,) in c.execute("SELECT DISTINCT artifact FROM measurements WHERE artifact IS NOT NULL").fetchall():
+            try:
+                manifest = read_manifest(Path(path)) if Path(path).exists() else None
+            except DeploykitError:
+                manifest = None
+            if manifest is not None:
+                self._put_artifact(c, manifest)
+
+    def add(self, m: Measurement, manifest: Manifest | None = None) -> int:
+        """Store a Measurement (and the manifest of the artifact it measured), in one transaction."""
         with self._write() as c:
-            cur = c.execute(
-                f"INSERT INTO measurements ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
-                [row[k] for k in _COLUMNS],
-            )
-            return cur.lastrowid
+            if manifest is not None and manifest.sha256:
+                self._put_artifact(c, manifest)
+            return self._insert(c, m)
+
+    def add_many(self, ms: list[Measurement]) -> None:
+        """Store several Measurements all or nothing (an import)."""
+        with self._write() as c:
+            for m in ms:
+                self._insert(c, m)
+
+    @staticmethod
+    def _insert(c: sqlite3.Connection, m: Measurement) -> int:
+        row = m.to_dict()
+        for k in ("stats", "env", "delegate", "details"):
+            row[k] = json.dumps(row[k], default=str)
+        row["samples"] = array("f", m.samples_ms).tobytes() if m.samples_ms else None
+        cur = c.execute(
+            f"INSERT INTO measurements ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})",
+            [row[k] for k in _COLUMNS],
+        )
+        m.id = cur.lastrowid
+        return cur.lastrowid
+
+    @staticmethod
+    def _put_artifact(c: sqlite3.Connection, manifest: Manifest) -> None:
+        from .artifact import json_default
+
+        c.execute(
+            "INSERT OR REPLACE INTO artifacts (sha256, created, file, model, format, precision, status, manifest)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                manifest.sha256,
+                manifest.created or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                manifest.file,
+                manifest.model.get("name", "?"),
+                manifest.format,
+                manifest.precision,
+                manifest.status,
+                json.dumps(manifest.to_dict(), default=json_default),
+            ],
+        )
+
+    def artifacts(self) -> dict[str, Manifest]:
+        """Every stored artifact manifest, by the file's sha256."""
+        rows = self.conn.execute("SELECT sha256, manifest FROM artifacts").fetchall()
+        return {sha: Manifest.from_dict(json.loads(text)) for sha, text in rows}
 
     def query(
         self,
@@ -157,7 +224,7 @@ class Store:
         provenance: str | None = None,
         status: str | None = None,
         samples: bool = False,
-    ) -> list[dict]:
+    ) -> list[Measurement]:
         where, args = [], []
         for col, val in (("model", model), ("device", device), ("target", target), ("provenance", provenance)):
             if val is not None:
@@ -173,12 +240,12 @@ class Store:
         out = []
         for r in self.conn.execute(sql, args):
             d = dict(zip(["id", *_COLUMNS], r))
-            for k in ("stats", "env", "delegate"):
+            for k in ("env", "delegate", "details"):
                 d[k] = json.loads(d[k])
+            d["stats"] = LatencyStats.from_dict(json.loads(d["stats"]))
             blob = d.pop("samples")
-            if samples:
-                d["samples_ms"] = array("f", blob).tolist() if blob else []
-            out.append(d)
+            d["samples_ms"] = array("f", blob).tolist() if blob and samples else []
+            out.append(Measurement(**d))
         return out
 
     def add_accuracy(self, row: dict) -> int:

@@ -9,15 +9,15 @@ a job whose result (ok or unsupported) is already in the database is skipped, fa
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .devices import BACKENDS, get_profile, reachability
+from .devices import get_profile, reachability
 from .errors import DeploykitError
+from .events import Listener
+from .exporters import base as formats_registry
+from .measurement import Method
 from .store import Store
-
-FORMATS = ("onnx", "tflite", "coreml", "pytorch")
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,7 @@ class SweepOptions:
     db: Path = Path("deploykit-results.db")
     out: Path = Path("artifacts")
     profiles: Path | None = None
-    runs: int = 200
-    repetitions: int = 5
-    warmup: int = 20
-    budget_s: float | None = 10.0
+    method: Method = field(default_factory=Method)  # the one benchmark method, bench's defaults
 
 
 def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None) -> list[Job]:
@@ -58,20 +55,20 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
         raise DeploykitError("a sweep needs --models and --devices")
     names = [get_spec(m).name for m in models]  # unknown names fail before any work
     for f in formats or []:
-        if f not in FORMATS:
-            raise DeploykitError(f"unknown format {f!r}", hint=f"formats: {', '.join(FORMATS)}")
+        formats_registry.get(f)  # unknown formats fail now
     jobs = []
     for device in devices:
         profile = get_profile(device, profiles)
-        attached = reachability(profile)["reachable"]
+        reach = reachability(profile)
+        attached = reach.reachable
         if attached:
-            targets = [t for t in profile.targets if t.available]
+            targets = [t for t in profile.targets if t.available and t.id not in reach.unavailable]
         else:
             try:
                 targets = E.select_targets(profile)
             except DeploykitError:
                 targets = []
-        targets = [t for t in targets if not formats or BACKENDS[t.backend][0] in formats]
+        targets = [t for t in targets if not formats or t.format in formats]
         for name in names:
             for t in targets:
                 jobs.append(Job(name, profile.name, t.id, "measure" if attached else "estimate"))
@@ -83,7 +80,6 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
 def run_job(job: Job, opts: SweepOptions):
     """Run one job and store its Measurement; returns it."""
     from .bench import BenchRequest, measure_one
-    from .runners.host import Method
 
     profile = get_profile(job.device, opts.profiles)
     target = next(t for t in profile.targets if t.id == job.target)
@@ -91,19 +87,17 @@ def run_job(job: Job, opts: SweepOptions):
         from . import estimator as E
 
         name, res, layers = _zoo_layers(job.model)
-        m = E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)))
+        m, manifest = (
+            E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers),
+            None,
+        )
     else:
         req = BenchRequest(
-            device=job.device,
-            models=[job.model],
-            method=Method(warmup=opts.warmup, repetitions=opts.repetitions, runs=opts.runs, budget_s=opts.budget_s),
-            db=opts.db,
-            out=opts.out,
-            profiles=opts.profiles,
+            device=job.device, models=[job.model], method=opts.method, db=opts.db, out=opts.out, profiles=opts.profiles
         )
-        m = measure_one(req, profile, reachability(profile), job.model, target)
+        m, manifest = measure_one(req, reachability(profile), job.model, target)
     with Store(opts.db) as store:
-        store.add(m)
+        store.add(m, manifest)
     return m
 
 
@@ -119,9 +113,7 @@ def finished(jobs: list[Job], db: Path) -> set[Job]:
     if not Path(db).exists():
         return set()
     with Store(db) as store:
-        done = {
-            (r["model"], r["target"], r["provenance"]) for r in store.query() if r["status"] in ("ok", "unsupported")
-        }
+        done = {(m.model, m.target, m.provenance) for m in store.query() if m.status in ("ok", "unsupported")}
     return {j for j in jobs if (j.model, j.target, j.provenance) in done}
 
 
@@ -132,7 +124,7 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
 
     added = 0
     with Store(db) as store:
-        have = {(r["model"], r["target"]) for r in store.query(provenance="published")}
+        have = {(m.model, m.target) for m in store.query(provenance="published")}
         for device in devices:
             for t in get_profile(device, profiles).targets:
                 paper = (t.roofline or {}).get("paper_target")
@@ -153,15 +145,15 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
     return added
 
 
-def run_sweep(jobs: list[Job], opts: SweepOptions, on_event: Callable[[str, dict], None] | None = None) -> dict:
-    event = on_event or (lambda _k, _i: None)
+def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> dict:
+    listener = listener or Listener()
     skip = finished(jobs, opts.db)
     todo = [j for j in jobs if j not in skip]
-    event("plan", {"jobs": len(jobs), "todo": len(todo), "skipped": len(skip)})
+    listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = {"ok": 0, "failed": 0, "unsupported": 0}
     for job in todo:
-        event("start", {"job": job})
+        listener.started(f"{job.mode} {job.model} on {job.target}")
         m = run_job(job, opts)
         counts[m.status] += 1
-        event("done", {"job": job, "measurement": m})
+        listener.finished(m)
     return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts}

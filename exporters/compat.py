@@ -1,14 +1,8 @@
-"""Will a target run this file, all of it? Static checks per target, each finding with its op and reason.
+"""Will a target run this file, all of it? Runs a format's compatibility rule set on a file.
 
-- ``edgetpu``: Coral's supported-op table with its documented limitations (coral.ai "TensorFlow models on the
-  Edge TPU", compiler v16), plus deploykit's *EdgeTPU-ready* profile: int8/uint8 model input and output, no
-  float tensor anywhere, no QUANTIZE/DEQUANTIZE between the first and last op, no TRANSPOSE, static shapes,
-  batch 1. When ``edgetpu_compiler`` is on PATH it is also run and its per-op log parsed.
-- ``gpu-delegate``: the TFLite GPU delegate's op list and per-op constraints
-  (tensorflow/lite/tools/versioning/gpu_compatibility.cc), plus its 4-D tensor limit.
-- ``ane``: known Core ML Neural Engine blockers: FP32 compute, flexible shapes, ops the ANE does not run, and
-  large reshapes/transposes (the ANE works on rank ≤ 4 tensors with a channel-first layout; above that Core ML
-  falls back to GPU/CPU).
+Rule sets are named by the backend that would run the file (``edgetpu``, ``litert-gpu``, ``coreml-ane``, …) and
+live with their format (``tflite_compat.py``, ``coreml_compat.py``); the format plugin says which apply, and
+which older names still mean them (``gpu-delegate``, ``ane``).
 
 A finding is a dict: ``{"op": index or None, "name": op name, "reason": text, "severity": "error"|"warning"}``.
 Errors mean the op (and, on the Edge TPU, everything after it) will not run on the target.
@@ -16,114 +10,39 @@ Errors mean the op (and, on the Edge TPU, everything after it) will not run on t
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 
 from deploykit.errors import DeploykitError
-
-from .tflite_graph import FUSED_ACTIVATIONS, TfGraph, read_tflite
-
-TARGETS = ("edgetpu", "gpu-delegate", "ane")
-
-# Coral Edge TPU supported operations (op name → limitation text, checked below where statically checkable).
-EDGETPU_OPS = {
-    "ADD": "",
-    "AVERAGE_POOL_2D": "no fused activation",
-    "CONCATENATION": "no fused activation",
-    "CONV_2D": "same dilation in x and y",
-    "DEPTHWISE_CONV_2D": "same dilation in x and y",
-    "EXPAND_DIMS": "",
-    "FULLY_CONNECTED": "default weights format; one-dimensional output",
-    "L2_NORMALIZATION": "",
-    "LOGISTIC": "",
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": "unidirectional only",
-    "LSTM": "unidirectional only",
-    "MAXIMUM": "",
-    "MAX_POOL_2D": "no fused activation",
-    "MEAN": "no batch reduction; a channel reduction needs channels % 4 == 0",
-    "MINIMUM": "",
-    "MUL": "",
-    "PACK": "no packing in batch dimension",
-    "PAD": "no padding in batch dimension",
-    "PRELU": "alpha one-dimensional",
-    "QUANTIZE": "",
-    "REDUCE_MAX": "not on the batch dimension",
-    "REDUCE_MIN": "not on the batch dimension",
-    "RELU": "",
-    "RELU6": "",
-    "RELU_N1_TO_1": "",
-    "RESHAPE": "large reshapes may not map",
-    "RESIZE_BILINEAR": "3-D input/output",
-    "RESIZE_NEAREST_NEIGHBOR": "3-D input/output",
-    "RSQRT": "",
-    "SLICE": "",
-    "SOFTMAX": "one-dimensional input, at most 16000 elements",
-    "SPACE_TO_DEPTH": "",
-    "SPLIT": "no split in batch dimension",
-    "SQUEEZE": "",
-    "STRIDED_SLICE": "",
-    "SUB": "",
-    "SUM": "no batch reduction; a channel reduction needs channels % 4 == 0",
-    "SQUARED_DIFFERENCE": "",
-    "TANH": "",
-    "TRANSPOSE": "",
-    "TRANSPOSE_CONV": "",
-}
-
-# TFLite GPU delegate: ops accepted by gpu_compatibility.cc (constraints for some are checked below).
-GPU_OPS = set(
-    """ADD ADD_N AVERAGE_POOL_2D BATCH_MATMUL CAST CONCATENATION CONV_2D CUMSUM DENSIFY DEPTHWISE_CONV_2D
-    DEPTH_TO_SPACE DEQUANTIZE EMBEDDING_LOOKUP DYNAMIC_UPDATE_SLICE FULLY_CONNECTED GATHER HARD_SWISH LSTM
-    MAX_POOL_2D MEAN MUL PACK ONE_HOT QUANTIZE RELU_N1_TO_1 PRELU RESHAPE SELECT SELECT_V2 SLICE SOFTMAX
-    SPACE_TO_DEPTH SPLIT SPLIT_V STRIDED_SLICE TILE TRANSPOSE TRANSPOSE_CONV RESIZE_BILINEAR
-    RESIZE_NEAREST_NEIGHBOR RELU RELU6 LEAKY_RELU REDUCE_MAX REDUCE_MIN REDUCE_PROD SUM PAD PADV2 MIRROR_PAD
-    ABS CEIL COS ELU EXP FLOOR GELU LOG LOGISTIC NEG RSQRT SIGN SIN SQRT SQUARE TANH ATAN2 DIV EQUAL FLOOR_DIV
-    FLOOR_MOD GREATER GREATER_EQUAL LOGICAL_AND LESS LESS_EQUAL MAXIMUM MINIMUM NOT_EQUAL POW
-    SQUARED_DIFFERENCE SUB""".split()
-)
-
-# Core ML ops the Neural Engine does not execute (Core ML then splits the graph onto GPU/CPU).
-ANE_UNSUPPORTED_OPS = {"gather", "gather_nd", "scatter", "scatter_nd", "non_zero", "topk", "argsort", "cumsum"}
-ANE_MAX_RANK = 4  # rank-5+ tensors (e.g. multi-head attention reshapes) fall off the Neural Engine
 
 
 def finding(op, name, reason, severity="error") -> dict:
     return {"op": op, "name": name, "reason": reason, "severity": severity}
 
 
+def rule_names() -> list[str]:
+    """Every rule set some format offers, at any precision."""
+    from .base import formats
+
+    precisions = {p for f in formats() for p in f.precisions}
+    return sorted({r for f in formats() for p in precisions for r in f.compat_rules(p)})
+
+
 def check(path: str | Path, target: str) -> dict:
-    """Check an artifact file against a target; returns ``{"target", "file", "findings", "summary", ...}``."""
+    """Check an artifact file against a rule set; returns ``{"target", "file", "ops", "findings", "summary"}``."""
+    from .base import for_path, formats
+
     path = Path(path)
-    if target not in TARGETS:
-        raise DeploykitError(f"unknown check target {target!r}", hint=f"use one of {', '.join(TARGETS)}")
+    target = next((f.rule_aliases[target] for f in formats() if target in f.rule_aliases), target)
+    known = rule_names()
+    if target not in known:
+        raise DeploykitError(f"unknown check target {target!r}", hint=f"use one of {', '.join(known)}")
     if not path.exists():
         raise DeploykitError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    if target in ("edgetpu", "gpu-delegate"):
-        if suffix != ".tflite":
-            raise DeploykitError(f"--target {target} checks .tflite files, not {path.name}")
-        graph = read_tflite(path)
-        findings = check_edgetpu(graph) if target == "edgetpu" else check_gpu(graph)
-        result = {"target": target, "file": str(path), "ops": len(graph.ops), "findings": findings}
-        if target == "edgetpu":
-            result["compiler"] = run_edgetpu_compiler(path)
-            if result["compiler"].get("ran"):
-                result["findings"] += [
-                    finding(None, r["op"], f"edgetpu_compiler: {r['status']}")
-                    for r in result["compiler"]["ops"]
-                    if not r["status"].startswith("Mapped to Edge TPU")
-                ]
-    else:
-        if suffix not in (".mlpackage", ".mlmodel"):
-            raise DeploykitError(f"--target ane checks .mlpackage files, not {path.name}")
-        from .coreml import inspect_package
-
-        structure = inspect_package(path)
-        findings = check_ane(structure)
-        result = {"target": target, "file": str(path), "ops": sum(structure["ops"].values()), "findings": findings}
+    fmt = for_path(path)
+    if not any(target in fmt.compat_rules(p) for p in fmt.precisions):
+        owners = [f.suffix for f in formats() if f.suffix and any(target in f.compat_rules(p) for p in f.precisions)]
+        raise DeploykitError(f"--target {target} checks {', '.join(owners)} files, not {path.name}")
+    result = {"target": target, "file": str(path), **fmt.check(path, target)}
     errors = [f for f in result["findings"] if f["severity"] == "error"]
     result["summary"] = {
         "errors": len(errors),
@@ -134,166 +53,10 @@ def check(path: str | Path, target: str) -> dict:
     return result
 
 
-def check_edgetpu(g: TfGraph) -> list[dict]:
-    out = []
-    if g.subgraphs != 1:
-        out.append(finding(None, "model", f"{g.subgraphs} subgraphs; the Edge TPU compiler takes one"))
-    for i in g.inputs + g.outputs:
-        t = g.t(i)
-        role = "input" if i in g.inputs else "output"
-        if t.dtype not in ("INT8", "UINT8"):
-            out.append(finding(None, role, f"model {role} {t.name!r} is {t.dtype}; the Edge TPU needs int8/uint8"))
-        if any(d < 0 for d in t.signature):
-            out.append(finding(None, role, f"model {role} {t.name!r} has a dynamic shape {t.signature}"))
-        if t.shape and t.shape[0] != 1:
-            out.append(finding(None, role, f"model {role} {t.name!r} has batch {t.shape[0]}; use batch 1"))
-    last = len(g.ops) - 1
-    for op in g.ops:
-        name = op.name
-        if name not in EDGETPU_OPS:
-            out.append(
-                finding(op.index, name, "not in the Edge TPU supported-op set: it and every later op run on the CPU")
-            )
-            continue
-        if name == "TRANSPOSE":
-            out.append(finding(op.index, name, "layout transpose inside the graph (export with NHWC input instead)"))
-        if name == "QUANTIZE" and 0 < op.index < last:
-            # Coral maps an int8→int8 requantize, but an EdgeTPU-ready graph has no Q/DQ between its ends.
-            why = "float→int8 island: the producing op ran in float" if g.t(op.inputs[0]).is_float else "requantize"
-            out.append(finding(op.index, name, f"QUANTIZE inside the graph ({why})"))
-        floats = [g.t(i) for i in op.inputs + op.outputs if g.t(i).is_float]
-        if floats:
-            out.append(finding(op.index, name, f"float tensor {floats[0].name!r} ({floats[0].dtype})"))
-        out += _edgetpu_constraints(g, op)
-    for t in g.tensors:
-        big = [d for d in t.shape[:-3] if d > 1]
-        if big and not t.constant:
-            out.append(finding(None, "tensor", f"{t.name!r} {t.shape}: only the 3 innermost dimensions may exceed 1"))
+def compatibility(fmt, path: Path, precision: str) -> dict:
+    """Every rule set that applies to a freshly exported file, for its manifest (findings capped at 50)."""
+    out = {}
+    for rule in fmt.compat_rules(precision):
+        r = check(path, rule)
+        out[rule] = {"summary": r["summary"], "findings": r["findings"][:50], "findings_total": len(r["findings"])}
     return out
-
-
-def _edgetpu_constraints(g: TfGraph, op) -> list[dict]:
-    out, o, name = [], op.options, op.name
-    act = FUSED_ACTIVATIONS.get(o.get("fusedActivationFunction", 0), "NONE")
-    if name in ("AVERAGE_POOL_2D", "MAX_POOL_2D", "CONCATENATION") and act != "NONE":
-        out.append(finding(op.index, name, f"fused activation {act} is not supported here"))
-    if name in ("CONV_2D", "DEPTHWISE_CONV_2D") and o.get("dilationHFactor", 1) != o.get("dilationWFactor", 1):
-        out.append(finding(op.index, name, "different dilation in x and y"))
-    if name == "FULLY_CONNECTED":
-        if o.get("weightsFormat", 0) != 0:
-            out.append(finding(op.index, name, "non-default weights format"))
-        if sum(d > 1 for d in g.t(op.outputs[0]).shape) > 1:
-            out.append(finding(op.index, name, f"output {g.t(op.outputs[0]).shape} is not one-dimensional"))
-    if name == "SOFTMAX":
-        shape = g.t(op.inputs[0]).shape
-        if sum(d > 1 for d in shape) > 1 or _numel(shape) > 16000:
-            out.append(finding(op.index, name, f"input {shape}: needs a 1-D input of at most 16000 elements"))
-    if name in ("MEAN", "SUM") and len(op.inputs) > 1:
-        axes_t, shape = g.t(op.inputs[1]), g.t(op.inputs[0]).shape
-        # axes are a constant tensor whose values the graph reader does not decode; reductions over the batch
-        # dimension show up as an output whose batch differs from the input's
-        out_shape = g.t(op.outputs[0]).shape
-        if shape and out_shape and out_shape[0] != shape[0]:
-            out.append(finding(op.index, name, f"reduces the batch dimension ({shape} → {out_shape})"))
-        del axes_t
-    return out
-
-
-def check_gpu(g: TfGraph) -> list[dict]:
-    out = []
-    for op in g.ops:
-        if op.name not in GPU_OPS:
-            out.append(finding(op.index, op.name, "not supported by the TFLite GPU delegate: runs on the CPU"))
-            continue
-        o = op.options
-        if op.name == "SOFTMAX" and o.get("beta", 1.0) != 1.0:
-            out.append(finding(op.index, op.name, "beta != 1"))
-        if op.name in ("SLICE", "STRIDED_SLICE") and len(g.t(op.inputs[0]).shape) not in (3, 4):
-            out.append(finding(op.index, op.name, "only 3-D or 4-D inputs"))
-        if op.name == "STRIDED_SLICE" and (o.get("ellipsisMask") or o.get("newAxisMask") or o.get("shrinkAxisMask")):
-            out.append(finding(op.index, op.name, "ellipsis/new-axis/shrink-axis masks"))
-        if op.name == "FULLY_CONNECTED" and o.get("weightsFormat", 0) != 0:
-            out.append(finding(op.index, op.name, "non-default weights format"))
-        for i in op.inputs + op.outputs:
-            t = g.t(i)
-            if len(t.shape) > 4 and not t.constant:
-                out.append(finding(op.index, op.name, f"{len(t.shape)}-D tensor {t.shape}: the delegate is 4-D"))
-                break
-    if any(g.t(i).dtype in ("INT8", "UINT8") for i in g.inputs):
-        out.append(
-            finding(None, "model", "int8 model: the GPU delegate dequantizes and computes in fp16/fp32", "warning")
-        )
-    return out
-
-
-def check_ane(structure: dict) -> list[dict]:
-    out = []
-    if structure["type"] != "mlProgram":
-        out.append(finding(None, "model", f"{structure['type']} model: export an ML Program for the Neural Engine"))
-    dtypes = structure.get("tensor_dtypes", {})
-    if dtypes.get("float32", 0) > dtypes.get("float16", 0):
-        out.append(finding(None, "model", "FP32 compute precision: the Neural Engine runs FP16 only"))
-    for io in structure["inputs"]:
-        if any(d <= 0 for d in io["shape"]) or not io["shape"]:
-            out.append(finding(None, io["name"], "flexible input shape: the Neural Engine needs static shapes"))
-        if io["dtype"] == "float32":
-            out.append(
-                finding(None, io["name"], "FP32 model input adds a cast; FP16 input is the ANE setup", "warning")
-            )
-    for op, n in structure["ops"].items():
-        if op in ANE_UNSUPPORTED_OPS:
-            out.append(finding(None, op, f"{n}× {op}: not executed by the Neural Engine"))
-    n_layout = sum(n for op, n in structure["ops"].items() if op in ("transpose", "reshape"))
-    if n_layout > 20:
-        out.append(
-            finding(
-                None, "reshape/transpose", f"{n_layout} reshapes/transposes: layout shuffles cost on the ANE", "warning"
-            )
-        )
-    if structure.get("max_rank", 0) > ANE_MAX_RANK:
-        out.append(finding(None, "model", f"rank-{structure['max_rank']} tensors: the ANE handles rank ≤ 4"))
-    return out
-
-
-def run_edgetpu_compiler(path: Path) -> dict:
-    """Run Coral's ``edgetpu_compiler`` when installed and parse its per-op table; never faked."""
-    exe = shutil.which("edgetpu_compiler")
-    if exe is None:
-        return {"ran": False, "reason": "edgetpu_compiler not on PATH (static analysis only)"}
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run([exe, "-s", "-o", tmp, str(path)], capture_output=True, text=True, timeout=600)
-    return {"ran": True, "returncode": proc.returncode, **parse_edgetpu_log(proc.stdout)}
-
-
-_LOG_ROW = re.compile(r"^(\w+)\s+(\d+)\s+(.+?)\s*$")
-
-
-def parse_edgetpu_log(text: str) -> dict:
-    """Parse ``edgetpu_compiler -s`` output: version, mapped/CPU op counts and the per-op status table."""
-    version = re.search(r"Edge TPU Compiler version\s+(\S+)", text)
-    mapped = re.search(r"Number of operations that will run on Edge TPU:\s*(\d+)", text)
-    cpu = re.search(r"Number of operations that will run on CPU:\s*(\d+)", text)
-    rows, in_table = [], False
-    for line in text.splitlines():
-        if line.strip().startswith("Operator") and "Status" in line:
-            in_table = True
-            continue
-        if in_table:
-            m = _LOG_ROW.match(line.strip())
-            if m and m.group(1).isupper():
-                rows.append({"op": m.group(1), "count": int(m.group(2)), "status": m.group(3)})
-            elif rows and not line.strip():
-                in_table = False
-    return {
-        "version": version.group(1) if version else None,
-        "ops_on_edgetpu": int(mapped.group(1)) if mapped else None,
-        "ops_on_cpu": int(cpu.group(1)) if cpu else None,
-        "ops": rows,
-    }
-
-
-def _numel(shape) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n

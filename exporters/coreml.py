@@ -1,4 +1,4 @@
-"""PyTorch → Core ML ML Program via coremltools, from ``torch.export``.
+"""The Core ML format: PyTorch → Core ML ML Program (``.mlpackage``) via coremltools, from ``torch.export``.
 
 Precision ``fp16`` is the MobileNetV4 paper's Neural Engine setup (FP16 compute; add ``fp16_input`` for FP16
 model input too, which needs iOS 16+). ``fp32`` keeps FP32 compute (the Neural Engine will not run it).
@@ -7,27 +7,29 @@ model input too, which needs iOS 16+). ``fp32`` keeps FP32 compute (the Neural E
 coremltools converts on Linux but can only *predict* on macOS. So on Linux the saved package is checked
 structurally (:func:`inspect_package`): it must load as an ML Program whose inputs and outputs have the expected
 names, shapes and dtypes, with the expected compute precision visible in its ops. Numerics are compared only
-on macOS (``deploykit.exporters.fidelity``).
+on macOS, through :class:`CoremlSession` (the same session ``eval`` and the Mac's Core ML backend use).
 """
 
 from __future__ import annotations
 
+import platform
 import warnings
 from collections import Counter
 from pathlib import Path
 
-import torch
-
+from deploykit.artifact import Manifest, TensorSpec
 from deploykit.errors import DeploykitError
 
+from .base import Described, Format, HostSession, register
+from .quiet import quiet
 
-def export_coreml(model: torch.nn.Module, example: torch.Tensor, out: Path, precision: str, fp16_input: bool) -> dict:
+
+def export_coreml(model, example, out: Path, precision: str, fp16_input: bool) -> dict:
     import coremltools as ct
+    import torch
     from coremltools.converters.mil.mil import types
 
-    from .tflite import _quiet
-
-    with warnings.catch_warnings(), _quiet():  # coremltools prints tqdm bars; deploykit shows its own progress
+    with warnings.catch_warnings(), quiet():  # coremltools prints tqdm bars; deploykit shows its own progress
         warnings.simplefilter("ignore")
         program = torch.export.export(model.eval(), (example,)).run_decompositions({})
         mlmodel = ct.convert(
@@ -88,3 +90,84 @@ _ARRAY_DTYPES = {65552: "float16", 65568: "float32", 65600: "float64", 131104: "
 def _feature(f) -> dict:
     t = f.type.multiArrayType
     return {"name": f.name, "shape": [int(d) for d in t.shape], "dtype": _ARRAY_DTYPES.get(t.dataType, str(t.dataType))}
+
+
+class CoremlSession(HostSession):
+    """Core ML predictions on this Mac with the compute units asked for (default ALL); macOS only."""
+
+    def __init__(self, path: Path, manifest: Manifest, compute_units: str = "ALL"):
+        import coremltools as ct
+
+        self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+        self.inp, self.out = manifest.inputs[0], manifest.outputs[0]
+        self.env = {
+            "runtime": "coremltools " + ct.__version__,
+            "os": "macOS " + platform.mac_ver()[0],
+            "machine": platform.machine(),
+            "compute_units": compute_units,
+        }
+        self.delegate = {}
+
+    def input_shape_nchw(self) -> list[int]:
+        return list(self.inp.shape)
+
+    def feed(self, x_nchw):
+        self._x = {self.inp.name: x_nchw.astype(self.inp.dtype)}
+
+    def invoke(self):
+        self._y = self.model.predict(self._x)[self.out.name]
+
+    def output(self):
+        import numpy as np
+
+        return np.asarray(self._y, dtype=np.float32).reshape(1, -1)
+
+
+class Coreml(Format):
+    name = "coreml"
+    suffix = ".mlpackage"
+    precisions = ("fp16", "fp32", "int8")  # int8 = int8 weight compression with fp16 compute
+    default_precision = "fp16"
+    options = ("fp16_input",)
+    description = "Core ML ML Program; converts anywhere, predicts on macOS only"
+    tools = ("coremltools",)
+    rule_aliases = {"ane": "coreml-ane"}  # the names these rule sets had before they were named by backend
+
+    def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:
+        return export_coreml(model, example, out, precision, bool(options.get("fp16_input")))
+
+    def describe(self, path: Path, precision: str, info: dict) -> Described:
+        s = inspect_package(path)
+        return Described(
+            inputs=[TensorSpec(i["name"], i["shape"], i["dtype"], "NCHW") for i in s["inputs"]],
+            outputs=[TensorSpec(o["name"], o["shape"], o["dtype"], "NC") for o in s["outputs"]],
+            ops=s["ops"],
+            extra={"structure": s},
+        )
+
+    def compat_rules(self, precision: str) -> list[str]:
+        return ["coreml-ane"]
+
+    def check(self, path: Path, rule: str) -> dict:
+        from .coreml_compat import check_file
+
+        return check_file(inspect_package(path))
+
+    def cannot_run_here(self) -> str | None:
+        if platform.system() != "Darwin":
+            return f"Core ML predicts only on macOS (this is {platform.system()})"
+        return None
+
+    def structure_ok(self, manifest: Manifest) -> bool:
+        """Where it cannot run: does the saved package look like what was asked for?"""
+        s = manifest.options.get("structure", {})
+        return s.get("type") == "mlProgram" and bool(s.get("inputs")) and bool(s.get("outputs"))
+
+    def open_session(self, path, manifest, compute_units: str = "ALL", **_) -> CoremlSession:
+        reason = self.cannot_run_here()
+        if reason:
+            raise DeploykitError(reason, hint="evaluate or benchmark the .onnx or .tflite export here")
+        return CoremlSession(path, manifest, compute_units)
+
+
+register(Coreml())

@@ -1,8 +1,9 @@
 """Does the exported file compute what PyTorch computes? Run it on its host runtime and compare.
 
-Host runtimes: ONNX Runtime (CPU) for .onnx, the LiteRT interpreter (XNNPACK) for .tflite, Core ML for
-.mlpackage, which can only predict on macOS: on Linux a Core ML artifact gets a structural check only and its
-fidelity block says ``verified: false`` with the reason, never a number.
+The host runtime is the format plugin's session (``Format.open_session``): ONNX Runtime for .onnx, LiteRT
+(XNNPACK) for .tflite, Core ML for .mlpackage, which can only predict on macOS: where a format cannot run, the
+artifact gets a structural check only and its fidelity block says ``verified: false`` with the reason, never
+a number.
 
 Metrics, per artifact, over the same N inputs given to PyTorch (logits compared as float):
 cosine similarity (the minimum over samples is what is judged), max abs error, SNR in dB
@@ -26,12 +27,13 @@ Reference and threshold (minimum per-sample cosine), and why:
 
 from __future__ import annotations
 
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from deploykit.artifact import Manifest
+
+from .base import get as get_format
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-dynamic": 0.99, "int8": 0.99, "int8-edgetpu": 0.99}
 
@@ -74,72 +76,7 @@ def judge(metrics: dict, precision: str, threshold: float | None = None) -> dict
 def run_artifact(path: Path, manifest: Manifest, x_nchw: np.ndarray, reference_kernels: bool = False) -> np.ndarray:
     """Logits (float32, one row per sample) of an artifact on its host runtime, one sample at a time.
 
-    ``reference_kernels``: TFLite only, LiteRT's portable reference kernels instead of XNNPACK."""
-    if reference_kernels:
-        r = _TfliteRunner(path, manifest, reference_kernels=True)
-    else:
-        r = {"onnx": _OnnxRunner, "tflite": _TfliteRunner, "coreml": _CoremlRunner}[manifest.format](path, manifest)
-    return np.concatenate([r(x_nchw[i : i + 1]) for i in range(len(x_nchw))])
-
-
-def coreml_can_predict() -> bool:
-    return platform.system() == "Darwin"
-
-
-class _OnnxRunner:
-    def __init__(self, path: Path, m: Manifest):
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.log_severity_level = 3
-        self.sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-        self.inp = m.inputs[0]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.sess.run(None, {self.inp.name: x.astype(self.inp.dtype)})[0].astype(np.float32)
-
-
-class _TfliteRunner:
-    def __init__(self, path: Path, m: Manifest, reference_kernels: bool = False):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-        self.it = Interpreter(model_path=str(path), num_threads=2, experimental_op_resolver_type=resolver)
-        self.it.allocate_tensors()
-        self.inp, self.out = m.inputs[0], m.outputs[0]
-        self.in_index = self.it.get_input_details()[0]["index"]
-        self.out_index = self.it.get_output_details()[0]["index"]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.inp.layout == "NHWC":
-            x = x.transpose(0, 2, 3, 1)
-        self.it.set_tensor(self.in_index, quantize(x, self.inp))
-        self.it.invoke()
-        return dequantize(self.it.get_tensor(self.out_index), self.out)
-
-
-class _CoremlRunner:
-    def __init__(self, path: Path, m: Manifest):
-        import coremltools as ct
-
-        self.model = ct.models.MLModel(str(path))
-        self.inp, self.out = m.inputs[0], m.outputs[0]
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        y = self.model.predict({self.inp.name: x.astype(self.inp.dtype)})[self.out.name]
-        return np.asarray(y, dtype=np.float32).reshape(1, -1)
-
-
-def quantize(x: np.ndarray, spec) -> np.ndarray:
-    """Float → the tensor's dtype, with its scale/zero-point when it is quantized."""
-    if spec.scale is None:
-        return x.astype(spec.dtype)
-    info = np.iinfo(spec.dtype)
-    q = np.round(x / spec.scale) + spec.zero_point
-    return np.clip(q, info.min, info.max).astype(spec.dtype)
-
-
-def dequantize(q: np.ndarray, spec) -> np.ndarray:
-    if spec.scale is None:
-        return q.astype(np.float32)
-    return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+    ``reference_kernels``: LiteRT's portable reference kernels instead of XNNPACK (TFLite only)."""
+    options = {"reference_kernels": True} if reference_kernels else {}
+    session = get_format(manifest.format).open_session(path, manifest, threads=2, **options)
+    return np.concatenate([session(x_nchw[i : i + 1]) for i in range(len(x_nchw))])

@@ -23,11 +23,7 @@ import torch
 
 from deploykit import __version__
 from deploykit.artifact import (
-    FORMATS,
-    PRECISIONS,
     Manifest,
-    TensorSpec,
-    artifact_name,
     file_sha256,
     options_key,
     path_size,
@@ -37,7 +33,9 @@ from deploykit.artifact import (
 )
 from deploykit.errors import DeploykitError
 
+from . import base as formats
 from .calibration import calibration_inputs
+from .compat import compatibility
 
 STAGES = ("build", "convert", "verify", "check")
 
@@ -58,7 +56,7 @@ class ConversionError(DeploykitError):
 class ExportRequest:
     model: str  # zoo name/alias, or "package.module:factory" for your own nn.Module
     fmt: str
-    precision: str | None = None  # default: fp32 (onnx, tflite), fp16 (coreml)
+    precision: str | None = None  # default: the format's own (fp32; fp16 for Core ML)
     out: Path = Path("artifacts")
     resolution: int | None = None
     weights: Path | None = None
@@ -66,7 +64,7 @@ class ExportRequest:
     calibration_samples: int = 32
     verify_samples: int = 8
     input_shape: tuple[int, ...] | None = None  # required for your own model
-    fp16_input: bool = False  # Core ML: FP16 model input (Neural Engine setup)
+    fp16_input: bool = False  # FP16 model input (Core ML's Neural Engine setup); formats that take it say so
     force: bool = False
 
 
@@ -91,16 +89,18 @@ class _Built:
 
 def validate(req: ExportRequest) -> ExportRequest:
     """Check everything a user typed before any slow work; fills defaults."""
-    if req.fmt not in FORMATS:
-        raise DeploykitError(f"unknown format {req.fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
-    req.precision = req.precision or ("fp16" if req.fmt == "coreml" else "fp32")
-    if req.precision not in PRECISIONS[req.fmt]:
+    fmt = formats.get(req.fmt)
+    if fmt.suffix is None:
+        raise DeploykitError(f"{req.fmt} is not a file format", hint=f"use one of {', '.join(formats.names(True))}")
+    req.precision = req.precision or fmt.default_precision
+    if req.precision not in fmt.precisions:
         raise DeploykitError(
             f"precision {req.precision!r} is not available for {req.fmt}",
-            hint=f"{req.fmt} takes {', '.join(PRECISIONS[req.fmt])}",
+            hint=f"{req.fmt} takes {', '.join(fmt.precisions)}",
         )
-    if req.fp16_input and req.fmt != "coreml":
-        raise DeploykitError("--fp16-input applies to Core ML exports only")
+    if req.fp16_input and "fp16_input" not in fmt.options:
+        takers = [f.name for f in formats.formats() if "fp16_input" in f.options]
+        raise DeploykitError(f"--fp16-input applies to {', '.join(takers)} exports only")
     if req.calibration_samples < 1 or req.verify_samples < 1:
         raise DeploykitError("sample counts must be at least 1")
     if req.calibration is not None:
@@ -230,7 +230,8 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
         fp16_input=req.fp16_input,
     )
     out_dir = Path(req.out)
-    path = out_dir / artifact_name(b.name, b.resolution, req.fmt, req.precision)
+    fmt = formats.get(req.fmt)
+    path = out_dir / formats.artifact_name(b.name, b.resolution, req.fmt, req.precision)
     existing = read_manifest(path) if path.exists() else None
     if existing and existing.cache_key == key and not req.force and file_sha256(path) == existing.sha256:
         if existing.status == "failed-fidelity":
@@ -249,7 +250,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     partial = out_dir / f".{path.stem}.partial{path.suffix}"  # converters insist on the real suffix
     _remove(partial)
     try:
-        info = _convert(req, b.model, example, partial, calib)
+        info = fmt.convert(b.model, example, partial, req.precision, calib, {"fp16_input": req.fp16_input})
     except DeploykitError:
         _remove(partial)
         raise
@@ -269,7 +270,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     times["verify"] = time.perf_counter() - t0
     stage("check")
     t0 = time.perf_counter()
-    manifest.compatibility = _compatibility(req, path)
+    manifest.compatibility = compatibility(fmt, path, req.precision)
     times["check"] = time.perf_counter() - t0
     if manifest.fidelity.get("verified"):
         manifest.status = "verified" if manifest.fidelity["passed"] else "failed-fidelity"
@@ -300,20 +301,6 @@ def _fidelity_error(path: Path, f: dict) -> FidelityError:
     )
 
 
-def _convert(req: ExportRequest, model, example, partial: Path, calib) -> dict:
-    if req.fmt == "onnx":
-        from .onnx import export_onnx
-
-        return export_onnx(model, example, partial, req.precision)
-    if req.fmt == "tflite":
-        from .tflite import export_tflite
-
-        return export_tflite(model, example, partial, req.precision, calib)
-    from .coreml import export_coreml
-
-    return export_coreml(model, example, partial, req.precision, req.fp16_input)
-
-
 def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict, calib_info) -> Manifest:
     notes = list(info.get("notes", []))
     if b.source == "zoo" and not req.weights:
@@ -322,33 +309,9 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
             " (fidelity tests the converter, not accuracy)"
         )
     res = b.resolution
-    if req.fmt == "tflite":
-        from .tflite_graph import read_tflite
-
-        g = read_tflite(path)
-        inputs = [_tf_spec(g.t(i), "NHWC") for i in g.inputs]
-        outputs = [_tf_spec(g.t(i), "NC") for i in g.outputs]
-        ops = g.histogram()
-        islands = ops.get("QUANTIZE", 0) + ops.get("DEQUANTIZE", 0)
-        if req.precision in ("int8", "int8-edgetpu") and islands:
-            # Each pair is a float island: a delegate partition boundary on CPUs (MobileViT int8, 88 QUANTIZE +
-            # 55 DEQUANTIZE, measured 4.2x slower than its fp32 file with XNNPACK).
-            notes.append(
-                f"partly float: {ops.get('QUANTIZE', 0)} QUANTIZE and {ops.get('DEQUANTIZE', 0)} DEQUANTIZE ops"
-                " inside the graph; expect this int8 file to be slower than fp32 on CPUs (bench both)"
-            )
-    elif req.fmt == "onnx":
-        inputs = [TensorSpec("input", [1, 3, res, res], "float32", "NCHW")]
-        outputs = [TensorSpec("logits", [1, -1], "float32", "NC")]
-        ops = info["ops"]
-    else:
-        from .coreml import inspect_package
-
-        s = inspect_package(path)
-        inputs = [TensorSpec(i["name"], i["shape"], i["dtype"], "NCHW") for i in s["inputs"]]
-        outputs = [TensorSpec(o["name"], o["shape"], o["dtype"], "NC") for o in s["outputs"]]
-        ops = s["ops"]
-        info = {**info, "structure": s}
+    described = formats.get(req.fmt).describe(path, req.precision, {**info, "resolution": res})
+    notes += described.notes
+    info = {**info, **described.extra}
     extra = {k: v for k, v in info.items() if k not in ("ops", "notes")}
     return Manifest(
         model={
@@ -362,42 +325,30 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
         format=req.fmt,
         precision=req.precision,
         file=path.name,
-        inputs=inputs,
-        outputs=outputs,
+        inputs=described.inputs,
+        outputs=described.outputs,
         normalization={"mean": list(b.mean), "std": list(b.std), "pixel_range": [0.0, 1.0]},
         options={**extra, "fp16_input": req.fp16_input},
         cache_key=key,
         sha256=file_sha256(path),
         size_bytes=path_size(path),
-        ops=ops,
-        tools=tool_versions(),
+        ops=described.ops,
+        tools=tool_versions(formats.get(req.fmt).tools),
         calibration=calib_info,
         notes=notes,
     )
 
 
-def _tf_spec(t, layout: str) -> TensorSpec:
-    dtype = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT8": "uint8"}.get(t.dtype, t.dtype.lower())
-    quantized = dtype in ("int8", "uint8") and len(t.scale) == 1
-    return TensorSpec(
-        t.name,
-        t.shape,
-        dtype,
-        layout,
-        t.scale[0] if quantized else None,
-        t.zero_point[0] if quantized else None,
-    )
-
-
 def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> dict:
-    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, coreml_can_predict, judge, run_artifact
+    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, judge, run_artifact
 
-    if req.fmt == "coreml" and not coreml_can_predict():
-        s = manifest.options.get("structure", {})
+    fmt = formats.get(req.fmt)
+    cannot = fmt.cannot_run_here()
+    if cannot:
         return {
             "verified": False,
-            "reason": "Core ML predicts only on macOS; checked structurally on this host",
-            "structure_ok": s.get("type") == "mlProgram" and bool(s.get("inputs")) and bool(s.get("outputs")),
+            "reason": f"{cannot}; checked structurally on this host",
+            "structure_ok": fmt.structure_ok(manifest),
         }
     x, info = calibration_inputs(req.verify_samples, b.resolution, b.mean, b.std, req.calibration, seed=1)
     with torch.no_grad():
@@ -431,19 +382,6 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> d
         "inputs": info["source"],
         "vs_fp32": compare(ref, got),
     }
-
-
-def _compatibility(req, path: Path) -> dict:
-    from .compat import check
-
-    targets = {"tflite": ["edgetpu", "gpu-delegate"], "coreml": ["ane"], "onnx": []}[req.fmt]
-    if req.fmt == "tflite" and req.precision not in ("int8", "int8-edgetpu"):
-        targets = ["gpu-delegate"]
-    out = {}
-    for target in targets:
-        r = check(path, target)
-        out[target] = {"summary": r["summary"], "findings": r["findings"][:50], "findings_total": len(r["findings"])}
-    return out
 
 
 def _remove(p: Path) -> None:

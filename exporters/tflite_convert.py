@@ -1,4 +1,5 @@
-"""PyTorch → TFLite/LiteRT through litert-torch (no TensorFlow), with NHWC model input for every precision.
+"""The TFLite converter: PyTorch → TFLite/LiteRT through litert-torch (no TensorFlow), NHWC model input for every
+precision, with the graph rewrites and the int8 quantizer it needs. The format plugin is `tflite.py`.
 
 Precisions:
 - ``fp32``: plain conversion.
@@ -31,15 +32,14 @@ Edge TPU rewrites (``int8-edgetpu``), all exact except GELU:
 from __future__ import annotations
 
 import copy
-import logging
 import math
-import os
-import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .quiet import quiet
 
 aten = torch.ops.aten
 
@@ -182,7 +182,7 @@ def export_tflite(
     nhwc_model = litert_torch.to_channel_last_io(model.eval(), args=[0])
     x = example.permute(0, 2, 3, 1).contiguous()
     reference = None
-    with _quiet():
+    with quiet():
         if precision in ("int8", "int8-edgetpu"):
             edge, reference = _convert_static_int8(nhwc_model, x, calibration.permute(0, 2, 3, 1).contiguous())
         else:
@@ -347,28 +347,3 @@ def _post_quantize(path: Path, precision: str) -> None:
     else:
         qt.load_quantization_recipe(recipe.dynamic_wi8_afp32())
     qt.quantize().export_model(str(path), overwrite=True)
-
-
-class _quiet:
-    """Silence the converters' progress prints and warnings (deploykit shows its own progress)."""
-
-    def __enter__(self):
-        self._level = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
-        self._warn = warnings.catch_warnings()
-        self._warn.__enter__()
-        warnings.simplefilter("ignore")
-        self._fds = [os.dup(1), os.dup(2)]
-        self._null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(self._null, 1)
-        os.dup2(self._null, 2)
-        return self
-
-    def __exit__(self, *exc):
-        os.dup2(self._fds[0], 1)
-        os.dup2(self._fds[1], 2)
-        for fd in (*self._fds, self._null):
-            os.close(fd)
-        self._warn.__exit__(*exc)
-        logging.getLogger().setLevel(self._level)
-        return False

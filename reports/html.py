@@ -12,30 +12,31 @@ from __future__ import annotations
 
 import html
 import json
-import platform
 import time
 from importlib import resources
 from pathlib import Path
 
+from deploykit.artifact import atomic_write_text
 from deploykit.reports.pareto import pareto_front
 
 PROVENANCE_ORDER = ("measured", "estimated", "published")
 
 
 def collect(db: str | Path, profiles: str | Path | None = None, roofline_target: str = "pixel6") -> dict:
+    """The report's data, from the results store alone (plus the zoo's published facts and, for display
+    names only, the device profiles): artifact files, the estimator and this machine are never consulted."""
     from deploykit import __version__
-    from deploykit.artifact import read_manifest, tool_versions
-    from deploykit.devices import host_info, load_profiles
     from deploykit.store import Store
     from deploykit.zoo import get_spec
 
     with Store(db) as store:
         rows = store.query()
         acc_rows = store.accuracy()
+        manifests = store.artifacts()
     # the latest row per (model, target, provenance)
-    latest: dict[tuple[str, str, str], dict] = {}
+    latest: dict[tuple[str, str, str], object] = {}
     for r in rows:
-        latest[(r["model"], r["target"], r["provenance"])] = r
+        latest[(r.model, r.target, r.provenance)] = r
     measured_acc: dict[str, dict] = {}
     for a in acc_rows:  # prefer the most recent fp32 evaluation, else the most recent of any precision
         cur = measured_acc.get(a["model"])
@@ -63,8 +64,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             )
         models[model] = info
 
-    all_profiles = load_profiles(profiles)
-    displays = {p.name: p.display for p in all_profiles.values()}
+    displays = _displays(profiles)
     targets = sorted({k[1] for k in latest})
     cells = []
     for (model, target, prov), r in sorted(latest.items()):
@@ -72,14 +72,14 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             {
                 "model": model,
                 "target": target,
-                "device": r["device"],
+                "device": r.device,
                 "provenance": prov,
-                "status": r["status"],
-                "median_ms": r["median_ms"],
-                "p90_ms": (r["stats"] or {}).get("p90"),
-                "error": r["error"],
-                "artifact": r["artifact"],
-                "created": r["created"],
+                "status": r.status,
+                "median_ms": r.median_ms,
+                "p90_ms": r.stats.p90 if r.stats else None,
+                "error": r.error,
+                "artifact": Path(r.artifact).name if r.artifact else None,
+                "created": r.created,
             }
         )
 
@@ -104,20 +104,17 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         for m in by_prov[primary]:
             universality[m].append(target)
 
-    fidelity, compat, seen = [], [], set()
-    for c in cells:
-        if not c["artifact"] or c["artifact"] in seen:
-            continue
-        seen.add(c["artifact"])
-        path = Path(c["artifact"])
-        man = read_manifest(path) if path.exists() else None
+    fidelity, compat = [], []
+    shas = dict.fromkeys(r.artifact_sha256 for r in latest.values() if r.artifact_sha256)
+    for sha in shas:
+        man = manifests.get(sha)
         if man is None:
             continue
         f = man.fidelity or {}
         fidelity.append(
             {
-                "artifact": path.name,
-                "model": c["model"],
+                "artifact": man.file,
+                "model": man.model.get("name"),
                 "format": man.format,
                 "precision": man.precision,
                 "status": man.status,
@@ -134,13 +131,13 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             s = rep.get("summary", {})
             compat.append(
                 {
-                    "artifact": path.name,
+                    "artifact": man.file,
                     "target": tgt,
                     "errors": s.get("errors", 0),
                     "warnings": s.get("warnings", 0),
                     "first_unsupported_op": s.get("first_unsupported_op"),
                     "findings": [
-                        f"{x.get('op', '')}: {x.get('reason', x.get('message', ''))}"
+                        f"{'' if x.get('op') is None else x['op']}: {x.get('reason', x.get('message', ''))}"
                         for x in rep.get("findings", [])[:8]
                     ],
                 }
@@ -149,11 +146,9 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
     return {
         "meta": {
             "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "db": str(Path(db).resolve()),
+            "db": Path(db).name,
             "deploykit": __version__,
-            "python": platform.python_version(),
-            "host": host_info(),
-            "versions": tool_versions(),
+            "machines": _machines([r for r in latest.values() if r.provenance == "measured"]),
             "reproduce": "make demo   # or: deploykit sweep --db " + Path(db).name + " && deploykit report",
             "measurements": len(rows),
         },
@@ -164,41 +159,53 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         "universality": universality,
         "fidelity": fidelity,
         "compat": compat,
-        "roofline": _roofline(models, all_profiles.get(roofline_target)),
+        "roofline": _roofline(latest, roofline_target),
     }
 
 
-def _roofline(models: dict, profile) -> dict:
-    """Per zoo model: the estimator's per-layer picture on one reference target, and the ridge sweep."""
-    from deploykit import estimator as E
-
-    if profile is None:
-        return {}
+def _displays(profiles) -> dict[str, str]:
+    """Device display names, from the profiles where they load (decoration only: ids are shown without)."""
     try:
-        target = E.select_targets(profile)[0]
+        from deploykit.devices import load_profiles
+
+        return {p.name: p.display for p in load_profiles(profiles).values()}
     except Exception:
         return {}
-    r = E.roofline_for(target)
+
+
+def _machines(measured: list) -> list[dict]:
+    """The machines that measured (host name, CPU, runtimes) as stored with each measured row."""
+    out: dict[str, dict] = {}
+    for r in measured:
+        env = r.env or {}
+        device = env.get("device") or {}
+        name = env.get("hostname") or env.get("host") or device.get("serial") or r.device
+        m = out.setdefault(
+            name,
+            {
+                "name": name,
+                "device": r.device,
+                "cpu": env.get("cpu_model") or device.get("model") or env.get("machine") or "?",
+                "cpus": env.get("logical_cpus"),
+                "simd": env.get("simd", []),
+                "runtimes": [],
+                "rows": 0,
+            },
+        )
+        m["rows"] += 1
+        if env.get("runtime") and env["runtime"] not in m["runtimes"]:
+            m["runtimes"].append(env["runtime"])
+    return sorted(out.values(), key=lambda m: m["name"])
+
+
+def _roofline(latest: dict, device: str) -> dict:
+    """Per model: the stored per-layer breakdown and ridge sweep of its estimate on one reference device."""
     out = {}
-    for name, info in models.items():
-        if info.get("family") == "user model":
+    for (model, target, prov), r in sorted(latest.items()):
+        if prov != "estimated" or r.device != device or model in out or not r.details.get("layers"):
             continue
-        try:
-            _, res, layers = E.model_layers(name)
-        except Exception:
-            continue
-        est = E.estimate_layers(layers, r)
-        total = sum(x.time_s for x in est.layers) or 1.0
-        out[name] = {
-            "target": target.id,
-            "ridge": r.ridge,
-            "layers": [
-                [round(x.intensity, 3), round(x.time_s / total, 5), x.kind, x.bound]
-                for x in est.layers
-                if x.bytes and x.time_s > 0
-            ],
-            "sweep": E.sweep_ridge(layers, r.precision, ridges=list(range(0, 501, 20))),
-        }
+        d = r.details
+        out[model] = {"target": target, "ridge": d.get("ridge"), "layers": d["layers"], "sweep": d.get("sweep", [])}
     return out
 
 
@@ -314,8 +321,17 @@ def _finite(o):
 
 def render(data: dict) -> str:
     m = data["meta"]
-    versions = ", ".join(f"{k} {v}" for k, v in sorted(m["versions"].items()))
-    host = m["host"]
+    machines = (
+        "".join(
+            f"<li><b>{e(x['name'])}</b> ({e(x['device'])}): {e(str(x['cpu']))}"
+            + (f", {x['cpus']} CPUs" if x.get("cpus") else "")
+            + (f", {e(', '.join(x['simd']))}" if x.get("simd") else "")
+            + (f"; {e(', '.join(x['runtimes']))}" if x["runtimes"] else "")
+            + f" — {x['rows']} row(s)</li>"
+            for x in m["machines"]
+        )
+        or "<li>no measured rows (estimates and published figures only)</li>"
+    )
     plots = "".join(
         f'<figure class="plot"><figcaption>{e(t["id"])} <small>({e(t["display"])})</small></figcaption>'
         f'<div class="scatter" data-target="{e(t["id"])}"></div></figure>'
@@ -340,10 +356,8 @@ def render(data: dict) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{style}</style></head>
 <body>
 <header><h1>deploykit report</h1>
-<p>Generated {e(m["created"])} from <code>{e(m["db"])}</code> ({m["measurements"]} stored rows) by deploykit {e(m["deploykit"])},
-Python {e(m["python"])}, on {e(str(host.get("cpu_model", host.get("machine", "?"))))} ({host.get("logical_cpus", "?")} CPUs,
-{e(", ".join(host.get("simd", [])) or "no SIMD flags read")}).</p>
-<p>Versions: {e(versions)}.</p>
+<p>Generated {e(m["created"])} from <code>{e(m["db"])}</code> ({m["measurements"]} stored rows) by deploykit {e(m["deploykit"])}.</p>
+<p>Measured on:</p><ul id="machines">{machines}</ul>
 <p>Reproduce: <code>{e(m["reproduce"])}</code></p>
 <p class="legend"><span class="measured">● measured</span> on attached hardware ·
 <span class="estimated">△ estimated</span> by the roofline model ·
@@ -371,7 +385,5 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 def write_report(db: str | Path, out: str | Path, profiles: str | Path | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".partial")
-    tmp.write_text(render(collect(db, profiles)))
-    tmp.replace(out)
+    atomic_write_text(out, render(collect(db, profiles)))
     return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deploykit.bench import BenchRequest, run_bench
 from deploykit.devices import get_profile
-from deploykit.runners.host import Method
+from deploykit.measurement import Method
 
 
 def main() -> None:

@@ -20,9 +20,13 @@ from pathlib import Path
 from scipy.stats import spearmanr
 
 from deploykit import estimator as E
-from deploykit.artifact import artifact_name, read_manifest
-from deploykit.devices import get_profile
-from deploykit.runners.host import Method, run_host
+from deploykit.artifact import read_manifest
+from deploykit.backends.base import Artifact
+from deploykit.backends.harness import measure as measure_artifact
+from deploykit.devices import backend_of, get_profile
+from deploykit.exporters.base import artifact_name
+from deploykit.exporters.base import get as get_format
+from deploykit.measurement import Method
 from deploykit.store import Store
 from deploykit.zoo import list_models
 
@@ -32,22 +36,18 @@ PRECISIONS = ("fp32", "int8")
 def measure(artifacts: Path, db: Path, runs: int) -> None:
     host = get_profile("host")
     with Store(db) as store:
-        done = {(r["model"], r["target"]) for r in store.query(provenance="measured", status="ok")}
+        done = {(r.model, r.target) for r in store.query(provenance="measured", status="ok")}
         for spec in list_models():
             for precision in PRECISIONS:
                 target = next(t for t in host.targets if t.backend == "litert-xnnpack" and t.precision == precision)
                 path = artifacts / artifact_name(spec.name, spec.resolution, "tflite", precision)
                 if (spec.name, target.id) in done or not path.exists():
                     continue
-                m = run_host(
-                    target,
-                    str(path),
-                    read_manifest(path),
-                    spec.name,
-                    spec.resolution,
-                    Method(warmup=10, repetitions=5, runs=runs, budget_s=20),
-                )
-                store.add(m)
+                manifest = read_manifest(path)
+                artifact = Artifact(spec.name, spec.resolution, path, manifest)
+                method = Method(warmup=10, repetitions=5, runs=runs, budget_s=20)
+                m = measure_artifact(backend_of(target), artifact, target, method)
+                store.add(m, manifest)
                 print(f"{spec.name:16s} {precision:5s} {m.status} {m.median_ms}", flush=True)
 
 
@@ -60,9 +60,9 @@ def leave_one_out(artifacts: Path, db: Path) -> dict:
             rows = [r for r in store.query(target=target.id, provenance="measured", status="ok")]
             data = []
             for r in rows:
-                path = artifacts / artifact_name(r["model"], r["resolution"], "tflite", precision)
-                layers = E.layers_from_tflite(path)
-                data.append((r["model"], layers, sum(x.macs for x in layers), r["median_ms"]))
+                path = artifacts / artifact_name(r.model, r.resolution, "tflite", precision)
+                layers = get_format("tflite").graph_layers(path)
+                data.append((r.model, layers, sum(x.macs for x in layers), r.median_ms))
             start = E.roofline_for(target)
             free = ("peak_macs_per_s", "dispatch_s", "mem_bw_bytes_per_s", "eff_dwconv")
             pred, base, meas = [], [], []

@@ -33,7 +33,8 @@ def run(models, jobs, out: Path, log: Path) -> None:
                 r = export(ExportRequest(name, fmt, precision, out=out, calibration_samples=16, verify_samples=8))
                 m = r.manifest
             except DeploykitError as e:
-                from deploykit.artifact import artifact_name, read_manifest
+                from deploykit.artifact import read_manifest
+                from deploykit.exporters.base import artifact_name
                 from deploykit.zoo import get_spec
 
                 spec = get_spec(name)

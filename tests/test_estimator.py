@@ -143,10 +143,11 @@ def test_ridge_sweep_rises_with_the_ridge_point():
 
 def test_tflite_layers_match_the_analysis(tmp_path):
     """An exported file's own graph gives the same MACs as the PyTorch analysis of the model."""
+    from deploykit.exporters.base import get as get_format
     from deploykit.exporters.pipeline import ExportRequest, export
 
     path = export(ExportRequest("mnv1_025", "tflite", "fp32", out=tmp_path, resolution=64, verify_samples=1)).path
-    layers = E.layers_from_tflite(path)
+    layers = get_format("tflite").graph_layers(path)
     assert sum(x.macs for x in layers) == analyze_spec("mnv1_025", 64).macs
     assert {x.kind for x in layers} >= {"conv", "dwconv", "pwconv", "matmul"}
     name, res, _ = E.model_layers(str(path))
@@ -176,8 +177,8 @@ def test_cli_estimate_stores_estimated_rows(tmp_path):
 
     with Store(db) as s:
         stored = s.query()
-    assert stored and {x["provenance"] for x in stored} == {"estimated"}
-    assert {x["status"] for x in stored} == {"ok", "unsupported"}
+    assert stored and {x.provenance for x in stored} == {"estimated"}
+    assert {x.status for x in stored} == {"ok", "unsupported"}
     layers = _run("estimate", "mnv4_conv_s", "--device", "pixel8", "--layers", "--no-store")
     assert layers.returncode == 0 and "memory" in layers.stdout and "estimated" in layers.stdout
 

@@ -11,8 +11,9 @@ import pytest
 
 from deploykit.artifact import read_manifest
 from deploykit.errors import DeploykitError
-from deploykit.exporters.compat import check, parse_edgetpu_log
+from deploykit.exporters.compat import check
 from deploykit.exporters.pipeline import ExportRequest, FidelityError, export
+from deploykit.exporters.tflite_compat import parse_edgetpu_log
 from deploykit.exporters.tflite_graph import read_tflite
 from tests.test_cli import EXE
 
@@ -74,7 +75,7 @@ def test_tf_same_padding_becomes_an_exact_symmetric_conv():
 
     import torch
 
-    from deploykit.exporters.tflite import symmetric_same_padding
+    from deploykit.exporters.tflite_convert import symmetric_same_padding
     from deploykit.zoo import create_model
     from deploykit.zoo.layers import SamePadConv2d
 

@@ -111,11 +111,11 @@ def test_report_data_fronts_and_universality(report_db):
         rows = s.query()
     for target, by_prov in data["fronts"].items():
         for prov, front in by_prov.items():
-            pts = [r for r in rows if r["target"] == target and r["provenance"] == prov and r["status"] == "ok"]
-            latest = {r["model"]: r for r in pts}
+            pts = [r for r in rows if r.target == target and r.provenance == prov and r.status == "ok"]
+            latest = {r.model: r for r in pts}
             names = sorted(latest)
             acc = [data["models"][m]["top1"] for m in names]
-            expect = {names[i] for i in _brute_front([(latest[m]["median_ms"], a) for m, a in zip(names, acc)])}
+            expect = {names[i] for i in _brute_front([(latest[m].median_ms, a) for m, a in zip(names, acc)])}
             assert set(front) == expect, (target, prov)
     # measured accuracy beats published; the hexagon cannot run the hybrid; published rows stay published
     assert data["models"][EVIL]["accuracy_provenance"] == "measured"
@@ -239,7 +239,7 @@ def test_sweep_is_resumable_and_serialisable(tmp_path):
     )
     assert again["ran"] == 0 and again["skipped"] == len(jobs)
     with Store(db) as s:
-        provs = {r["provenance"] for r in s.query()}
+        provs = {r.provenance for r in s.query()}
     assert provs == {"estimated", "published"}
 
 
@@ -299,3 +299,51 @@ def test_eval_measures_top1_on_an_image_folder(tmp_path):
     empty.mkdir()
     bad = _run("eval", str(path), "--data", str(empty))
     assert bad.returncode == 2 and "no class sub-folders" in bad.stderr
+
+
+def test_a_results_database_from_the_previous_version_opens_and_renders(tmp_path):
+    """tests/fixtures/results-v2.db was written by deploykit at commit caa3af0 (schema 2): a pixel7 sweep
+    (estimates + published rows) and one measured PyTorch bench on the host. It migrates to the current schema,
+    reads back as typed Measurements, and renders."""
+    db = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v2.db", db)
+    from deploykit.reports.html import collect
+    from deploykit.store import SCHEMA_VERSION
+
+    with Store(db) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        rows = s.query()
+    measured = [r for r in rows if r.provenance == "measured"]
+    assert len(rows) == 7 and len(measured) == 1
+    assert measured[0].stats.median_ms == measured[0].median_ms and measured[0].stats.p90 is not None
+    data = collect(db)
+    assert data["meta"]["machines"][0]["rows"] == 1 and data["meta"]["machines"][0]["cpu"] != "?"
+    r = _run("report", "--db", str(db), "--out", str(tmp_path / "old.html"))
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_report_is_a_function_of_the_store(tmp_path, monkeypatch):
+    """After a sweep, move the artifacts away and render 'on another machine' (another host name): the same
+    tables and plots, and the header names the machine that measured, not the one rendering."""
+    import socket
+
+    from deploykit.reports.html import collect, render
+
+    db, arts = tmp_path / "r.db", tmp_path / "artifacts"
+    r = _run(
+        "sweep", "--models", "mnv1_025", "--devices", "host,pixel6", "--formats", "onnx,tflite", "--db", str(db),
+        "--out", str(arts), "--runs", "20", "--repetitions", "2", "--warmup", "2", "--json",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    before = collect(db)
+    assert before["fidelity"] and before["compat"] and before["roofline"]["mnv1_025"]["layers"]
+    measuring_host = socket.gethostname()
+    shutil.move(arts, tmp_path / "moved-away")
+    monkeypatch.setattr(socket, "gethostname", lambda: "another-machine")
+    after = collect(db)
+    page = render(after)
+    for data in (before, after):
+        data["meta"].pop("created")
+    assert after == before
+    machines = page.split('<ul id="machines">')[1].split("</ul>")[0]
+    assert measuring_host in machines and "another-machine" not in page

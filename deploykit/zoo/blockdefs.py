@@ -77,6 +77,25 @@ def stage_rows(stage: list) -> list[BlockDef]:
     return [r if i == 0 else replace(r, stride=1) for i, r in enumerate(rows)]
 
 
-def count_rows(stages: list) -> int:
-    """How many blocks a table describes."""
-    return sum(len(stage_rows(s)) for s in stages)
+@dataclass(frozen=True)
+class HeadDef:
+    """The classifier head: feature conv width and where it sits (see ``layers.ClassifierHead``)."""
+
+    hidden: int = 0
+    where: str = "none"
+    norm: bool = True
+    bias: bool = False
+    scale_hidden: bool = False  # MobileNetV2: hidden = max(1280, round(1280 × width))
+
+
+@dataclass(frozen=True)
+class MobileNetDef:
+    stem: int
+    stages: list
+    head: HeadDef
+    act: str
+    width: float = 1.0
+    fix_stem: bool = False  # keep the stem width when the width multiplier is < 1
+    bn_eps: float = 1e-5
+    pad_same: bool = False
+    layer_scale: float | None = None

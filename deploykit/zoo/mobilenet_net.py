@@ -12,10 +12,9 @@ from functools import partial
 import torch
 from torch import nn
 
-from .blockdefs import stage_rows
+from .blockdefs import MobileNetDef, stage_rows
 from .blocks import BuildCtx, build_block
 from .layers import ClassifierHead, act_layer, conv2d, make_divisible
-from .mobilenet import MobileNetDef
 
 
 class MobileNet(nn.Module):

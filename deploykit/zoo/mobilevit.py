@@ -31,7 +31,7 @@ VARIANTS = {
 def mobilevit(variant: str = "xs", num_classes: int = 1000) -> MobileViT:
     from .mobilevit_net import MobileViT
 
-    return MobileViT(variant, num_classes)
+    return MobileViT(VARIANTS[variant], num_classes)
 
 
 TIMM_KEYS = ((r"^final_conv\.", "head.conv."), (r"^head\.fc\.", "head.fc."))

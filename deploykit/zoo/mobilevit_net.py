@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from .layers import ConvNormAct, make_divisible
-from .mobilevit import VARIANTS
 
 
 class MV2Block(nn.Module):
@@ -94,9 +93,9 @@ class MobileViTBlock(nn.Module):
 
 
 class MobileViT(nn.Module):
-    def __init__(self, variant: str = "xs", num_classes: int = 1000):
+    def __init__(self, v: dict, num_classes: int = 1000):
+        """``v``: one row of ``mobilevit.VARIANTS`` (stem, MV2 and MobileViT stage widths, expansion)."""
         super().__init__()
-        v = VARIANTS[variant]
         self.stem = ConvNormAct(3, 16, 3, 2, act="silu")
         cin = 16
         self.stages = nn.Sequential()

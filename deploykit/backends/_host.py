@@ -1,0 +1,40 @@
+"""What the three host backends (LiteRT, ONNX Runtime, PyTorch) share: this machine as their one device, found
+when their runtime is installed, and a session from their format plugin fed with a seeded random input."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..machine import host_info, host_model
+from ..targets import FoundDevice, Profile, Target
+from .base import Artifact, Backend
+
+
+class HostBackend(Backend):
+    reach = "host"
+    runtime_module = ""  # the import name whose presence makes this backend available
+
+    def discover(self) -> list[FoundDevice]:
+        if importlib.util.find_spec(self.runtime_module) is None:
+            return []
+        return [FoundDevice("host", host_info()["hostname"], host_model(), how="this machine")]
+
+    def how_to_reach(self, profile: Profile) -> str:
+        if profile.match:
+            return f"run deploykit on the device itself (this host is {host_model()!r})"
+        return f"{self.runtime_module} is not installed"
+
+    def session_options(self) -> dict:
+        """Extra options for the format's session (ONNX Runtime's execution providers, say)."""
+        return {}
+
+    def open(self, artifact: Artifact, target: Target):
+        """The target format's own host session with ``target.threads`` threads, fed a seeded random input."""
+        from ..exporters.base import get
+
+        session = get(self.serves[target.backend].format).open_session(
+            artifact.path, artifact.manifest, threads=target.threads, model=artifact.model,
+            resolution=artifact.resolution, **self.session_options(),
+        )  # fmt: skip
+        session.feed_random(seed=0)
+        return session

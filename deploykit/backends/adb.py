@@ -1,0 +1,238 @@
+"""Android phones over adb: push the .tflite and the official ``benchmark_model`` binary, run it per target, parse.
+
+One backend, three delegates: ``litert-xnnpack`` (CPU), ``litert-gpu`` (the GPU delegate) and ``litert-nnapi``
+(NNAPI, onto the accelerator a target names: a Hexagon DSP, or Pixel's Edge TPU, which takes the int8-edgetpu
+file). Devices are found with ``adb devices -l``; a profile matches a phone by its ``ro.product.model``.
+
+``benchmark_model`` (TFLite's native benchmark tool, ``android_aarch64_benchmark_model`` in TF's releases) is
+looked for in ``$DEPLOYKIT_BENCHMARK_MODEL``, then ``~/.cache/deploykit/benchmark_model``; pass another with
+``--benchmark-binary``. Each of the R repetitions is one ``benchmark_model`` run of N invocations; the tool
+reports per run count/min/max/avg/std (not per-invocation samples), so a Measurement from adb keeps those per
+repetition (:meth:`~deploykit.measurement.LatencyStats.from_repetitions`), and its p50/p90 are ``None``.
+
+Every command is an argument list (no shell string is built on the host side); the device-side command is
+passed to ``adb shell`` as separate words, with paths under /data/local/tmp that deploykit chooses.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import DeploykitError
+from ..measurement import LatencyStats
+from ..targets import FoundDevice, Profile, Target
+from .base import Artifact, Backend, BackendError, Runtime, register
+
+REMOTE_DIR = "/data/local/tmp/deploykit"
+_LOGCAT_PREFIX = re.compile(r"^\d\d-\d\d \d\d:\d\d:\d\d\.\d+\s+\d+\s+\d+ [VDIWEF] [\w.]+\s*:\s?")
+_RUN = re.compile(r"count=(\d+) first=(\d+) curr=(\d+) min=(\d+) max=(\d+) avg=([\d.e+]+) std=(\d+)")
+_TIMINGS = re.compile(
+    r"Inference timings in us: Init: ([\d.]+), First inference: ([\d.]+), Warmup \(avg\): ([\d.e+]+), Inference \(avg\): ([\d.e+]+)"
+)
+_REPLACING = re.compile(
+    r"Replacing (\d+) out of (\d+) node\(s\) with delegate \((\w+)\) node, yielding (\d+) partitions"
+)
+_DELEGATE_KERNELS = re.compile(r"partially executed by the delegate w/ (\d+) delegate kernels")
+
+
+@dataclass
+class BenchmarkOutput:
+    init_us: float | None = None
+    first_us: float | None = None
+    warmup_avg_us: float | None = None
+    avg_us: float | None = None
+    runs: list[dict] = field(default_factory=list)  # each "count=… avg=…" line
+    delegate: dict = field(default_factory=dict)
+    nnapi_accelerators: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def parse_benchmark_output(text: str) -> BenchmarkOutput:
+    """Parse ``benchmark_model`` output, plain or as logcat lines (the Android benchmark app)."""
+    out = BenchmarkOutput()
+    for raw in text.splitlines():
+        line = _LOGCAT_PREFIX.sub("", raw).removeprefix("INFO: ").strip()
+        if m := _RUN.search(line):
+            out.runs.append(dict(zip(("count", "first", "curr", "min", "max", "avg", "std"), map(float, m.groups()))))
+        elif m := _TIMINGS.search(line):
+            out.init_us, out.first_us, out.warmup_avg_us, out.avg_us = map(float, m.groups())
+        elif m := _REPLACING.search(line):
+            out.delegate.update(
+                delegated_nodes=int(m.group(1)),
+                total_nodes=int(m.group(2)),
+                name=m.group(3),
+                partitions=int(m.group(4)),
+            )
+        elif "will be completely executed by the delegate" in line:
+            out.delegate.setdefault("fully_delegated", True)
+            out.delegate["applied"] = line.split("applied ")[1].split(" delegate")[0] if "applied " in line else None
+        elif m := _DELEGATE_KERNELS.search(line):
+            out.delegate.update(fully_delegated=False, delegate_kernels=int(m.group(1)))
+        elif "will not be executed by the delegate" in line:
+            out.delegate.update(fully_delegated=False, delegate_kernels=0)
+        elif line.startswith("NNAPI accelerators available:"):
+            out.nnapi_accelerators = line.split("[", 1)[1].rstrip("]").split(",")
+        elif line.startswith(("ERROR", "error:")) or "Failed to" in line:
+            out.errors.append(line)
+    return out
+
+
+def benchmark_args(target: Target, remote_model: str, remote_binary: str, runs: int, warmup: int) -> list[str]:
+    """The device-side command for one repetition, as a list of words."""
+    args = [
+        remote_binary,
+        f"--graph={remote_model}",
+        f"--num_threads={target.threads}",
+        f"--num_runs={runs}",
+        "--min_secs=0",
+        f"--warmup_runs={warmup}",
+        "--warmup_min_secs=0",
+    ]
+    if target.backend == "litert-xnnpack":
+        args.append("--use_xnnpack=true")
+    elif target.backend == "litert-gpu":
+        args += ["--use_gpu=true", "--gpu_precision_loss_allowed=true"]
+    elif target.backend == "litert-nnapi":
+        args += ["--use_nnapi=true", "--use_xnnpack=false"]
+        if target.nnapi_accelerator:
+            args.append(f"--nnapi_accelerator_name={target.nnapi_accelerator}")
+    if target.affinity:
+        args = ["taskset", target.affinity, *args]
+    return args
+
+
+def benchmark_binary(explicit: str | None = None) -> Path:
+    for c in (explicit, os.environ.get("DEPLOYKIT_BENCHMARK_MODEL"), Path.home() / ".cache/deploykit/benchmark_model"):
+        if c and Path(c).is_file():
+            return Path(c)
+    raise DeploykitError(
+        "benchmark_model binary not found",
+        hint="download TFLite's android_aarch64_benchmark_model and pass --benchmark-binary or set DEPLOYKIT_BENCHMARK_MODEL",
+    )
+
+
+class AdbDevice:
+    def __init__(self, serial: str, timeout: float = 900):
+        self.serial, self.timeout = serial, timeout
+
+    def _adb(self, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["adb", "-s", self.serial, *args], capture_output=True, text=True, timeout=timeout or self.timeout
+        )
+
+    def metadata(self) -> dict:
+        props = {"model": "ro.product.model", "soc": "ro.soc.model", "android": "ro.build.version.release"}
+        props["hardware"] = "ro.hardware"
+        out = {"serial": self.serial}
+        for k, prop in props.items():
+            p = self._adb("shell", "getprop", prop, timeout=30)
+            out[k] = p.stdout.strip() if p.returncode == 0 else None
+        return out
+
+    def push(self, local: Path, remote: str) -> None:
+        p = self._adb("push", str(local), remote, timeout=300)
+        if p.returncode != 0:
+            raise DeploykitError(
+                f"adb push to {self.serial} failed: {(p.stderr or p.stdout).strip().splitlines()[-1:]}"
+            )
+
+    def shell(self, words: list[str]) -> subprocess.CompletedProcess:
+        return self._adb("shell", *words)
+
+
+def find_adb_devices() -> list[dict] | None:
+    """``adb devices -l`` parsed; ``None`` when adb is not installed."""
+    if shutil.which("adb") is None:
+        return None
+    try:
+        proc = subprocess.run(["adb", "devices", "-l"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    devices = []
+    for line in proc.stdout.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            d = {"serial": parts[0], "state": parts[1]}
+            for p in parts[2:]:
+                k, _, v = p.partition(":")
+                d[k] = v.replace("_", " ") if k == "model" else v
+            devices.append(d)
+    return devices
+
+
+class Adb(Backend):
+    name = "adb"
+    reach = "adb"
+    serves = {
+        "litert-xnnpack": Runtime("tflite", "cpu"),
+        "litert-gpu": Runtime("tflite", "gpu"),
+        "litert-nnapi": Runtime("tflite", "dsp"),
+    }
+    remote = True
+    description = "Android phones over adb, timed on the phone by TFLite's benchmark_model"
+
+    binary: Path | None = None
+
+    def preflight(self, options: dict) -> None:
+        """Before any work: the benchmark_model binary must exist (``--benchmark-binary`` or its defaults)."""
+        self.binary = benchmark_binary(options.get("benchmark_binary"))
+
+    def discover(self) -> list[FoundDevice]:
+        found = find_adb_devices()
+        if found is None:
+            return []
+        return [FoundDevice("adb", d["serial"], d.get("model", ""), d["state"], how="adb devices -l") for d in found]
+
+    def how_to_reach(self, profile: Profile) -> str:
+        found = find_adb_devices()
+        if found is None:
+            return "adb not on PATH (install Android platform-tools)"
+        return f"adb devices: {len(found)} attached, none in state 'device' with model {profile.match!r}"
+
+    def target_runtime(self, target: Target) -> tuple[Runtime, str]:
+        if target.backend == "litert-nnapi" and (target.nnapi_accelerator or "").endswith("edgetpu"):
+            return Runtime("tflite", "npu"), "int8-edgetpu"  # Pixel's Edge TPU takes the EdgeTPU-ready file
+        return self.serves[target.backend], target.precision
+
+    def measure(self, artifact: Artifact, target: Target, method, device: FoundDevice | None):
+        """R repetitions of ``benchmark_model`` on the phone; a lost device raises, and becomes the row."""
+        if device is None:
+            raise BackendError(f"no phone attached for {target.id}")
+        dev = AdbDevice(device.id, method.timeout_s)
+        env = {"device": dev.metadata(), "runtime": "benchmark_model", "threads": target.threads}
+        env["affinity"] = target.affinity
+        dev.shell(["mkdir", "-p", REMOTE_DIR])
+        remote_model, remote_bin = f"{REMOTE_DIR}/{artifact.path.name}", f"{REMOTE_DIR}/benchmark_model"
+        dev.push(artifact.path, remote_model)
+        dev.push(self.binary or benchmark_binary(), remote_bin)
+        dev.shell(["chmod", "755", remote_bin])
+        reps, outputs = [], []
+        for r in range(method.repetitions):
+            proc = dev.shell(
+                benchmark_args(target, remote_model, remote_bin, method.runs, method.warmup if r == 0 else 0)
+            )
+            parsed = parse_benchmark_output(proc.stdout + "\n" + proc.stderr)
+            if proc.returncode != 0 or parsed.avg_us is None:
+                why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+                raise BackendError(f"repetition {r + 1}: benchmark_model failed on {device.id}: {why[0]}")
+            reps.append({k: v / 1000 if k != "count" else v for k, v in parsed.runs[-1].items()})
+            outputs.append(parsed)
+        first = outputs[0]
+        stats = LatencyStats.from_repetitions(
+            reps,
+            note="benchmark_model reports per-run count/min/max/avg/std, not per-invocation samples",
+            init_ms=first.init_us / 1000 if first.init_us else None,
+            first_ms=first.first_us / 1000 if first.first_us else None,
+        )
+        delegate = dict(first.delegate)
+        if first.nnapi_accelerators:
+            delegate["nnapi_accelerators"] = first.nnapi_accelerators
+        return stats, env, delegate
+
+
+register(Adb())

@@ -1,0 +1,48 @@
+"""The child-process side of isolated benchmarks: open one artifact with one backend plugin and time it.
+
+Reads a JSON job on stdin (``{"plugin", "target", "model", "resolution", "path", "manifest", "method"}``, written
+by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "env", "delegate"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+from deploykit.artifact import Manifest
+from deploykit.backends import base
+from deploykit.backends.harness import time_invocations
+from deploykit.measurement import Method
+from deploykit.targets import Target
+
+
+def affinity_cpus(mask: str | None) -> list[int] | None:
+    """A hex CPU mask as in ``taskset`` ("f0" = CPUs 4–7) → a CPU list; ``None`` leaves affinity alone."""
+    if not mask:
+        return None
+    bits = int(mask, 16)
+    return [i for i in range(bits.bit_length()) if bits >> i & 1]
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    target = Target(**job["target"])
+    cpus = affinity_cpus(target.affinity)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    artifact = base.Artifact(
+        job["model"],
+        job["resolution"],
+        Path(job["path"]) if job["path"] else None,
+        Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
+    )
+    session = base.get(job["plugin"]).open(artifact, target)
+    reps = time_invocations(session.run, Method(**job["method"]))
+    env = {**session.env, "affinity": sorted(os.sched_getaffinity(0))}
+    print(json.dumps({"samples": reps, "env": env, "delegate": session.delegate}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""The shared vocabulary of where a model runs: a device profile, its targets, and the devices found attached.
+
+Ground floor: every stage may import this module, and it imports nothing of deploykit but ``errors``. What a
+backend name *means* (its format, its processor, how it is reached) belongs to the backend plugin that serves
+it (``deploykit.backends``); :mod:`deploykit.devices` fills those fields in when it loads a profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Export precisions a target may ask for. Which of them a format can write is the format plugin's business.
+PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-edgetpu")
+# Processor classes: the estimator's vocabulary for how a target executes a graph.
+PROCESSORS = ("cpu", "gpu", "dsp", "npu")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One device × backend × precision, e.g. ``pixel8/litert-gpu/fp16``: what a Measurement is taken on."""
+
+    device: str
+    backend: str
+    precision: str
+    name: str = ""  # distinguishes two targets with the same backend (e.g. nnapi hexagon vs edgetpu)
+    threads: int = 1
+    affinity: str | None = None
+    nnapi_accelerator: str | None = None
+    peak_macs_per_s: float | None = None
+    mem_bw_bytes_per_s: float | None = None
+    onchip_bytes: int | None = None
+    source: str = ""
+    available: bool = True
+    roofline: dict | None = field(default=None, hash=False, compare=False)  # estimator parameters
+    # Filled in from the backend plugin when the profile is loaded (never written in a profile):
+    format: str = ""  # the artifact format the backend runs
+    export_precision: str = ""  # the artifact precision it runs (an Edge TPU takes the int8-edgetpu file)
+    processor: str = "cpu"  # cpu | gpu | dsp | npu
+    reach: str = ""  # how the device is reached: host, adb, apple, coral, …
+
+    @property
+    def id(self) -> str:
+        """``device/backend/precision`` (or ``device/name/precision`` when the target is named)."""
+        return f"{self.device}/{self.name or self.backend}/{self.precision}"
+
+
+@dataclass
+class Profile:
+    """A device profile (one TOML file): what the device is, how it is reached, and its targets."""
+
+    name: str
+    display: str
+    reach: str
+    targets: list[Target]
+    path: str
+    match: str | None = None
+    notes: str = ""
+    host: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FoundDevice:
+    """A device a backend's ``discover()`` saw attached: an adb serial, this Mac, an Edge TPU, this host."""
+
+    reach: str
+    id: str  # serial, hostname, /dev/apex_0, …
+    model: str  # what a profile's ``match`` is compared with (``ro.product.model``, ``hw.model``, CPU model)
+    state: str = "ready"  # adb's "device"/"unauthorized"/"offline" are told apart by the backend
+    how: str = ""  # how it was looked for, for `deploykit devices`

@@ -1,0 +1,219 @@
+"""The TFLite/LiteRT format: a ``.tflite`` file, written by ``tflite_convert.py``, read back with the flatbuffer
+reader (``tflite_graph.py``), judged by the Edge TPU and GPU-delegate rules (``tflite_compat.py``), and run on
+the host with LiteRT's interpreter (XNNPACK, or the reference kernels for verification).
+
+Precisions: fp32, fp16 (fp16 weights), int8-dynamic, int8 (full integer, calibrated) and int8-edgetpu (int8
+plus the Edge TPU's graph rewrites); see ``tflite_convert.py`` for how and why.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from deploykit.artifact import Manifest, TensorSpec
+from deploykit.errors import DeploykitError
+from deploykit.graph import Layer
+
+from .base import Described, Format, HostSession, register, user_manifest
+
+FULL_INT8 = ("int8", "int8-edgetpu")
+_DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT8": "uint8"}
+
+# TFLite op → the estimator's op kind.
+_KINDS = {
+    "CONV_2D": "conv",
+    "DEPTHWISE_CONV_2D": "dwconv",
+    "FULLY_CONNECTED": "matmul",
+    "BATCH_MATMUL": "attn_matmul",
+    "SOFTMAX": "softmax",
+    "ADD": "add",
+    "MUL": "mul",
+    "SUB": "add",
+    "MEAN": "pool",
+    "AVERAGE_POOL_2D": "pool",
+    "CONCATENATION": "concat",
+    "PAD": "pad",
+    "TRANSPOSE": "layout",
+    "RESHAPE": "view",
+    "QUANTIZE": "layout",
+    "DEQUANTIZE": "layout",
+    "HARD_SWISH": "act",
+    "LOGISTIC": "act",
+    "GELU": "act",
+    "RELU": "act",
+    "RELU6": "act",
+    "TANH": "act",
+}
+
+
+def tensor_spec(t, layout: str) -> TensorSpec:
+    """A flatbuffer tensor as the manifest describes it (scale/zero-point when per-tensor quantized)."""
+    dtype = _DTYPES.get(t.dtype, t.dtype.lower())
+    quantized = dtype in ("int8", "uint8") and len(t.scale) == 1
+    return TensorSpec(
+        t.name, t.shape, dtype, layout, t.scale[0] if quantized else None, t.zero_point[0] if quantized else None
+    )
+
+
+def quantize(x, spec: TensorSpec):
+    """Float → the tensor's dtype, with its scale/zero-point when it is quantized."""
+    import numpy as np
+
+    if spec.scale is None:
+        return x.astype(spec.dtype)
+    info = np.iinfo(spec.dtype)
+    q = np.round(x / spec.scale) + spec.zero_point
+    return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+
+def dequantize(q, spec: TensorSpec):
+    import numpy as np
+
+    if spec.scale is None:
+        return q.astype(np.float32)
+    return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
+
+
+class TfliteSession(HostSession):
+    """LiteRT's interpreter: XNNPACK with ``threads`` threads, or the portable reference kernels."""
+
+    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None, reference_kernels: bool = False):
+        from importlib.metadata import version
+
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+        resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+        try:
+            self.it = Interpreter(
+                model_path=str(path), num_threads=threads or 2, experimental_op_resolver_type=resolver
+            )
+            self.it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise DeploykitError(f"{Path(path).name}: LiteRT cannot load it: {str(e).splitlines()[0][:200]}") from None
+        self.inp, self.out = manifest.inputs[0], manifest.outputs[0]
+        self.in_index = self.it.get_input_details()[0]["index"]
+        self.out_index = self.it.get_output_details()[0]["index"]
+        delegate = "reference kernels" if reference_kernels else "XNNPACK"
+        self.env = {"runtime": "ai-edge-litert " + version("ai-edge-litert"), "threads": threads, "delegate": delegate}
+        self.delegate = {"delegate": delegate}
+
+    def input_shape_nchw(self) -> list[int]:
+        s = list(self.inp.shape)
+        return [s[0], s[3], s[1], s[2]] if self.inp.layout == "NHWC" and len(s) == 4 else s
+
+    def feed(self, x_nchw):
+        if self.inp.layout == "NHWC" and x_nchw.ndim == 4:
+            x_nchw = x_nchw.transpose(0, 2, 3, 1)
+        self.it.set_tensor(self.in_index, quantize(x_nchw, self.inp))
+
+    def invoke(self):
+        self.it.invoke()
+
+    def output(self):
+        y = dequantize(self.it.get_tensor(self.out_index), self.out)
+        return y.reshape(len(y), -1)
+
+
+class Tflite(Format):
+    name = "tflite"
+    suffix = ".tflite"
+    precisions = ("fp32", "fp16", "int8-dynamic", "int8", "int8-edgetpu")
+    description = "TFLite/LiteRT flatbuffer, run with LiteRT (XNNPACK)"
+    tools = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+    rule_aliases = {"gpu-delegate": "litert-gpu"}  # the names these rule sets had before they were named by backend
+
+    def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:
+        from .tflite_convert import export_tflite
+
+        return export_tflite(model, example, out, precision, calib)
+
+    def describe(self, path: Path, precision: str, info: dict) -> Described:
+        from .tflite_graph import read_tflite
+
+        g = read_tflite(path)
+        ops = g.histogram()
+        notes = []
+        q, dq = ops.get("QUANTIZE", 0), ops.get("DEQUANTIZE", 0)
+        if precision in FULL_INT8 and q + dq:
+            # Each is a float island's edge, a delegate partition boundary on CPUs (MobileViT int8, 88 QUANTIZE +
+            # 55 DEQUANTIZE, measured 4.2x slower than its fp32 file with XNNPACK).
+            notes.append(
+                f"partly float: {q} QUANTIZE and {dq} DEQUANTIZE ops inside the graph;"
+                " expect this int8 file to be slower than fp32 on CPUs (bench both)"
+            )
+        return Described(
+            inputs=[tensor_spec(g.t(i), "NHWC") for i in g.inputs],
+            outputs=[tensor_spec(g.t(i), "NC") for i in g.outputs],
+            ops=ops,
+            notes=notes,
+        )
+
+    def manifest_from_file(self, path: Path) -> Manifest:
+        from .tflite_graph import read_tflite
+
+        try:
+            g = read_tflite(path)
+        except Exception as e:
+            raise DeploykitError(f"{path} is not a readable .tflite file: {str(e).splitlines()[0][:200]}") from None
+        inputs = [
+            tensor_spec(g.t(i), "NHWC" if len(g.t(i).shape) == 4 and g.t(i).shape[-1] in (1, 3) else "NCHW")
+            for i in g.inputs
+        ]
+        outputs = [tensor_spec(g.t(i), "NC") for i in g.outputs]
+        side = inputs[0].shape[1] if inputs[0].layout == "NHWC" else inputs[0].shape[-1]
+        precision = "int8" if inputs[0].dtype in ("int8", "uint8") else "fp32"
+        return user_manifest(path, self.name, precision, inputs, outputs, side)
+
+    def compat_rules(self, precision: str) -> list[str]:
+        return ["edgetpu", "litert-gpu"] if precision in FULL_INT8 else ["litert-gpu"]
+
+    def check(self, path: Path, rule: str) -> dict:
+        from .tflite_compat import check_file
+
+        return check_file(path, rule)
+
+    def open_session(self, path, manifest, threads: int | None = None, reference_kernels: bool = False, **_):
+        return TfliteSession(path, manifest, threads, reference_kernels)
+
+    def graph_layers(self, path: Path) -> list[Layer]:
+        """The real op graph: MACs from the conv/FC/matmul tensor shapes."""
+        from .tflite_graph import read_tflite
+
+        g = read_tflite(path)
+        out = []
+        for op in g.ops:
+            kind = _KINDS.get(op.name, "other")
+            if kind == "view":
+                continue
+            ins = [g.t(i) for i in op.inputs]
+            outs = [g.t(i) for i in op.outputs]
+            weights = [t for t in ins if t.constant]
+            acts = [t for t in ins if not t.constant]
+            n_out = sum(math.prod(t.shape) for t in outs)
+            macs = 0
+            if kind in ("conv", "dwconv") and len(ins) > 1:
+                w = ins[1].shape  # conv: [O, kh, kw, I]; depthwise: [1, kh, kw, C·m]
+                macs = n_out * (w[1] * w[2] * (w[3] if kind == "conv" else 1))
+                if kind == "conv" and w[1] == w[2] == 1:
+                    kind = "pwconv"
+            elif kind == "matmul" and len(ins) > 1:
+                macs = n_out * ins[1].shape[-1]
+                if not ins[1].constant:
+                    kind = "attn_matmul"
+            elif kind == "attn_matmul" and len(ins) > 1:
+                macs = n_out * ins[0].shape[-1]
+            out.append(
+                Layer(
+                    f"{op.index}:{op.name}",
+                    kind,
+                    int(macs),
+                    sum(math.prod(t.shape) for t in weights),
+                    sum(math.prod(t.shape) for t in acts),
+                    n_out,
+                )
+            )
+        return out
+
+
+register(Tflite())

@@ -1,0 +1,42 @@
+"""A backend plugin from outside deploykit, as a user would write one: one module, registered on import.
+
+Loaded through ``$DEPLOYKIT_PLUGINS=tests.plugins.toy_backend``; its device profile is ``toy.toml`` beside it.
+The "board" runs the zoo model itself (format ``pytorch``: no export) and each inference is a 2 ms sleep, so
+the harness's figures are known in advance.
+"""
+
+from __future__ import annotations
+
+import time
+
+from deploykit.backends.base import Artifact, Backend, Runtime, register
+from deploykit.targets import FoundDevice, Profile, Target
+
+
+class ToySession:
+    def __init__(self, artifact: Artifact):
+        self.env = {"runtime": "toy 1.0", "model_seen": artifact.model}
+        self.delegate = {"delegate": "toy-npu"}
+
+    def run(self) -> None:
+        time.sleep(0.002)
+
+
+class Toy(Backend):
+    name = "toy"
+    reach = "toy"
+    serves = {"toy-npu": Runtime("pytorch", "npu")}
+    isolate = False
+    description = "a toy accelerator board (tests)"
+
+    def discover(self) -> list[FoundDevice]:
+        return [FoundDevice("toy", "toy-0", "Toy Board rev 2", how="toy bus")]
+
+    def how_to_reach(self, profile: Profile) -> str:
+        return "plug the toy board in"
+
+    def open(self, artifact: Artifact, target: Target) -> ToySession:
+        return ToySession(artifact)
+
+
+register(Toy())

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.deploykit-installed
 # constraints.txt pins torch to the CPU wheel on this project's machines (a bare `torch` pulls CUDA builds).
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
-.PHONY: venv demo test lint fmt clean browser
+.PHONY: venv demo test bench lint fmt clean browser
 
 venv: $(STAMP)
 
@@ -27,7 +27,8 @@ demo: $(STAMP)
 	$(VENV)/bin/deploykit info mnv4_conv_s --stages
 	$(VENV)/bin/deploykit export mnv4_conv_s --to tflite --precision int8-edgetpu --out artifacts
 	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
-	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --budget 3 --db deploykit-results.db
+	@echo "demo: a short benchmark budget (20 warm-up, 5 x at most 200 runs, 3 s per target); deploykit bench's default is 50 warm-up, 5 x 1000 runs"
+	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --warmup 20 --runs 200 --budget 3 --db deploykit-results.db
 	$(VENV)/bin/deploykit sweep --models $(DEMO_ALL) --devices $(DEMO_ESTIMATED) --db deploykit-results.db --report reports/latest.html
 
 # Debian's Chromium for the report's browser test, when this is a Debian machine we may install on.
@@ -40,6 +41,10 @@ test: $(STAMP) browser
 	$(VENV)/bin/ruff check deploykit exporters reports tests scripts
 	$(VENV)/bin/ruff format --check deploykit exporters reports tests scripts
 	$(VENV)/bin/pytest -q
+
+# Timing agreement (harness vs a hand-timed loop, interleaved pairs): a benchmark, never a test gate.
+bench: $(STAMP)
+	$(PY) scripts/bench_harness.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check deploykit exporters reports tests scripts

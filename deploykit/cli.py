@@ -4,7 +4,6 @@ Every command that prints a table also takes ``--json``. A :class:`DeploykitErro
 one line on stderr and exit status 2, never a traceback.
 """
 
-from __future__ import annotations
 
 import json
 import sys

@@ -7,9 +7,10 @@ Edge TPU number. Never exercised on real hardware in this project's CI (no Coral
 
 from __future__ import annotations
 
-import ctypes.util
+import os
 import shutil
 import subprocess
+from functools import cache
 from pathlib import Path
 
 from ..targets import FoundDevice, Profile, Target
@@ -18,8 +19,21 @@ from .base import Artifact, Backend, BackendError, Runtime, register
 CORAL_USB_IDS = ("1a6e:089a", "18d1:9302")  # before and after the runtime loads its firmware
 
 
+# Where libedgetpu's installers put it (Debian packages, Coral's macOS installer, Homebrew), plus the loader path.
+LIB_DIRS = ("/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/opt/homebrew/lib")
+
+
+def find_library() -> str | None:
+    """libedgetpu's path, by a look in the library folders (ctypes.util.find_library would run ldconfig and then
+    a C compiler, 100 ms and more, on every `deploykit devices`)."""
+    dirs = [*filter(None, os.environ.get("LD_LIBRARY_PATH", "").split(":")), *LIB_DIRS]
+    return next((str(p) for d in dirs for p in sorted(Path(d).glob("libedgetpu.*")) if p.is_file()), None)
+
+
+@cache
 def find_edgetpu() -> dict:
-    lib = ctypes.util.find_library("edgetpu")
+    """Once per process: a device does not appear between two profiles' look-ups of the same command."""
+    lib = find_library()
     pcie = [str(p) for p in Path("/dev").glob("apex_*")]
     usb = []
     if shutil.which("lsusb"):

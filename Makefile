@@ -28,7 +28,8 @@ demo: $(STAMP)
 	$(VENV)/bin/deploykit export mnv4_conv_s --to tflite --precision int8-edgetpu --out artifacts
 	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
 	@echo "demo: a short benchmark budget (20 warm-up, 5 x at most 200 runs, 3 s per target); deploykit bench's default is 50 warm-up, 5 x 1000 runs"
-	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --warmup 20 --runs 200 --budget 3 --db deploykit-results.db
+	@echo "demo: timm's trained weights where the Hugging Face cache holds them, else seeded random weights (the line below says which)"
+	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --warmup 20 --runs 200 --budget 3 --weights cached --db deploykit-results.db
 	$(VENV)/bin/deploykit sweep --models $(DEMO_ALL) --devices $(DEMO_ESTIMATED) --db deploykit-results.db --report reports/latest.html
 
 # Debian's Chromium for the report's browser test, when this is a Debian machine we may install on.

@@ -8,7 +8,7 @@ failed Measurement with its error and the run goes on. Ctrl-C stops it; everythi
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
@@ -18,6 +18,7 @@ from .devices import Reach, backend_of, get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats
+from .exporters.base import resolve_shapes
 from .measurement import Measurement, Method
 from .store import Store
 from .targets import Profile, Target
@@ -36,6 +37,11 @@ class BenchRequest:
     profiles: Path | None = None
     serial: str | None = None  # which attached device, when several match
     backend_options: dict = field(default_factory=dict)  # e.g. {"benchmark_binary": PATH} for adb
+    strict: int = 0  # re-measure a noisy cell up to this many times, then fail it (0: keep it, marked noisy)
+    input_shapes: dict = field(default_factory=dict)  # --input-shape NAME=1,3,640,640 for dynamic dimensions
+    weights: str | None = None  # exports on demand with these weights (a file, "timm", "hf-hub:…")
+    user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
+    shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
 
 
 def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
@@ -51,20 +57,17 @@ def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
         reach.devices = [d for d in reach.devices if d.id == req.serial]
         if not reach.devices:
             raise DeploykitError(f"no attached {profile.name} with serial {req.serial!r}", hint=reach.how)
-    targets = [t for t in profile.targets if t.available]
+    targets = profile.targets
     if req.backends:
         targets = [t for t in targets if t.backend in req.backends or t.name in req.backends]
         missing = [t for t in targets if t.id in reach.unavailable]
         if missing:  # asked for by name: say why it cannot run rather than skipping it
             raise DeploykitError(f"{missing[0].id} cannot run here: {reach.unavailable[missing[0].id]}")
     targets = [t for t in targets if t.id not in reach.unavailable]
-    if req.precisions:
-        targets = [t for t in targets if t.precision in req.precisions]
-    if req.artifact is not None:
-        fmt = formats.for_path(req.artifact)
-        if not req.artifact.exists():
-            raise DeploykitError(f"cannot benchmark {req.artifact}: file not found")
-        targets = [t for t in targets if t.format == fmt.name]
+    if req.artifact is not None:  # `available` says whether deploykit can export for a target; a file is given
+        targets = _targets_for_file(req, targets)
+    else:
+        targets = [t for t in targets if t.available and (not req.precisions or t.precision in req.precisions)]
     if not targets:
         raise DeploykitError(
             f"no target of {profile.name} matches", hint=f"targets: {', '.join(t.id for t in profile.targets)}"
@@ -75,10 +78,50 @@ def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
         from .zoo import get_spec
 
         for name in req.models:
-            get_spec(name)  # unknown names fail now, not after the first target
+            spec = get_spec(name)  # unknown names fail now, not after the first target
+            if req.weights:
+                from .weights import resolve_weights
+
+                resolve_weights(req.weights, spec)  # a cold cache or a wrong file fails now, in one line
     for plugin in {backend_of(t).name: backend_of(t) for t in targets}.values():
         plugin.preflight(req.backend_options)
     return profile, targets, reach
+
+
+def _targets_for_file(req: BenchRequest, targets: list[Target]) -> list[Target]:
+    """A file runs on the targets of its own format and precision: what its manifest says, or (a file deploykit
+    did not write) what the file itself says. A ``--precision`` that contradicts the file is a usage error."""
+    fmt = formats.for_path(req.artifact)
+    if not req.artifact.exists():
+        raise DeploykitError(f"cannot benchmark {req.artifact}: file not found")
+    manifest = read_manifest(req.artifact) or fmt.manifest_from_file(req.artifact)
+    shapes, req.shape_notes = resolve_shapes(manifest.inputs, req.input_shapes)
+    req.user_file = Artifact(manifest.model["name"], manifest.model["resolution"], req.artifact, manifest, shapes)
+    precision = manifest.precision
+    if req.precisions and not any(same_precision(p, precision) for p in req.precisions):
+        raise DeploykitError(
+            f"{req.artifact.name} is a {precision} {fmt.name} file; --precision {', '.join(req.precisions)}"
+            " contradicts it",
+            hint="leave --precision out: the file's own precision chooses its targets",
+        )
+    of_format = [t for t in targets if t.format == fmt.name]
+    fits = [t for t in of_format if same_precision(t.export_precision, precision)]
+    if fits or not of_format:
+        return fits
+    # No target takes this precision (a CPU profile lists fp32 and int8, the file has fp16 weights): run it on
+    # each backend that runs the format, under a target named for what the file is, and say so.
+    derived = {t.backend: replace(t, precision=precision, export_precision=precision) for t in of_format}
+    req.shape_notes.append(
+        f"no {of_format[0].device} target lists {precision} {fmt.name} files: measured as "
+        + ", ".join(t.id for t in derived.values())
+    )
+    return list(derived.values())
+
+
+def same_precision(a: str, b: str) -> bool:
+    """An EdgeTPU-ready file is a full-integer int8 file: CPUs run it as such (the reverse is not true for a TPU,
+    but a target names the precision it exports, so only int8 targets ask for int8 files)."""
+    return a == b or {a, b} == {"int8", "int8-edgetpu"}
 
 
 def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measurement]:
@@ -104,23 +147,36 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
 def measure_one(
     req: BenchRequest, reach: Reach, model: str | None, target: Target
 ) -> tuple[Measurement, Manifest | None]:
-    """One cell: its Measurement, and the manifest of the artifact it ran (stored beside it)."""
+    """One cell: its Measurement (re-measured while noisy, under ``strict``), and the manifest of the artifact it
+    ran (stored beside it)."""
     try:
         artifact = artifact_for(req, model, target)
     except DeploykitError as e:
-        failed = Measurement.for_target(target, model or req.artifact.name, 0, status="failed")
+        failed = Measurement.for_target(target, model, 0, status="failed")
         failed.error = f"export failed: {e}"
         return failed, None
     device = reach.devices[0] if reach.devices else None  # the first matching one, or the --serial one
-    return measure(backend_of(target), artifact, target, req.method, device), artifact.manifest
+    m = measure(backend_of(target), artifact, target, req.method, device)
+    for _ in range(req.strict):
+        if m.quality != "noisy":
+            break
+        m = measure(backend_of(target), artifact, target, req.method, device)
+    if req.strict and m.quality == "noisy":
+        m.status, m.error = "failed", f"noisy after {req.strict + 1} tries: {'; '.join(m.details['quality_reasons'])}"
+    if artifact.input_shapes:  # a file of the user's: its inputs, as fed, say what was measured
+        m.env["input_shapes"] = artifact.input_shapes
+        m.warnings += req.shape_notes
+    manifest = artifact.manifest
+    if manifest is not None and manifest.status == "failed-fidelity":
+        m.warnings.append(f"{manifest.file} failed its fidelity check: its latency is of a file that computes wrongly")
+    return m, manifest
 
 
 def artifact_for(req: BenchRequest, model: str | None, target: Target) -> Artifact:
     """The file a target runs: the user's (with its manifest, or one read from the file), or the zoo model's
     export in the target's format and precision (from the export cache when it is there)."""
-    if req.artifact is not None:
-        manifest = read_manifest(req.artifact) or formats.for_path(req.artifact).manifest_from_file(req.artifact)
-        return Artifact(manifest.model["name"], manifest.model["resolution"], req.artifact, manifest)
+    if req.user_file is not None:
+        return req.user_file
     from .zoo import get_spec
 
     spec = get_spec(model)
@@ -128,5 +184,5 @@ def artifact_for(req: BenchRequest, model: str | None, target: Target) -> Artifa
         return Artifact(spec.name, spec.resolution)
     from .exporters.pipeline import ExportRequest, export
 
-    r = export(ExportRequest(spec.name, target.format, target.export_precision, out=req.out))
+    r = export(ExportRequest(spec.name, target.format, target.export_precision, out=req.out, weights=req.weights))
     return Artifact(spec.name, spec.resolution, r.path, r.manifest)

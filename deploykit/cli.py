@@ -4,7 +4,6 @@ Every command that prints a table also takes ``--json``. A :class:`DeploykitErro
 one line on stderr and exit status 2, never a traceback.
 """
 
-
 import json
 import sys
 from typing import Annotated
@@ -12,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from .errors import DeploykitError
 
@@ -21,12 +21,19 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
-if not out.is_terminal:  # piped or captured: never truncate names to 80 columns
-    out.width = 200
+# User text (model names, paths, messages) is never Rich markup or an emoji code: "[bold]x" and "mod:factory:"
+# print as typed. Styling is applied with Text objects where it is wanted.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
+for console in (out, err):
+    if not console.is_terminal:  # piped or captured: never truncate or wrap at 80 columns
+        console.width = 200
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+WEIGHTS_HELP = (
+    "A checkpoint file (.safetensors/.pth, timm or deploykit keys), 'timm' (the model's timm checkpoint from the"
+    " Hugging Face cache, downloaded when online) or hf-hub:ORG/NAME. Without it: seeded random weights."
+)
 
 
 # Choices come from the registries (shell completion lists them); importing a registry loads only the plugin
@@ -88,7 +95,8 @@ def _bar(disable: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    return Progress(*cols, console=err, transient=True, disable=disable)
+    # Off where nobody watches (piped, captured): a non-interactive console would print the last frame on exit.
+    return Progress(*cols, console=err, transient=True, disable=disable or not err.is_terminal)
 
 
 def _m(n: float) -> str:
@@ -147,9 +155,12 @@ def info(
         return
     pub = spec.published
     out.print(
-        f"[bold]{spec.name}[/] ({spec.family}) at {a.resolution}×{a.resolution}: "
-        f"{_m(a.params)} M params, {_m(a.macs)} M MACs, {len(a.deployed)} ops after conv/BN/ReLU folding"
-        + (f"; published top-1 {pub.top1}% ({pub.top1_source})" if pub and pub.top1 else "")
+        Text(spec.name, style="bold")
+        + Text(
+            f" ({spec.family}) at {a.resolution}×{a.resolution}: "
+            f"{_m(a.params)} M params, {_m(a.macs)} M MACs, {len(a.deployed)} ops after conv/BN/ReLU folding"
+            + (f"; published top-1 {pub.top1}% ({pub.top1_source})" if pub and pub.top1 else "")
+        )
     )
     t = Table(title="per stage (fp32 bytes)")
     for col in ("stage", "ops", "MACs (M)", "weights (KB)", "activations (KB)", "output"):
@@ -216,7 +227,7 @@ def export(
         ),
     ] = None,
     resolution: Annotated[int | None, typer.Option("--resolution", "-r", help="Input side in pixels.")] = None,
-    weights: Annotated[str | None, typer.Option(help="timm or deploykit checkpoint (.safetensors/.pth).")] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
     calibration: Annotated[str | None, typer.Option(help="Folder of images for int8 calibration.")] = None,
     samples: Annotated[int, typer.Option(help="Calibration samples (int8).")] = 32,
     verify_samples: Annotated[int, typer.Option(help="Inputs compared against PyTorch.")] = 8,
@@ -240,7 +251,7 @@ def export(
         precision=precision,
         out=Path(out_dir),
         resolution=resolution,
-        weights=Path(weights) if weights else None,
+        weights=weights,
         calibration=Path(calibration) if calibration else None,
         calibration_samples=samples,
         verify_samples=verify_samples,
@@ -249,7 +260,7 @@ def export(
         force=force,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
-    with Progress(*columns, console=err, transient=True, disable=as_json) as progress:
+    with Progress(*columns, console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("starting", total=len(STAGES))
         labels = {"build": "building model", "convert": f"converting to {to}", "verify": "verifying against PyTorch"}
         labels["check"] = "checking target compatibility"
@@ -274,8 +285,13 @@ def export(
         print(json.dumps(summary, indent=2))
         return
     f = m.fidelity or {}
-    verdict = "[green]verified[/]" if m.status == "verified" else f"[yellow]{m.status}[/]"
-    out.print(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): {verdict}")
+    verdict = Text(m.status, style="green" if m.status == "verified" else "yellow")
+    out.print(Text(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
+    from .exporters.fidelity import WHAT_STATUS_MEANS
+
+    out.print(f"  {m.status}: {WHAT_STATUS_MEANS.get(m.status, '')}")
+    for missed in f.get("shortfalls") or []:
+        out.print(f"  below the floor: {missed}")
     if f.get("verified"):
         out.print(
             f"  fidelity vs {f['reference']}: cosine {f['cosine_min']:.6f} (≥ {f['threshold']:.4f}), "
@@ -312,7 +328,7 @@ def check(
         print(json.dumps(r, indent=2))
     else:
         s = r["summary"]
-        head = "[green]no findings[/]" if not r["findings"] else f"{s['errors']} errors, {s['warnings']} warnings"
+        head = "no findings" if not r["findings"] else f"{s['errors']} errors, {s['warnings']} warnings"
         out.print(f"{r['file']} on {target}: {r['ops']} ops, {head}")
         if r.get("compiler"):
             c = r["compiler"]
@@ -377,10 +393,13 @@ def devices(
         t.add_column(col)
     for r in rows:
         t.add_row(
-            f"{r['name']}\n[dim]{r['display']}[/]",
+            Text(r["name"] + "\n") + Text(r["display"], style="dim"),
             r["reach"],
-            "[green]yes[/]" if r["reachable"] else "[red]no[/]",
-            "\n".join(x["id"] + (f" [dim](not here: {x['why_not']})[/]" if x["why_not"] else "") for x in r["targets"]),
+            Text("yes", style="green") if r["reachable"] else Text("no", style="red"),
+            Text("\n").join(
+                Text(x["id"]) + (Text(f" (not here: {x['why_not']})", style="dim") if x["why_not"] else Text(""))
+                for x in r["targets"]
+            ),
             r["how"],
         )
     out.print(t)
@@ -411,16 +430,27 @@ def bench(
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
     serial: Annotated[str | None, typer.Option(help="adb serial when several phones match.")] = None,
     benchmark_binary: Annotated[str | None, typer.Option(help="TFLite benchmark_model binary for adb.")] = None,
+    strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
+    input_shape: Annotated[
+        list[str] | None,
+        typer.Option("--input-shape", help="NAME=1,3,640,640 for a file's dynamic dimensions (repeatable)."),
+    ] = None,
+    weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
+    cooldown: Annotated[
+        float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
+    ] = 60.0,
     as_json: JsonOpt = False,
 ):
-    """Measure latency on every target of a device; results go to the database with their provenance."""
+    """Measure latency on every target of a device; results go to the database with their provenance.
+    Exit status 1 when any measurement failed (each is named)."""
     from pathlib import Path
 
     from .bench import BenchRequest, run_bench
     from .measurement import Method
 
-    if min(runs, repetitions) < 1 or warmup < 0:
-        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup at least 0")
+    _check_method(runs, repetitions, warmup, strict)
+    if cooldown < 0:
+        raise DeploykitError("--cooldown must be at least 0 seconds")
     req = BenchRequest(
         device=device,
         models=model or [],
@@ -432,7 +462,10 @@ def bench(
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
         serial=serial,
-        backend_options={"benchmark_binary": benchmark_binary},
+        backend_options={"benchmark_binary": benchmark_binary, "cooldown_s": cooldown},
+        strict=strict,
+        input_shapes=_named_shapes(input_shape or []),
+        weights=weights,
     )
     with _bar(as_json) as progress:
         listener = _BarListener(progress)
@@ -442,19 +475,56 @@ def bench(
             err.print(f"interrupted: {len(listener.results)} finished measurement(s) are stored in {db}")
             raise typer.Exit(130) from None
     results = listener.results
+    failed = [m for m in results if m.status == "failed"]
+    _say_quality(results)  # on stderr, with --json too: a warning must not need the table to be seen
     if as_json:
         print(json.dumps([m.to_dict(samples=False) for m in results], indent=2))
-        return
-    _measurement_table(results, f"{device}: median of {repetitions} repetition means")
-    failed = [m for m in results if m.status != "ok"]
-    for m in failed:
-        out.print(f"[red]failed[/] {m.model} on {m.target}: {m.error}", soft_wrap=True)
-    out.print(f"stored {len(results)} measurement(s) in {db}")
+    else:
+        _measurement_table(results, f"{device}: median of {repetitions} repetition means")
+        for m in failed:
+            out.print(f"failed: {m.model} on {m.target}: {_one_line(m.error)}", soft_wrap=True)
+        out.print(f"stored {len(results)} measurement(s) in {db}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _named_shapes(specs: list[str]) -> dict[str, list[int]]:
+    """``--input-shape NAME=1,3,640,640`` (repeatable) → {NAME: [1, 3, 640, 640]}."""
+    out = {}
+    for spec in specs:
+        name, eq, dims = spec.rpartition("=")
+        try:
+            shape = [int(d) for d in dims.replace("x", ",").split(",")] if eq and name else None
+        except ValueError:
+            shape = None
+        if not shape:
+            raise DeploykitError(f"--input-shape {spec!r} is not NAME=D,D,…", hint="e.g. --input-shape x=1,3,640,640")
+        out[name] = shape
+    return out
+
+
+def _one_line(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _check_method(runs: int, repetitions: int, warmup: int, strict: int) -> None:
+    if min(runs, repetitions) < 1 or warmup < 0 or strict < 0:
+        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup and --strict at least 0")
+
+
+def _say_quality(results: list) -> None:
+    """Warnings on stderr: noisy measurements with their reasons, and warnings that travel with a row."""
+    for m in results:
+        if m.quality == "noisy":
+            reasons = "; ".join(m.details.get("quality_reasons", []))
+            err.print(f"warning: {m.model} on {m.target} was measured on a busy machine: {reasons}")
+        for w in m.warnings:
+            err.print(f"warning: {m.model} on {m.target}: {w}")
 
 
 def _measurement_table(rows: list, title: str) -> None:
     t = Table(title=title)
-    for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status"):
+    for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status", "quality"):
         t.add_column(col, justify="right" if col in ("median ms", "p50", "p90", "min", "stdev", "n") else "left")
     f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for m in rows:
@@ -470,6 +540,7 @@ def _measurement_table(rows: list, title: str) -> None:
             f(s and s.stdev),
             str(s.n) if s else "–",
             m.status,
+            m.quality or "–",
         )
     out.print(t)
 
@@ -498,6 +569,13 @@ def results(
         return
     if provenance is not None and provenance not in PROVENANCES:
         raise DeploykitError(f"--provenance {provenance!r} is not one of {', '.join(PROVENANCES)}")
+    if model is not None:  # an alias or timm name finds the rows stored under the zoo name
+        from .zoo import get_spec
+
+        try:
+            model = get_spec(model).name
+        except DeploykitError:
+            pass  # a user's own model: stored under its own name
 
     if not Path(db).exists():
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first or give --db")
@@ -586,7 +664,7 @@ def formats(as_json: JsonOpt = False):
     for f in fmts:
         here = "yes" if f["runs_here"] else f"no: {f['why_not']}"
         t.add_row(f["name"], f["suffix"] or "(no file)", ", ".join(f["precisions"]), ", ".join(f["check_rules"]), here)
-    out.print(t, markup=False)
+    out.print(t)
     t = Table(title="backends (deploykit bench)")
     for col in ("plugin", "reach", "serves (format, processor)", "what it is"):
         t.add_column(col)
@@ -750,6 +828,14 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
                 "dispatch_s": nt.roofline["dispatch_s"],
                 "invoke_s": nt.roofline.get("invoke_s", 0.0),
                 "efficiency": nt.roofline.get("efficiency", {}),
+                # as many rows as free parameters: the fit passes through every row, so its error is 0 by
+                # construction and says nothing about how well it predicts
+                "caveat": (
+                    f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
+                    " its error says nothing about other models (measure more to check it)"
+                    if len(rows) <= len(res.free)
+                    else None
+                ),
             }
         )
     if store is not None:
@@ -785,6 +871,9 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             f"{r['rms_log_error']:.3f}",
         )
     out.print(t)
+    for r in report:
+        if r["caveat"]:
+            err.print(f"note: {r['target']}: {r['caveat']}")
     if path:
         out.print(f"wrote {path}; use it with --profiles {write}")
 
@@ -842,12 +931,18 @@ def eval_(
         from .store import Store
 
         with Store(Path(db)) as store:
-            store.add_accuracy({k: res[k] for k in res if k != "classes"})
+            store.add_accuracy({k: res[k] for k in res if k not in ("classes", "top1_ci95")})
+    if not res["weights_real"]:
+        err.print(
+            "warning: this file has deploykit's seeded random weights, not trained ones: its accuracy says nothing"
+            " about the model, and reports keep the published figure (export with --weights to measure it)"
+        )
     if as_json:
         print(json.dumps(res, indent=2))
         return
     out.print(
-        f"{res['model']} {res['format']} {res['precision']}: top-1 {res['top1']:.2f}%  top-5 {res['top5']:.2f}%"
+        f"{res['model']} {res['format']} {res['precision']}: top-1 {res['top1']:.2f}%"
+        f" (95% CI {res['top1_ci95'][0]:.1f}-{res['top1_ci95'][1]:.1f})  top-5 {res['top5']:.2f}%"
         f"  ({res['images']} images, {res['classes']} classes)"
     )
 
@@ -867,18 +962,26 @@ def sweep(
     warmup: Annotated[int, typer.Option(help="Warm-up invocations (measured targets).")] = 50,
     budget: Annotated[float | None, typer.Option(help="Seconds per measured target at most (caps runs).")] = None,
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Run failed cells again.")] = False,
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="'timm': every model's timm checkpoint (cache or hub); 'cached': those in the cache, seeded random weights for the rest."
+        ),
+    ] = None,
+    strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     as_json: JsonOpt = False,
 ):
-    """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix."""
+    """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix.
+    Exit status 1 when any cell failed (each is named); failed cells are re-run only with --retry-failed."""
     from pathlib import Path
 
     from .measurement import Method
-    from .sweep import SweepOptions, plan_sweep, run_sweep, store_published
+    from .sweep import SweepOptions, plan_sweep, run_sweep, store_published, weights_plan
 
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
-    if min(runs, repetitions) < 1 or warmup < 0:
-        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup at least 0")
+    _check_method(runs, repetitions, warmup, strict)
     jobs = plan_sweep(split(models), split(devices), split(formats) if formats else None, profiles)
     if plan_only:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
@@ -888,11 +991,27 @@ def sweep(
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
         method=Method(warmup=warmup, repetitions=repetitions, runs=runs, budget_s=budget),
+        retry_failed=retry_failed,
+        strict=strict,
+        weights=weights,
     )
+    measured = [j.model for j in jobs if j.mode == "measure"]
+    if weights == "timm":
+        from .weights import resolve_weights
+        from .zoo import get_spec
+
+        for name in dict.fromkeys(measured):
+            resolve_weights("timm", get_spec(name))  # a cold cache fails now, in one line, before any work
+    elif weights not in (None, "cached") and not Path(weights).is_file():
+        raise DeploykitError(f"--weights {weights!r}: give timm, cached, or a checkpoint file")
+    if measured:
+        said = weights_plan(measured, weights)
+        err.print("weights: " + "; ".join(f"{m}: {w}" for m, w in said.items()))
     store_published(sorted({j.device for j in jobs}), opts.db, profiles)
     with _bar(as_json) as progress:
+        listener = _BarListener(progress)
         try:
-            summary = run_sweep(jobs, opts, _BarListener(progress))
+            summary = run_sweep(jobs, opts, listener)
         except KeyboardInterrupt:
             err.print(f"interrupted: finished jobs are stored in {db}; run the same command to resume")
             raise typer.Exit(130) from None
@@ -900,23 +1019,34 @@ def sweep(
         from .reports.html import write_report
 
         summary["report"] = str(write_report(opts.db, report_file, profiles))
+    _say_quality(listener.results)
     if as_json:
         print(json.dumps(summary, indent=2))
-        return
-    out.print(
-        f"sweep: {summary['jobs']} job(s), {summary['skipped']} already done, ran {summary['ran']}: "
-        f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed; results in {db}"
-    )
-    if report_file:
-        out.print(f"report: {summary['report']}")
+    else:
+        noisy = f", {summary['noisy']} noisy" if summary.get("noisy") else ""
+        out.print(
+            f"sweep: {summary['jobs']} job(s), {summary['skipped']} already done, ran {summary['ran']}: "
+            f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed{noisy};"
+            f" results in {db}",
+        )
+        for cell in summary["failed_cells"]:
+            out.print(f"failed: {cell['model']} on {cell['target']}: {_one_line(cell['error'])}")
+        if summary["failed_cells"] and not retry_failed:
+            out.print("(failed cells are kept as results; run again with --retry-failed to retry them)")
+        if report_file:
+            out.print(f"report: {summary['report']}")
+    if summary["failed_cells"]:
+        raise typer.Exit(1)
 
 
 def main() -> None:
     import logging
 
-    # torchao (pulled in by litert-torch) logs a warning for each CUDA kernel library it cannot load on a CPU-only
-    # machine; on the command line that is noise, not news.
-    logging.getLogger("torchao").setLevel(logging.ERROR)
+    # Libraries' own log lines are noise on the command line, not news: torchao warns about each CUDA kernel library
+    # it cannot load on a CPU-only machine, torch's pytree about an Enum that litert-torch registers, absl about
+    # its own initialisation. deploykit says what matters in its own words.
+    for name in ("torchao", "torch.utils._pytree", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     try:
         rc = app(standalone_mode=False)
     except DeploykitError as e:
@@ -935,7 +1065,8 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/] {' '.join(message.split())}", highlight=False, soft_wrap=True, markup=True)
+    line = Text("error:", style="red") + Text(" " + " ".join(message.split()))
+    err.print(line, highlight=False, soft_wrap=True)
     sys.exit(code)
 
 

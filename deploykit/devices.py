@@ -23,7 +23,7 @@ from pathlib import Path
 from .backends import base as backends
 from .errors import DeploykitError
 from .machine import host_info
-from .targets import PRECISIONS, FoundDevice, Profile, Target
+from .targets import PRECISIONS, ROOFLINE_FIELDS, TARGET_RANGES, FoundDevice, Profile, Target
 
 
 def _schema(cls, skip: set[str]) -> dict[str, tuple[tuple[type, ...], bool]]:
@@ -58,9 +58,6 @@ class Reach:
     how: str
     devices: list[FoundDevice] = field(default_factory=list)
     unavailable: dict[str, str] = field(default_factory=dict)  # target id → why its backend is not here
-
-    def to_dict(self) -> dict:
-        return {"reachable": self.reachable, "how": self.how, "devices": [d.id for d in self.devices]}
 
 
 def profile_dirs(extra: str | Path | None = None) -> list[Path]:
@@ -110,6 +107,7 @@ def load_profile(path: Path) -> Profile:
         if not isinstance(t, dict):
             raise DeploykitError(f"bad device profile {path}: {where[:-1]} is not a table")
         _validate(t, SCHEMA["target"], path, where)
+        _check_ranges(t, path, where)
         if t["precision"] not in PRECISIONS:
             raise DeploykitError(f"bad device profile {path}: {where}precision {t['precision']!r} is unknown")
         try:
@@ -131,6 +129,29 @@ def load_profile(path: Path) -> Profile:
         profile.host = host_info()
         profile.targets = [_host_target(t, profile.host) if t.processor == "cpu" else t for t in targets]
     return profile
+
+
+def _check_ranges(t: dict, path: Path, where: str) -> None:
+    """Numbers in range, and the roofline table's keys, types and ranges (the estimator trusts them)."""
+
+    def bad(key: str, why: str) -> DeploykitError:
+        return DeploykitError(f"bad device profile {path}: {where}{key} {why}")
+
+    for key, (lo, hi) in TARGET_RANGES.items():
+        if key in t and not (lo <= t[key] <= hi):
+            raise bad(key, f"= {t[key]!r} is outside {lo:g}..{hi:g}")
+    roof = t.get("roofline") or {}
+    for key, value in roof.items():
+        if key not in ROOFLINE_FIELDS:
+            raise bad(f"roofline.{key}", f"is not a roofline field (known: {', '.join(sorted(ROOFLINE_FIELDS))})")
+        types_, span = ROOFLINE_FIELDS[key]
+        values = value.values() if isinstance(value, dict) else [value]
+        if not isinstance(value, types_) or isinstance(value, bool) and bool not in types_:
+            raise bad(f"roofline.{key}", f"has the wrong type ({type(value).__name__})")
+        if span is not None:
+            for v in values:
+                if isinstance(v, bool) or not isinstance(v, int | float) or not (span[0] <= v <= span[1]):
+                    raise bad(f"roofline.{key}", f"= {value!r}: expected numbers in {span[0]:g}..{span[1]:g}")
 
 
 def _validate(data: dict, schema: dict, path: Path, where: str) -> None:

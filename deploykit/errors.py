@@ -33,3 +33,9 @@ class ResolutionError(DeploykitError):
 
 class WeightsError(DeploykitError):
     """A weights file that cannot be read or does not fit the model (missing/extra/mis-shaped keys)."""
+
+
+class FileError(DeploykitError):
+    """A file deploykit cannot read or run (not the user's typing, but the file): one line, exit status 1."""
+
+    exit_code = 1

@@ -36,22 +36,12 @@ import numpy as np
 
 from .errors import DeploykitError
 from .graph import Layer
-from .targets import Target
+from .targets import ROOFLINE_FIELDS, Target
 
 BYTES_PER_ELEM = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int8-edgetpu": 1.0, "int8-dynamic": 1.0}
 # Op kinds that are attention's: what DSP-style accelerators cannot run.
 ATTENTION_KINDS = ("softmax", "attn_matmul", "layer_norm")
-PARAM_KEYS = {
-    "paper_target",
-    "dispatch_s",
-    "invoke_s",
-    "onchip_bytes",
-    "weight_onchip_bytes",
-    "efficiency",
-    "fuse_elementwise",
-    "unsupported",
-    "fit",
-}
+PARAM_KEYS = set(ROOFLINE_FIELDS)
 
 
 @dataclass

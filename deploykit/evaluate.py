@@ -16,6 +16,7 @@ import numpy as np
 
 from .artifact import read_manifest
 from .errors import DeploykitError
+from .measurement import wilson
 
 
 def dataset(directory: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
@@ -81,6 +82,7 @@ def evaluate(
         if on_progress:
             on_progress(i + 1, len(items))
     n = len(items)
+    real = bool(manifest.model.get("weights_real", manifest.model.get("weights")))
     return {
         "model": manifest.model["name"],
         "resolution": res,
@@ -93,4 +95,7 @@ def evaluate(
         "images": n,
         "top1": 100.0 * top1 / n,
         "top5": 100.0 * top5 / n,
+        "top1_ci95": [100 * x for x in wilson(top1, n)],
+        "weights_real": real,
+        "weights_source": manifest.model.get("weights_source") or manifest.model.get("weights"),
     }

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 PROVENANCES = ("measured", "estimated", "published")
 STATUSES = ("ok", "failed", "unsupported")
+QUALITIES = ("clean", "noisy")
 
 
 @dataclass
@@ -138,8 +139,10 @@ class Measurement:
     samples_ms: list[float] = field(default_factory=list)
     env: dict = field(default_factory=dict)  # runtime versions, CPU, threads, affinity, host name, serial, SoC
     delegate: dict = field(default_factory=dict)  # ops per delegate, fallbacks
-    details: dict = field(default_factory=dict)  # estimates: bound shares, per-layer breakdown, ridge sweep
+    details: dict = field(default_factory=dict)  # estimates: per-layer breakdown; measured: quality reasons
     error: str | None = None
+    quality: str | None = None  # measured here: "clean" or "noisy" (deploykit.quality); None where not judged
+    warnings: list[str] = field(default_factory=list)  # said with the row wherever it is shown
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     id: int | None = None  # the store's row id, once stored
 
@@ -173,3 +176,13 @@ class Measurement:
         if not samples:
             d.pop("samples_ms")
         return d
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n: honest at small n (4 images: 0/4 is 0-49%)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -25,7 +25,7 @@ from .errors import DeploykitError
 from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Migration N takes the database from version N-1 to N. Never edit a released one; append.
 MIGRATIONS: list[str] = [
@@ -86,11 +86,18 @@ MIGRATIONS: list[str] = [
         manifest TEXT NOT NULL
     );
     """,
+    # 4: was the machine quiet? (deploykit.quality), and warnings that travel with a row
+    """
+    ALTER TABLE measurements ADD COLUMN quality TEXT CHECK (quality IN ('clean', 'noisy'));
+    ALTER TABLE measurements ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE accuracy ADD COLUMN weights_real INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE accuracy ADD COLUMN weights_source TEXT;
+    """,
 ]
 
 _COLUMNS = (
     "created model resolution format precision target device backend provenance status artifact_sha256 artifact"
-    " median_ms stats env delegate error samples details"
+    " median_ms stats env delegate error samples details quality warnings"
 ).split()
 
 
@@ -182,7 +189,7 @@ class Store:
     @staticmethod
     def _insert(c: sqlite3.Connection, m: Measurement) -> int:
         row = m.to_dict()
-        for k in ("stats", "env", "delegate", "details"):
+        for k in ("stats", "env", "delegate", "details", "warnings"):
             row[k] = json.dumps(row[k], default=str)
         row["samples"] = array("f", m.samples_ms).tobytes() if m.samples_ms else None
         cur = c.execute(
@@ -240,7 +247,7 @@ class Store:
         out = []
         for r in self.conn.execute(sql, args):
             d = dict(zip(["id", *_COLUMNS], r))
-            for k in ("env", "delegate", "details"):
+            for k in ("env", "delegate", "details", "warnings"):
                 d[k] = json.loads(d[k])
             d["stats"] = LatencyStats.from_dict(json.loads(d["stats"]))
             blob = d.pop("samples")
@@ -250,7 +257,7 @@ class Store:
 
     def add_accuracy(self, row: dict) -> int:
         cols = ["created", "model", "resolution", "format", "precision", "artifact", "artifact_sha256", "dataset"]
-        cols += ["images", "top1", "top5"]
+        cols += ["images", "top1", "top5", "weights_real", "weights_source"]
         row = {"created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **row}
         with self._write() as c:
             cur = c.execute(

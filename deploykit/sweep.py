@@ -45,6 +45,9 @@ class SweepOptions:
     out: Path = Path("artifacts")
     profiles: Path | None = None
     method: Method = field(default_factory=Method)  # the one benchmark method, bench's defaults
+    retry_failed: bool = False  # re-run cells whose latest result failed
+    strict: int = 0  # re-measure noisy cells up to this many times, then fail them
+    weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
 
 
 def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None) -> list[Job]:
@@ -93,7 +96,13 @@ def run_job(job: Job, opts: SweepOptions):
         )
     else:
         req = BenchRequest(
-            device=job.device, models=[job.model], method=opts.method, db=opts.db, out=opts.out, profiles=opts.profiles
+            device=job.device,
+            models=[job.model],
+            method=opts.method,
+            db=opts.db,
+            out=opts.out,
+            profiles=opts.profiles,
+            strict=opts.strict,
         )
         m, manifest = measure_one(req, reachability(profile), job.model, target)
     with Store(opts.db) as store:
@@ -109,12 +118,49 @@ def _zoo_layers(model: str):
     return E.model_layers(model)
 
 
-def finished(jobs: list[Job], db: Path) -> set[Job]:
+def weights_for(model: str, choice: str | None) -> str | None:
+    """The weights a sweep exports a model with: ``cached`` takes the timm checkpoint when the Hugging Face cache
+    holds it (never downloading), else the seeded random weights."""
+    if choice != "cached":
+        return choice
+    from .weights import cached_timm_weights
+    from .zoo import get_spec
+
+    return "timm" if cached_timm_weights(get_spec(model)) is not None else None
+
+
+def weights_plan(models: list[str], choice: str | None) -> dict[str, str]:
+    """Per model, in words: which weights the sweep uses (said before it starts)."""
+    out = {}
+    for m in dict.fromkeys(models):
+        w = weights_for(m, choice)
+        out[m] = "seeded random weights" if w is None else ("timm checkpoint" if w == "timm" else w)
+    return out
+
+
+def finished(jobs: list[Job], db: Path, retry_failed: bool = False) -> set[Job]:
+    """Jobs with a result in the store: ok or unsupported, and failed ones too unless ``retry_failed`` (a failure
+    is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing)."""
     if not Path(db).exists():
         return set()
+    final = ("ok", "unsupported") if retry_failed else ("ok", "unsupported", "failed")
     with Store(db) as store:
-        done = {(m.model, m.target, m.provenance) for m in store.query() if m.status in ("ok", "unsupported")}
-    return {j for j in jobs if (j.model, j.target, j.provenance) in done}
+        latest = {(m.model, m.target, m.provenance): m.status for m in store.query()}
+    return {j for j in jobs if latest.get((j.model, j.target, j.provenance)) in final}
+
+
+def failed_cells(jobs: list[Job], db: Path) -> list[dict]:
+    """The sweep's cells whose latest row failed, each with its reason."""
+    if not Path(db).exists():
+        return []
+    with Store(db) as store:
+        latest = {(m.model, m.target, m.provenance): m for m in store.query()}
+    rows = [latest.get((j.model, j.target, j.provenance)) for j in jobs]
+    return [
+        {"model": m.model, "target": m.target, "error": m.error or "failed"}
+        for m in rows
+        if m is not None and m.status == "failed"
+    ]
 
 
 def store_published(devices: list[str], db: Path, profiles=None) -> int:
@@ -146,8 +192,10 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
 
 
 def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> dict:
+    """Run what is not finished; the summary counts this run's cells and names every failed cell of the sweep
+    (this run's, and earlier ones not retried)."""
     listener = listener or Listener()
-    skip = finished(jobs, opts.db)
+    skip = finished(jobs, opts.db, opts.retry_failed)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = {"ok": 0, "failed": 0, "unsupported": 0}
@@ -155,5 +203,8 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
         listener.started(f"{job.mode} {job.model} on {job.target}")
         m = run_job(job, opts)
         counts[m.status] += 1
+        if m.quality == "noisy":
+            counts["noisy"] = counts.get("noisy", 0) + 1
         listener.finished(m)
-    return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts}
+    failed = failed_cells(jobs, opts.db)
+    return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts, "failed_cells": failed}

@@ -13,6 +13,26 @@ from dataclasses import dataclass, field
 PRECISIONS = ("fp32", "fp16", "int8", "int8-dynamic", "int8-edgetpu")
 # Processor classes: the estimator's vocabulary for how a target executes a graph.
 PROCESSORS = ("cpu", "gpu", "dsp", "npu")
+# A target's ``[targets.roofline]`` table (the estimator's parameters): key → (accepted types, allowed range).
+# Numbers must be finite; ``efficiency`` maps op kinds to a fraction of peak in (0, 1].
+ROOFLINE_FIELDS = {
+    "paper_target": ((str,), None),
+    "dispatch_s": ((int, float), (0.0, 1.0)),
+    "invoke_s": ((int, float), (0.0, 10.0)),
+    "onchip_bytes": ((int,), (0, 1 << 40)),
+    "weight_onchip_bytes": ((int,), (0, 1 << 40)),
+    "efficiency": ((dict,), (1e-6, 1.0)),
+    "fuse_elementwise": ((bool,), None),
+    "unsupported": ((list,), None),
+    "fit": ((str,), None),
+}
+# Ranges of a target's numeric fields: a negative peak or bandwidth would give estimates that look fine.
+TARGET_RANGES = {
+    "threads": (0, 1024),
+    "peak_macs_per_s": (1e6, 1e18),
+    "mem_bw_bytes_per_s": (1e6, 1e15),
+    "onchip_bytes": (0, 1 << 40),
+}
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,37 @@ Files are read without unpickling arbitrary objects: ``.safetensors`` through sa
 ``torch.load(..., weights_only=True)``. A timm checkpoint is recognised by its keys and renamed through the
 model's ``timm_key_map`` (ordered regex rules, one list per family). Loading is strict: a missing, extra or
 mis-shaped key is a :class:`WeightsError` that names the keys.
+
+Real weights. Latency needs no trained weights, but accuracy, calibration for int8 and every "does the export
+still classify" check do, so :func:`resolve_weights` turns what the user asked for into one local file plus its
+provenance (:class:`WeightsSource`):
+
+* a path: the user's own checkpoint (``file:/abs/path``);
+* ``timm``: the model's checkpoint in timm's Hugging Face repo ``timm/<timm_name>.<tag>``, where the tag is
+  timm's default pretrained tag for that architecture (:data:`TIMM_DEFAULT_TAGS`, the weights the zoo's
+  published top-1 and resolution refer to), unless the spec's ``timm_name`` already carries one;
+* ``hf-hub:ORG/NAME[@REVISION]``: timm's own syntax, any repo holding ``model.safetensors`` (preferred) or
+  ``pytorch_model.bin``.
+
+The normalised source and the sha256 of the file's bytes go into the artifact manifest, so an exported model
+says exactly which weights it carries; :func:`load_source` checks the hash again before it loads.
+
+Hub files live in huggingface_hub's standard cache (``HF_HOME``/``HF_HUB_CACHE``, read by huggingface_hub when
+it is imported). The cache is looked at first and, when it holds the file, the network is not touched at all
+(runs are reproducible and fast on machines without network). Otherwise: with ``HF_HUB_OFFLINE=1`` (read at
+call time) or ``offline=True`` nothing is attempted and a cold cache is a one-line :class:`WeightsError` that
+says what to download and where; online, one HEAD request with a short timeout decides whether the hub can be
+reached before ``hf_hub_download`` is called (a bare ``hf_hub_download`` with no network retries with backoff
+for tens of seconds before it gives up). Every huggingface_hub or network failure becomes a one-line
+:class:`WeightsError`, never a traceback.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -118,3 +143,244 @@ def state_dict_sha256(model: nn.Module) -> str:
         h.update(str(tuple(v.shape)).encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+# --- real weights: a local file or a Hugging Face Hub checkpoint, resolved to one file plus its provenance ---
+
+# Files timm pushes to its hub repos, in order of preference (timm's HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME).
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+# timm's default pretrained tag per architecture: the first tag of the architecture in timm's ``default_cfgs``
+# (what ``timm.create_model(name, pretrained=True)`` loads), i.e. the hub repo ``timm/<name>.<tag>``. Each one
+# is trained at the zoo model's default resolution.
+TIMM_DEFAULT_TAGS: dict[str, str] = {
+    "mobilenetv1_100": "ra4_e3600_r224_in1k",
+    "mobilenetv2_100": "ra_in1k",
+    "mobilenetv2_050": "lamb_in1k",
+    "mobilenetv3_large_100": "ra_in1k",
+    "tf_mobilenetv3_large_075": "in1k",
+    "mobilenetv3_small_100": "lamb_in1k",
+    "mobilenetv3_small_075": "lamb_in1k",
+    "mobilenetv4_conv_small": "e2400_r224_in1k",
+    "mobilenetv4_conv_medium": "e500_r256_in1k",
+    "mobilenetv4_conv_large": "e600_r384_in1k",
+    "mobilenetv4_hybrid_medium": "ix_e550_r256_in1k",
+    "mobilenetv4_hybrid_large": "ix_e600_r384_in1k",
+    "mobilevit_xxs": "cvnets_in1k",
+    "mobilevit_xs": "cvnets_in1k",
+    "mobilevit_s": "cvnets_in1k",
+    "repvit_m0_9": "dist_300e_in1k",
+    "repvit_m1_0": "dist_300e_in1k",
+    "repvit_m1_1": "dist_300e_in1k",
+    "repvit_m1_5": "dist_300e_in1k",
+    "repvit_m2_3": "dist_300e_in1k",
+}
+
+# Seconds for the one HEAD request that decides whether the hub can be reached (and hf_hub_download's etag wait).
+HUB_TIMEOUT_S = 10.0
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Weights resolved to one local file, with what goes into the manifest (``source`` and ``sha256``)."""
+
+    path: Path  # a local file (.safetensors or .pth/.bin) ready for read_state_dict
+    source: str  # normalised request: "hf-hub:timm/mobilenetv4_conv_small.e2400_r224_in1k" or "file:/abs/path"
+    sha256: str  # of the file's bytes
+    real: bool  # True: trained weights from a checkpoint (hub or file)
+
+
+def timm_repo_id(spec: ModelSpec) -> str | None:
+    """The hub repo of the model's timm checkpoint (``timm/<timm_name>.<tag>``), or None when it has none."""
+    if not spec.timm_name:
+        return None
+    if "." in spec.timm_name:  # already tagged
+        return f"timm/{spec.timm_name}"
+    tag = TIMM_DEFAULT_TAGS.get(spec.timm_name)
+    return f"timm/{spec.timm_name}.{tag}" if tag else None
+
+
+def resolve_weights(request: str, spec: ModelSpec, offline: bool | None = None) -> WeightsSource:
+    """Resolve ``request`` (a path, ``timm`` or ``hf-hub:ORG/NAME[@REV]``) to a local file for ``spec``.
+
+    ``offline=None`` follows ``HF_HUB_OFFLINE`` (read now, not at import). A hub file already in the cache is
+    used without touching the network; see the module docstring for the rest.
+    """
+    request = request.strip()
+    if request == "timm":
+        repo_id = timm_repo_id(spec)
+        if repo_id is None:
+            if not spec.timm_name:
+                raise WeightsError(
+                    f"{spec.name} has no timm checkpoint",
+                    hint="give your own checkpoint with --weights FILE (.safetensors or .pth)",
+                )
+            raise WeightsError(
+                f"no default pretrained tag is known for timm's {spec.timm_name}",
+                hint=f"name the checkpoint: --weights hf-hub:timm/{spec.timm_name}.TAG",
+            )
+        return _resolve_hub(repo_id, None, offline)
+    for prefix in ("hf-hub:", "hf_hub:"):
+        if request.startswith(prefix):
+            repo_id, at, revision = request[len(prefix) :].strip().partition("@")
+            if not _REPO_ID.match(repo_id) or (at and not revision):
+                raise WeightsError(
+                    f"not a Hugging Face repo: {request!r}",
+                    hint="write hf-hub:ORG/NAME or hf-hub:ORG/NAME@REVISION, e.g. "
+                    f"hf-hub:{timm_repo_id(spec) or 'timm/mobilenetv4_conv_small.e2400_r224_in1k'}",
+                )
+            return _resolve_hub(repo_id, revision or None, offline)
+    return _resolve_file(request)
+
+
+def cached_timm_weights(spec: ModelSpec) -> WeightsSource | None:
+    """The model's timm checkpoint when it is already in the local Hugging Face cache, else None (no network)."""
+    repo_id = timm_repo_id(spec)
+    if repo_id is None:
+        return None
+    try:
+        path = _cached_hub_file(repo_id, None)
+    except WeightsError:
+        return None
+    return _hub_source(repo_id, None, path) if path else None
+
+
+def load_source(model: nn.Module, spec: ModelSpec, src: WeightsSource, fmt: str = "auto") -> str:
+    """Load a resolved source strictly (through the timm key map when it is timm's); returns the format used.
+
+    The file is hashed again first: what is loaded is what ``src.sha256`` (and so the manifest) says.
+    """
+    if not src.path.is_file():
+        raise WeightsError(f"weights file not found: {src.path} (resolved from {src.source})")
+    if _sha256(src.path) != src.sha256:
+        raise WeightsError(
+            f"{src.path} changed after it was resolved from {src.source} (sha256 differs)",
+            hint="resolve the weights again",
+        )
+    return load_weights(model, spec, src.path, fmt)
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _resolve_file(request: str) -> WeightsSource:
+    path = Path(os.path.abspath(os.path.expanduser(request)))  # absolute, symlinks kept (the suffix picks the reader)
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "not found"
+        hint = "give a .safetensors or .pth file, `timm` (the model's timm checkpoint) or hf-hub:ORG/NAME"
+        if not path.exists() and _REPO_ID.match(request):
+            hint = f"for the Hugging Face repo write hf-hub:{request}"
+        raise WeightsError(f"weights file {what}: {path}", hint=hint)
+    return WeightsSource(path=path, source=f"file:{path}", sha256=_sha256(path), real=True)
+
+
+def _hub_source(repo_id: str, revision: str | None, path: str | Path) -> WeightsSource:
+    path = Path(path)  # the snapshot path, not the blob it links to: its name carries the suffix
+    source = f"hf-hub:{repo_id}" + (f"@{revision}" if revision else "")
+    return WeightsSource(path=path, source=source, sha256=_sha256(path), real=True)
+
+
+def _hub():
+    try:
+        import huggingface_hub
+    except ImportError:
+        raise WeightsError(
+            "hub weights need huggingface_hub, which is not installed",
+            hint="pip install huggingface_hub, or give a local checkpoint file",
+        ) from None
+    return huggingface_hub
+
+
+def _hub_offline(offline: bool | None) -> bool:
+    if offline is not None:
+        return offline
+    env = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return env.strip().upper() in {"1", "ON", "YES", "TRUE"} or bool(_hub().constants.HF_HUB_OFFLINE)
+
+
+def _cached_hub_file(repo_id: str, revision: str | None) -> str | None:
+    """The preferred weights file of ``repo_id`` in the local cache, or None. Reads the disk only."""
+    hf = _hub()
+    for filename in HF_WEIGHT_FILES:
+        try:
+            found = hf.try_to_load_from_cache(repo_id, filename, revision=revision)
+        except (OSError, ValueError) as e:  # an unreadable cache, an invalid repo id
+            raise _hub_error(repo_id, e) from None
+        if isinstance(found, str):  # not None, not the "known to be absent" marker
+            return found
+    return None
+
+
+def _resolve_hub(repo_id: str, revision: str | None, offline: bool | None) -> WeightsSource:
+    cached = _cached_hub_file(repo_id, revision)
+    if cached:
+        return _hub_source(repo_id, revision, cached)
+    if _hub_offline(offline):
+        raise _cold_cache(repo_id, revision, "offline mode is on (HF_HUB_OFFLINE)")
+    hf = _hub()
+    from huggingface_hub.errors import OfflineModeIsEnabled, RemoteEntryNotFoundError
+
+    try:
+        import httpx2 as _http  # huggingface_hub 1.x/2.x transport
+
+        unreachable: tuple[type[BaseException], ...] = (_http.TransportError, OfflineModeIsEnabled)
+    except ImportError:  # pragma: no cover - older huggingface_hub on requests
+        unreachable = (ConnectionError, TimeoutError, OfflineModeIsEnabled)
+
+    for filename in HF_WEIGHT_FILES:
+        try:
+            # One HEAD with a short timeout and no retries: hf_hub_download alone would retry with backoff.
+            url = hf.hf_hub_url(repo_id, filename, revision=revision)
+            hf.get_hf_file_metadata(url, timeout=HUB_TIMEOUT_S)
+        except RemoteEntryNotFoundError:
+            continue  # the repo has no such file: try the next
+        except unreachable:
+            raise _cold_cache(repo_id, revision, "the hub cannot be reached") from None
+        except Exception as e:  # huggingface_hub's HTTP and validation errors, OSError
+            raise _hub_error(repo_id, e) from None
+        try:
+            path = hf.hf_hub_download(repo_id, filename, revision=revision, etag_timeout=HUB_TIMEOUT_S)
+        except unreachable:
+            raise _cold_cache(repo_id, revision, "the download was cut off") from None
+        except Exception as e:
+            raise _hub_error(repo_id, e) from None
+        return _hub_source(repo_id, revision, path)
+    raise WeightsError(
+        f"{repo_id} holds no weights file (looked for {', '.join(HF_WEIGHT_FILES)})",
+        hint="timm's repos hold model.safetensors; check the repo id",
+    )
+
+
+def _cache_dir() -> str:
+    return str(_hub().constants.HF_HUB_CACHE)
+
+
+def _cold_cache(repo_id: str, revision: str | None, why: str) -> WeightsError:
+    rev = f" --revision {revision}" if revision else ""
+    rev_text = f"@{revision}" if revision else ""
+    return WeightsError(
+        f"{repo_id}{rev_text} is not in the Hugging Face cache ({_cache_dir()}) and {why}",
+        hint=f"on a machine with network run `hf download {repo_id} {HF_WEIGHT_FILES[0]}{rev}`"
+        " (huggingface_hub's CLI), then copy that machine's cache (~/.cache/huggingface/hub) to"
+        f" {_cache_dir()} or point HF_HOME/HF_HUB_CACHE at the copy; or give the downloaded file's path",
+    )
+
+
+def _hub_error(repo_id: str, e: BaseException) -> WeightsError:
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
+
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    if isinstance(e, GatedRepoError):
+        return WeightsError(f"{repo_id} is gated on the Hugging Face Hub", hint="accept its terms and `hf auth login`")
+    if isinstance(e, RepositoryNotFoundError):
+        return WeightsError(
+            f"no Hugging Face repo {repo_id} (or it is private)",
+            hint="check the name: timm's repos are timm/<model>.<tag>, e.g. timm/mobilenetv4_conv_small.e2400_r224_in1k",
+        )
+    if isinstance(e, RevisionNotFoundError):
+        return WeightsError(f"{repo_id} has no such revision: {first}")
+    return WeightsError(f"cannot get weights from {repo_id}: {type(e).__name__}: {first}")

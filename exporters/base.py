@@ -9,7 +9,7 @@ verification, ``eval`` and host benchmarks all run it through (:meth:`Format.ope
 
 Importing a format module is cheap: torch, LiteRT, ONNX Runtime and coremltools are imported inside the
 methods that need them. Third-party formats register through the ``deploykit.formats`` entry-point group or
-``$DEPLOYKIT_PLUGINS`` (see :mod:`deploykit.backends.base`).
+``$DEPLOYKIT_PLUGINS`` (see :mod:`deploykit.plugins`).
 """
 
 from __future__ import annotations
@@ -45,16 +45,90 @@ class Described:
     extra: dict = field(default_factory=dict)
 
 
+def resolve_shapes(inputs: list[TensorSpec], given: dict[str, list[int]] | None = None) -> tuple[dict, list[str]]:
+    """Concrete shapes for a file's inputs: ``given`` (``--input-shape NAME=1,3,640,640``) where the user said,
+    symbols shared between inputs bound once, a dynamic leading (batch) dimension set to 1 and said so.
+    Any other dynamic dimension is never guessed: a DeploykitError names the input and asks for its shape.
+    Returns ``(shapes by name, notes on every default taken)``."""
+    given = dict(given or {})
+    names = [t.name for t in inputs]
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise DeploykitError(f"--input-shape names {unknown[0]!r}, not an input", hint=f"inputs: {', '.join(names)}")
+    bound: dict[str, int] = {}
+    shapes, notes = {}, []
+    for t in sorted(inputs, key=lambda t: t.name not in given):  # the user's shapes bind shared symbols first
+        dims = list(t.shape)
+        if t.name in given:
+            shape = list(given[t.name])
+            if (
+                len(shape) != len(dims)
+                or any(isinstance(d, int) and d > 0 and d != v for d, v in zip(dims, shape))
+                or min(shape, default=1) < 1
+            ):
+                raise DeploykitError(
+                    f"--input-shape {t.name}={','.join(map(str, shape))} does not fit its declared shape {dims}"
+                )
+            for d, v in zip(dims, shape):
+                if isinstance(d, str) and d != "?":
+                    bound.setdefault(d, v)
+            shapes[t.name] = shape
+            continue
+        shape = []
+        for i, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
+                shape.append(d)
+            elif isinstance(d, str) and d in bound:
+                shape.append(bound[d])
+            elif i == 0:
+                shape.append(1)
+                notes.append(f"{t.name}: dynamic dimension 0 ({d!r}) set to 1 (batch)")
+                if isinstance(d, str) and d != "?":
+                    bound[d] = 1
+            else:
+                example = ",".join(
+                    str(x) if isinstance(x, int) and x > 0 else "1" if j == 0 else "N" for j, x in enumerate(dims)
+                )
+                raise DeploykitError(
+                    f"input {t.name} has dynamic dimensions {dims}: deploykit does not guess them",
+                    hint=f"give --input-shape {t.name}={example} with a number for each N",
+                )
+        shapes[t.name] = shape
+    return {t.name: shapes[t.name] for t in inputs}, notes
+
+
+def random_feed(inputs: list[TensorSpec], shapes: dict, seed: int = 0) -> dict:
+    """Inputs for timing: standard-normal floats, zeros for integer inputs (indices, flags, sample rates: a
+    random integer is more likely to be invalid than zero), each of its declared dtype and resolved shape."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for t in inputs:
+        shape = shapes[t.name]
+        if t.dtype.startswith("float") and t.scale is None:
+            out[t.name] = rng.standard_normal(shape).astype(t.dtype)
+        else:
+            out[t.name] = np.zeros(shape, dtype=t.dtype)
+    return out
+
+
 class HostSession:
     """An artifact loaded in its host runtime. Feed float NCHW images, invoke, read float logits.
 
     Quantized inputs/outputs, NHWC layouts and dtypes are the session's business: callers always hand over
-    what PyTorch would take and get what PyTorch would return."""
+    what PyTorch would take and get what PyTorch would return. A file with several inputs, or non-image ones,
+    is fed raw arrays per input (:meth:`feed_inputs`), as its own declared dtypes and shapes."""
 
     env: dict = {}
     delegate: dict = {}
+    inputs: list[TensorSpec] = []
+    shapes: dict = {}  # resolved input shapes, by name
 
     def feed(self, x_nchw: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def feed_inputs(self, arrays: dict) -> None:
         raise NotImplementedError
 
     def invoke(self) -> None:
@@ -66,10 +140,19 @@ class HostSession:
     def input_shape_nchw(self) -> list[int]:
         raise NotImplementedError
 
+    def is_image_model(self) -> bool:
+        """One float 4-D image input: fed like PyTorch's model (float NCHW, quantized by the session)."""
+        t = self.inputs[0] if len(self.inputs) == 1 else None
+        return t is not None and len(t.shape) == 4 and t.layout in ("NCHW", "NHWC") and t.dtype != "int64"
+
     def feed_random(self, seed: int = 0) -> None:
         import numpy as np
 
-        self.feed(np.random.default_rng(seed).standard_normal(self.input_shape_nchw()).astype(np.float32))
+        if not self.inputs or self.is_image_model():
+            x = np.random.default_rng(seed).standard_normal(self.input_shape_nchw()).astype(np.float32)
+            self.feed(x)
+        else:
+            self.feed_inputs(random_feed(self.inputs, self.shapes, seed))
 
     def __call__(self, x_nchw: np.ndarray) -> np.ndarray:
         self.feed(x_nchw)

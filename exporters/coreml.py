@@ -99,6 +99,7 @@ class CoremlSession(HostSession):
         import coremltools as ct
 
         self.model = ct.models.MLModel(str(path), compute_units=getattr(ct.ComputeUnit, compute_units))
+        self.inputs, self.shapes = manifest.inputs, {t.name: list(t.shape) for t in manifest.inputs}
         self.inp, self.out = manifest.inputs[0], manifest.outputs[0]
         self.env = {
             "runtime": "coremltools " + ct.__version__,

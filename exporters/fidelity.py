@@ -37,6 +37,35 @@ from .base import get as get_format
 
 THRESHOLDS = {"fp32": 0.9999, "fp16": 0.999, "int8-dynamic": 0.99, "int8": 0.99, "int8-edgetpu": 0.99}
 
+# Fixed floors a file must meet to be called "verified" (docs/fidelity.md gives the published figures they come
+# from: deploykit/reference/int8_accuracy.csv). Against the program the file claims to compute, only rounding
+# may differ; against float PyTorch an int8 file may cost what good 8-bit recipes cost these models (0-1.6
+# top-1 points published; the floor allows 2): top-1 agreement >= 95% and cosine >= 0.98 on average.
+FLOORS_VS_REFERENCE = {
+    "fp32": {"cosine_mean": 0.99999, "cosine_min": 0.9999, "top1_agreement": 0.999},
+    "fp16": {"cosine_mean": 0.9995, "cosine_min": 0.999, "top1_agreement": 0.995},
+    "int8": {"cosine_mean": 0.999, "cosine_min": 0.99, "top1_agreement": 0.995},
+}
+FLOORS_VS_FLOAT = {"int8": {"cosine_mean": 0.98, "cosine_min": 0.90, "top1_agreement": 0.95}}
+STATUSES = ("verified", "converter-consistent", "failed-fidelity", "unverified")
+WHAT_STATUS_MEANS = {
+    "verified": "meets the fixed floors against the program it claims to compute (and, for int8, against float"
+    " PyTorch)",
+    "converter-consistent": "computes what PyTorch's own int8 program computes, within LiteRT's own kernel"
+    " disagreement on this file; NOT shown: that it keeps the float model's predictions (the fixed floors)",
+    "failed-fidelity": "computes something too different from the program it claims to compute",
+    "unverified": "not judged (see the reason)",
+}
+
+
+def shortfalls(metrics: dict, floors: dict) -> list[str]:
+    """Each floor the metrics miss, as "cosine_mean 0.9431 < 0.999"."""
+    return [f"{k} {metrics[k]:.4g} < {v}" for k, v in floors.items() if metrics[k] < v]
+
+
+def floor_key(precision: str) -> str:
+    return "int8" if precision.startswith("int8") else precision
+
 
 def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     ref = reference.reshape(len(reference), -1).astype(np.float64)

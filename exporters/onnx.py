@@ -15,20 +15,71 @@ from collections import Counter
 from pathlib import Path
 
 from deploykit.artifact import Manifest, TensorSpec
-from deploykit.errors import DeploykitError
+from deploykit.errors import DeploykitError, FileError
+from deploykit.graph import Layer
 
-from .base import Described, Format, HostSession, register, user_manifest
+from .base import Described, Format, HostSession, register, resolve_shapes, user_manifest
 
 OPSET = 18
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8"}
-_ORT_DTYPES["tensor(uint8)"] = "uint8"
+# ONNX op → the estimator's op kind (views are skipped: they move no data).
+_ONNX_KINDS = {
+    "Conv": "conv",
+    "Gemm": "matmul",
+    "MatMul": "matmul",
+    "Softmax": "softmax",
+    "LayerNormalization": "layer_norm",
+    "Add": "add",
+    "Sub": "add",
+    "Mul": "mul",
+    "Div": "mul",
+    "GlobalAveragePool": "pool",
+    "ReduceMean": "pool",
+    "AveragePool": "pool",
+    "Concat": "concat",
+    "Pad": "pad",
+    "Transpose": "layout",
+    "Reshape": "view",
+    "Flatten": "view",
+    "Squeeze": "view",
+    "Unsqueeze": "view",
+    "Relu": "act",
+    "Clip": "act",
+    "HardSwish": "act",
+    "HardSigmoid": "act",
+    "Sigmoid": "act",
+    "Tanh": "act",
+    "Gelu": "act",
+    "Erf": "act",
+}
+_ORT_DTYPES = {
+    f"tensor({ort})": np
+    for ort, np in [("float", "float32"), ("float16", "float16"), ("double", "float64"), ("int8", "int8")]
+    + [("uint8", "uint8"), ("int16", "int16"), ("int32", "int32"), ("int64", "int64"), ("bool", "bool")]
+}
+
+
+def _dims(shape) -> list:
+    """onnxruntime's dims: ints, symbol strings, or None (unnamed): dynamic ones kept as strings ("?")."""
+    return [d if isinstance(d, int) and d > 0 else (d if isinstance(d, str) and d else "?") for d in shape]
+
+
+def io_specs(sess) -> tuple[list[TensorSpec], list[TensorSpec]]:
+    """Every input and output as the session declares it (dtype, shape with its symbols)."""
+    inputs = [
+        TensorSpec(i.name, _dims(i.shape), _ORT_DTYPES.get(i.type, i.type), "NCHW" if len(i.shape) == 4 else "ND")
+        for i in sess.get_inputs()
+    ]
+    outputs = [
+        TensorSpec(o.name, _dims(o.shape or []), _ORT_DTYPES.get(o.type, o.type), "NC") for o in sess.get_outputs()
+    ]
+    return inputs, outputs
 
 
 class OnnxSession(HostSession):
     """An ONNX Runtime session: ``threads`` intra-op threads (one inter-op), graph optimizations on, and the
-    execution providers asked for (CPU by default)."""
+    execution providers asked for (CPU by default). Every declared input is fed, at its dtype and shape."""
 
-    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None, providers=None):
+    def __init__(self, path: Path, manifest: Manifest, threads=None, providers=None, input_shapes=None):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -40,8 +91,12 @@ class OnnxSession(HostSession):
         try:
             self.sess = ort.InferenceSession(str(path), so, providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as e:
-            raise DeploykitError(f"{path} is not a readable ONNX model: {str(e).splitlines()[0][:200]}") from None
-        self.inp = manifest.inputs[0]
+            raise FileError(f"{path} is not a readable ONNX model: {str(e).splitlines()[0][:200]}") from None
+        self.inputs = io_specs(self.sess)[0]
+        if manifest is not None and len(manifest.inputs) == len(self.inputs):
+            self.inputs = manifest.inputs  # deploykit's own: the same names, with the layout it exported
+        self.shapes, self.notes = resolve_shapes(self.inputs, input_shapes)
+        self.inp = self.inputs[0]
         self.env = {
             "runtime": "onnxruntime " + ort.__version__,
             "threads": threads,
@@ -51,13 +106,19 @@ class OnnxSession(HostSession):
         self.delegate = {"delegate": self.sess.get_providers()}
 
     def input_shape_nchw(self) -> list[int]:
-        return list(self.inp.shape)
+        return list(self.shapes[self.inp.name])
 
     def feed(self, x_nchw):
         self._x = {self.inp.name: x_nchw.astype(self.inp.dtype)}
 
+    def feed_inputs(self, arrays: dict):
+        self._x = arrays
+
     def invoke(self):
-        self._y = self.sess.run(None, self._x)[0]
+        try:
+            self._y = self.sess.run(None, self._x)[0]
+        except Exception as e:  # a runtime's complaint about the inputs is said in one line
+            raise DeploykitError(f"ONNX Runtime could not run it: {' '.join(str(e).split())[:300]}") from None
 
     def output(self):
         import numpy as np
@@ -122,24 +183,84 @@ class Onnx(Format):
         )
 
     def manifest_from_file(self, path: Path) -> Manifest:
+        """What the file declares: every input and output, dynamic dimensions kept as symbols, and its precision
+        from its graph (quantized ops → int8, QDQ with dynamic quantization → int8-dynamic, fp16 weights → fp16)."""
+        import onnx
         import onnxruntime as ort
 
         try:
             sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            graph = onnx.load(str(path), load_external_data=False).graph
         except Exception as e:
-            raise DeploykitError(f"{path} is not a readable ONNX model: {str(e).splitlines()[0][:200]}") from None
-        i = sess.get_inputs()[0]
-        dtype = _ORT_DTYPES.get(i.type, "float32")
-        inputs = [TensorSpec(i.name, [d if isinstance(d, int) else 1 for d in i.shape], dtype, "NCHW")]
-        outputs = [
-            TensorSpec(o.name, [d if isinstance(d, int) else 1 for d in o.shape], "float32", "NC")
-            for o in sess.get_outputs()
-        ]
-        precision = "fp16" if dtype == "float16" else "fp32"
-        return user_manifest(path, self.name, precision, inputs, outputs, inputs[0].shape[-1])
+            raise FileError(f"{path} is not a readable ONNX model: {str(e).splitlines()[0][:200]}") from None
+        inputs, outputs = io_specs(sess)
+        ops = {n.op_type for n in graph.node}
+        if "DynamicQuantizeLinear" in ops:
+            precision = "int8-dynamic"
+        elif ops & {"QuantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger", "MatMulInteger"}:
+            precision = "int8"
+        elif any(t.data_type == onnx.TensorProto.FLOAT16 for t in graph.initializer):
+            precision = "fp16"
+        else:
+            precision = "fp32"
+        first = inputs[0].shape
+        image = len(inputs) == 1 and len(first) == 4 and isinstance(first[2], int) and first[2] == first[3]
+        return user_manifest(path, self.name, precision, inputs, outputs, first[2] if image else 0)
 
-    def open_session(self, path, manifest, threads: int | None = None, providers=None, **_) -> OnnxSession:
-        return OnnxSession(path, manifest, threads, providers)
+    def graph_layers(self, path: Path) -> list[Layer]:
+        """The file's own graph as estimator layers: shapes from ONNX shape inference, MACs from Conv/Gemm/MatMul
+        (conv: output elements x input channels per group x kernel area; matmul: output elements x K)."""
+        import math
+
+        import onnx
+
+        try:
+            model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+        except Exception as e:
+            raise FileError(f"{path.name}: ONNX cannot read its graph: {' '.join(str(e).split())[:200]}") from None
+        g = model.graph
+        consts = {t.name: list(t.dims) for t in g.initializer}
+        shapes = dict(consts)
+        for vi in [*g.input, *g.value_info, *g.output]:
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]
+            shapes[vi.name] = dims
+        dynamic = [i.name for i in g.input if i.name not in consts and any(d < 1 for d in shapes.get(i.name, [-1]))]
+        if dynamic:
+            raise DeploykitError(
+                f"{path.name} has dynamic input dimensions ({', '.join(dynamic)}): the estimator needs fixed shapes",
+                hint="export the model with a fixed input size",
+            )
+        numel = lambda name: math.prod(shapes.get(name) or [0]) if name else 0  # noqa: E731
+        layers = []
+        for i, node in enumerate(g.node):
+            kind = _ONNX_KINDS.get(node.op_type, "other")
+            if kind == "view":
+                continue
+            out = numel(node.output[0]) if node.output else 0
+            weights = [x for x in node.input if x in consts]
+            acts = [x for x in node.input if x and x not in consts]
+            macs = 0
+            if kind == "conv" and len(node.input) > 1 and node.input[1] in shapes:
+                w = shapes[node.input[1]]  # [O, I/groups, kh, kw]
+                groups = next((a.i for a in node.attribute if a.name == "group"), 1)
+                macs = out * math.prod(w[1:])
+                if groups > 1 and w[1] == 1:
+                    kind = "dwconv"
+                elif w[2:] == [1, 1]:
+                    kind = "pwconv"
+            elif kind == "matmul" and len(node.input) > 1:
+                b = shapes.get(node.input[1]) or [0]
+                transposed = next((a.i for a in node.attribute if a.name == "transB"), 0)
+                macs = out * (b[-1] if transposed else b[-2] if len(b) > 1 else b[0])
+                if node.input[1] not in consts:
+                    kind = "attn_matmul"
+            layers.append(
+                Layer(f"{i}:{node.op_type}", kind, int(macs), sum(map(numel, weights)), sum(map(numel, acts)), out)
+            )
+        return layers
+
+    def open_session(self, path, manifest, threads=None, providers=None, input_shapes=None, **_) -> OnnxSession:
+        return OnnxSession(path, manifest, threads, providers, input_shapes)
 
 
 register(Onnx())

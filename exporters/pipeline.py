@@ -59,13 +59,14 @@ class ExportRequest:
     precision: str | None = None  # default: the format's own (fp32; fp16 for Core ML)
     out: Path = Path("artifacts")
     resolution: int | None = None
-    weights: Path | None = None
+    weights: str | Path | None = None  # a checkpoint file, "timm", or "hf-hub:ORG/NAME" (deploykit.weights)
     calibration: Path | None = None
     calibration_samples: int = 32
     verify_samples: int = 8
     input_shape: tuple[int, ...] | None = None  # required for your own model
     fp16_input: bool = False  # FP16 model input (Core ML's Neural Engine setup); formats that take it say so
     force: bool = False
+    weights_source: object = None  # the resolved WeightsSource (validate() fills it in)
 
 
 @dataclass
@@ -107,8 +108,14 @@ def validate(req: ExportRequest) -> ExportRequest:
         from .calibration import list_images
 
         list_images(req.calibration)  # empty or missing folder: exit 2 now, not after converting
-    if req.weights is not None and not Path(req.weights).is_file():
-        raise DeploykitError(f"weights file not found: {req.weights}")
+    if req.weights is not None:
+        if ":" in req.model and not Path(req.weights).is_file():  # your own model: a state dict file
+            raise DeploykitError(f"weights file not found: {req.weights}")
+        if ":" not in req.model:  # a zoo model: a file, or its timm checkpoint from the Hugging Face cache/hub
+            from deploykit.weights import resolve_weights
+            from deploykit.zoo import get_spec
+
+            req.weights_source = resolve_weights(str(req.weights), get_spec(req.model))
     _check_writable(Path(req.out))
     return req
 
@@ -127,7 +134,7 @@ def build(req: ExportRequest) -> _Built:
     """The model in deploy form, eval mode, with its preprocessing facts."""
     if ":" in req.model:
         return _build_user_model(req)
-    from deploykit.weights import load_weights
+    from deploykit.weights import load_source, resolve_weights
     from deploykit.zoo import get_spec
 
     spec = get_spec(req.model)
@@ -136,7 +143,8 @@ def build(req: ExportRequest) -> _Built:
     torch.manual_seed(0)  # without --weights, the seeded random weights are reproducible
     model = spec.build()
     if req.weights:
-        load_weights(model, spec, req.weights)
+        req.weights_source = req.weights_source or resolve_weights(str(req.weights), spec)
+        load_source(model, spec, req.weights_source)
     else:
         recalibrate_batchnorm(model, res, spec.mean, spec.std)
     if hasattr(model, "reparameterize"):
@@ -272,10 +280,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     t0 = time.perf_counter()
     manifest.compatibility = compatibility(fmt, path, req.precision)
     times["check"] = time.perf_counter() - t0
-    if manifest.fidelity.get("verified"):
-        manifest.status = "verified" if manifest.fidelity["passed"] else "failed-fidelity"
-    else:
-        manifest.status = "unverified"
+    manifest.status = manifest.fidelity.get("status", "unverified")
     write_manifest(path, manifest)
     result = ExportResult(path, manifest, stage_seconds=times)
     if manifest.status == "failed-fidelity":
@@ -295,9 +300,10 @@ def _exporters_source_hash() -> str:
 
 
 def _fidelity_error(path: Path, f: dict) -> FidelityError:
+    missed = "; ".join(f.get("shortfalls") or [f"{f['criterion']} {f[f['criterion']]:.6f} < {f['threshold']}"])
     return FidelityError(
-        f"{path.name} failed its fidelity check: {f['criterion']} {f[f['criterion']]:.6f} < {f['threshold']}"
-        f" against {f['reference']} (short by {-f['margin']:.2g}); the file is kept, marked failed in its manifest"
+        f"{path.name} failed its fidelity check against {f['reference']}: {missed};"
+        " the file is kept, marked failed-fidelity in its manifest"
     )
 
 
@@ -320,7 +326,12 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
             "source": b.source,
             "resolution": res,
             "weights": str(req.weights) if req.weights else None,
+            "weights_source": req.weights_source.source if req.weights_source else None,
+            "weights_file_sha256": req.weights_source.sha256 if req.weights_source else None,
             "weights_sha256": weights_sha,
+            # trained weights (a checkpoint, or the user's own model as built) vs deploykit's seeded random ones:
+            # an accuracy measured on this file means something only when this is true
+            "weights_real": bool(req.weights) or b.source != "zoo",
         },
         format=req.fmt,
         precision=req.precision,
@@ -340,7 +351,17 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
 
 
 def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> dict:
-    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, judge, run_artifact
+    from .fidelity import (
+        FLOORS_VS_FLOAT,
+        FLOORS_VS_REFERENCE,
+        KERNEL_SLACK,
+        THRESHOLDS,
+        compare,
+        floor_key,
+        judge,
+        run_artifact,
+        shortfalls,
+    )
 
     fmt = formats.get(req.fmt)
     cannot = fmt.cannot_run_here()
@@ -366,21 +387,43 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> d
             "kernel_agreement": kernels,
             "inputs": info["source"],
         }
-    if reference is None:
-        return {**judge(compare(ref, got), req.precision), "reference": "pytorch-fp32", "inputs": info["source"]}
-    # Static int8: the file must compute what PyTorch's simulated-int8 program computes (judged); what int8
-    # costs against float PyTorch depends on the weights and calibration data, and is reported beside it.
+    if reference is None:  # float files (and int8-dynamic on real weights): float PyTorch is the reference
+        metrics = compare(ref, got)
+        key = floor_key(req.precision)
+        floors = FLOORS_VS_FLOAT[key] if key == "int8" else FLOORS_VS_REFERENCE[key]
+        missed = shortfalls(metrics, floors)
+        return {
+            **judge(metrics, req.precision),
+            "reference": "pytorch-fp32",
+            "inputs": info["source"],
+            "floors": floors,
+            "shortfalls": missed,
+            "status": "failed-fidelity" if missed else "verified",
+        }
+    # Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch.
     with torch.no_grad():
         qref = np.concatenate([reference(x[i : i + 1].permute(0, 2, 3, 1)).numpy() for i in range(len(x))])
     kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
     threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
+    vs_int8, vs_fp32 = compare(qref, got), compare(ref, got)
+    judged = judge(vs_int8, req.precision, threshold)
+    missed = shortfalls(vs_int8, FLOORS_VS_REFERENCE["int8"]) + [
+        f"vs float: {x}" for x in shortfalls(vs_fp32, FLOORS_VS_FLOAT["int8"])
+    ]
+    if not missed:
+        status = "verified"
+    else:  # the fixed floors are not met: is the file at least what the converter's own int8 program computes?
+        status = "converter-consistent" if judged["passed"] else "failed-fidelity"
     return {
-        **judge(compare(qref, got), req.precision, threshold),
+        **judged,
         "reference": "pytorch-int8-simulated",
         "threshold_rule": f"min({THRESHOLDS[req.precision]}, LiteRT reference-vs-XNNPACK kernel cosine - {KERNEL_SLACK})",
         "kernel_agreement": kernels,
         "inputs": info["source"],
-        "vs_fp32": compare(ref, got),
+        "vs_fp32": vs_fp32,
+        "floors": {"vs_reference": FLOORS_VS_REFERENCE["int8"], "vs_float": FLOORS_VS_FLOAT["int8"]},
+        "shortfalls": missed,
+        "status": status,
     }
 
 

@@ -12,10 +12,11 @@ import math
 from pathlib import Path
 
 from deploykit.artifact import Manifest, TensorSpec
-from deploykit.errors import DeploykitError
+from deploykit.errors import DeploykitError, FileError
 from deploykit.graph import Layer
 
-from .base import Described, Format, HostSession, register, user_manifest
+from .base import Described, Format, HostSession, register, resolve_shapes, user_manifest
+from .quiet import quiet
 
 FULL_INT8 = ("int8", "int8-edgetpu")
 _DTYPES = {"FLOAT32": "float32", "FLOAT16": "float16", "INT8": "int8", "UINT8": "uint8"}
@@ -75,31 +76,45 @@ def dequantize(q, spec: TensorSpec):
     return ((q.astype(np.float32) - spec.zero_point) * spec.scale).astype(np.float32)
 
 
-class TfliteSession(HostSession):
-    """LiteRT's interpreter: XNNPACK with ``threads`` threads, or the portable reference kernels."""
+def tensor_shape(t) -> list:
+    """Static dims as ints, dynamic ones (-1 in the shape signature) as "?"."""
+    sig = t.signature or t.shape
+    return [d if d > 0 else "?" for d in sig]
 
-    def __init__(self, path: Path, manifest: Manifest, threads: int | None = None, reference_kernels: bool = False):
+
+class TfliteSession(HostSession):
+    """LiteRT's interpreter: XNNPACK with ``threads`` threads, or the portable reference kernels. Every input is
+    fed at its declared dtype; dynamic dimensions are resized to the resolved shapes before allocation."""
+
+    def __init__(self, path, manifest, threads=None, reference_kernels=False, input_shapes=None):
         from importlib.metadata import version
 
         from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
         resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+        self.inputs = manifest.inputs
+        self.shapes, self.notes = resolve_shapes(self.inputs, input_shapes)
         try:
-            self.it = Interpreter(
-                model_path=str(path), num_threads=threads or 2, experimental_op_resolver_type=resolver
-            )
-            self.it.allocate_tensors()
+            with quiet():  # LiteRT prints "INFO: Created TensorFlow Lite XNNPACK delegate" on stderr
+                self.it = Interpreter(
+                    model_path=str(path), num_threads=threads or 2, experimental_op_resolver_type=resolver
+                )
+                self.details = self.it.get_input_details()
+                for d, t in zip(self.details, self.inputs):
+                    if list(d["shape"]) != self.shapes[t.name]:
+                        self.it.resize_tensor_input(d["index"], self.shapes[t.name])
+                self.it.allocate_tensors()
         except (ValueError, RuntimeError) as e:
-            raise DeploykitError(f"{Path(path).name}: LiteRT cannot load it: {str(e).splitlines()[0][:200]}") from None
-        self.inp, self.out = manifest.inputs[0], manifest.outputs[0]
-        self.in_index = self.it.get_input_details()[0]["index"]
+            raise FileError(f"{Path(path).name}: LiteRT cannot load it: {' '.join(str(e).split())[:200]}") from None
+        self.inp, self.out = self.inputs[0], manifest.outputs[0]
+        self.in_index = self.details[0]["index"]
         self.out_index = self.it.get_output_details()[0]["index"]
         delegate = "reference kernels" if reference_kernels else "XNNPACK"
         self.env = {"runtime": "ai-edge-litert " + version("ai-edge-litert"), "threads": threads, "delegate": delegate}
         self.delegate = {"delegate": delegate}
 
     def input_shape_nchw(self) -> list[int]:
-        s = list(self.inp.shape)
+        s = list(self.shapes[self.inp.name])
         return [s[0], s[3], s[1], s[2]] if self.inp.layout == "NHWC" and len(s) == 4 else s
 
     def feed(self, x_nchw):
@@ -107,8 +122,15 @@ class TfliteSession(HostSession):
             x_nchw = x_nchw.transpose(0, 2, 3, 1)
         self.it.set_tensor(self.in_index, quantize(x_nchw, self.inp))
 
+    def feed_inputs(self, arrays: dict):
+        for d, t in zip(self.details, self.inputs):
+            self.it.set_tensor(d["index"], arrays[t.name])
+
     def invoke(self):
-        self.it.invoke()
+        try:
+            self.it.invoke()
+        except RuntimeError as e:
+            raise DeploykitError(f"LiteRT could not run it: {' '.join(str(e).split())[:300]}") from None
 
     def output(self):
         y = dequantize(self.it.get_tensor(self.out_index), self.out)
@@ -150,20 +172,30 @@ class Tflite(Format):
         )
 
     def manifest_from_file(self, path: Path) -> Manifest:
+        """What the file declares: every input and output (dynamic dims as "?"), and its precision from its
+        tensors: int8 input → int8; int8 weights with float activations → int8-dynamic; fp16 weights → fp16."""
         from .tflite_graph import read_tflite
 
-        try:
-            g = read_tflite(path)
-        except Exception as e:
-            raise DeploykitError(f"{path} is not a readable .tflite file: {str(e).splitlines()[0][:200]}") from None
-        inputs = [
-            tensor_spec(g.t(i), "NHWC" if len(g.t(i).shape) == 4 and g.t(i).shape[-1] in (1, 3) else "NCHW")
-            for i in g.inputs
-        ]
+        g = read_tflite(path)
+        inputs = []
+        for i in g.inputs:
+            t = g.t(i)
+            image = len(t.shape) == 4 and t.shape[-1] in (1, 3)
+            inputs.append(tensor_spec(t, "NHWC" if image else "NCHW" if len(t.shape) == 4 else "ND"))
+            inputs[-1].shape = tensor_shape(t)
         outputs = [tensor_spec(g.t(i), "NC") for i in g.outputs]
-        side = inputs[0].shape[1] if inputs[0].layout == "NHWC" else inputs[0].shape[-1]
-        precision = "int8" if inputs[0].dtype in ("int8", "uint8") else "fp32"
-        return user_manifest(path, self.name, precision, inputs, outputs, side)
+        weights = {g.t(i).dtype for op in g.ops for i in op.inputs if g.t(i).constant}
+        if inputs[0].dtype in ("int8", "uint8"):
+            precision = "int8"
+        elif "INT8" in weights:
+            precision = "int8-dynamic"
+        elif "FLOAT16" in weights:
+            precision = "fp16"
+        else:
+            precision = "fp32"
+        first = inputs[0]
+        square = first.layout == "NHWC" and isinstance(first.shape[1], int) and first.shape[1] == first.shape[2]
+        return user_manifest(path, self.name, precision, inputs, outputs, first.shape[1] if square else 0)
 
     def compat_rules(self, precision: str) -> list[str]:
         return ["edgetpu", "litert-gpu"] if precision in FULL_INT8 else ["litert-gpu"]
@@ -173,8 +205,8 @@ class Tflite(Format):
 
         return check_file(path, rule)
 
-    def open_session(self, path, manifest, threads: int | None = None, reference_kernels: bool = False, **_):
-        return TfliteSession(path, manifest, threads, reference_kernels)
+    def open_session(self, path, manifest, threads=None, reference_kernels=False, input_shapes=None, **_):
+        return TfliteSession(path, manifest, threads, reference_kernels, input_shapes)
 
     def graph_layers(self, path: Path) -> list[Layer]:
         """The real op graph: MACs from the conv/FC/matmul tensor shapes."""

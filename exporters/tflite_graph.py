@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploykit.errors import DeploykitError
+from deploykit.errors import FileError
 
 FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
 
@@ -66,7 +66,7 @@ def read_tflite(path: str | Path) -> TfGraph:
             raise ValueError("no TFL3 identifier")
         model = s.ModelT.InitFromPackedBuf(buf, 0)
     except Exception as e:  # a truncated or foreign file raises anything from the flatbuffer reader
-        raise DeploykitError(
+        raise FileError(
             f"{path} is not a readable .tflite file ({type(e).__name__}: {e})",
             hint="re-export it; a file cut short by a failed copy often looks like this",
         ) from None

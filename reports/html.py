@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 
 from deploykit.artifact import atomic_write_text
+from deploykit.measurement import wilson
 from deploykit.reports.pareto import pareto_front
 
 PROVENANCE_ORDER = ("measured", "estimated", "published")
@@ -33,18 +34,26 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         rows = store.query()
         acc_rows = store.accuracy()
         manifests = store.artifacts()
-    # the latest row per (model, target, provenance)
+    # the latest row per (model, target, provenance), except that a clean ok row beats a newer noisy one
     latest: dict[tuple[str, str, str], object] = {}
     for r in rows:
-        latest[(r.model, r.target, r.provenance)] = r
+        key = (r.model, r.target, r.provenance)
+        have = latest.get(key)
+        if have is not None and r.quality == "noisy" and have.quality != "noisy" and have.status == "ok":
+            continue
+        latest[key] = r
+    # A measured accuracy replaces the published one only on trained weights; prefer the most recent fp32
+    # evaluation, else the most recent of any precision. Others are shown beside, marked.
     measured_acc: dict[str, dict] = {}
-    for a in acc_rows:  # prefer the most recent fp32 evaluation, else the most recent of any precision
-        cur = measured_acc.get(a["model"])
+    beside: dict[str, dict] = {}
+    for a in acc_rows:
+        pool = measured_acc if a.get("weights_real") else beside
+        cur = pool.get(a["model"])
         if cur is None or a["precision"] == "fp32" or cur["precision"] != "fp32":
-            measured_acc[a["model"]] = a
+            pool[a["model"]] = a
 
     models: dict[str, dict] = {}
-    for model in sorted({k[0] for k in latest} | set(measured_acc)):
+    for model in sorted({k[0] for k in latest} | set(measured_acc) | set(beside)):
         info: dict = {"name": model}
         try:
             spec = get_spec(model)
@@ -56,11 +65,19 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             info.update(family="user model")
         if model in measured_acc:
             a = measured_acc[model]
+            low, high = wilson(round(a["top1"] * a["images"] / 100), a["images"])
             info.update(
                 top1=a["top1"],
                 top5=a["top5"],
-                top1_source=f"deploykit eval of {Path(a['artifact'] or '').name} on {a['images']} images ({a['dataset']})",
+                top1_source=f"deploykit eval of {Path(a['artifact'] or '').name} on {a['images']} images"
+                f" ({a['dataset']}; 95% CI {100 * low:.1f}-{100 * high:.1f}%; weights {a.get('weights_source')})",
                 accuracy_provenance="measured",
+            )
+        elif model in beside:
+            a = beside[model]
+            info["unused_accuracy"] = (
+                f"{a['top1']:.1f}% measured by deploykit eval on {a['images']} images with seeded random weights:"
+                " not the model's accuracy, not used"
             )
         models[model] = info
 
@@ -78,6 +95,9 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 "median_ms": r.median_ms,
                 "p90_ms": r.stats.p90 if r.stats else None,
                 "error": r.error,
+                "quality": r.quality,
+                "quality_reasons": r.details.get("quality_reasons", []),
+                "warnings": r.warnings,
                 "artifact": Path(r.artifact).name if r.artifact else None,
                 "created": r.created,
             }
@@ -252,8 +272,11 @@ def _latency_table(data: dict) -> str:
             for c in cs:
                 if c["status"] == "ok" and c["median_ms"] is not None:
                     style = style or f' style="background:{_heat(c["median_ms"], *span[t])}"'
+                    noisy = c.get("quality") == "noisy"
+                    why = f' title="noisy: {e("; ".join(c["quality_reasons"]))}"' if noisy else ""
                     parts.append(
-                        f'<span class="{c["provenance"]}">{c["median_ms"]:.2f} ms <small>{c["provenance"]}</small></span>'
+                        f'<span class="{c["provenance"]}{" noisy" if noisy else ""}"{why}>{c["median_ms"]:.2f} ms'
+                        f" <small>{c['provenance']}{' · noisy' if noisy else ''}</small></span>"
                     )
                 else:
                     why = e(c["error"] or c["status"])
@@ -262,7 +285,9 @@ def _latency_table(data: dict) -> str:
                     )
             tds.append(f"<td{style}>{'<br>'.join(parts)}</td>")
         n = len(data["universality"].get(model, []))
-        body.append(f'<tr data-model="{e(model)}"><th>{e(model)}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
+        unused = data["models"][model].get("unused_accuracy")
+        note = f'<br><small class="unused">{e(unused)}</small>' if unused else ""
+        body.append(f'<tr data-model="{e(model)}"><th>{e(model)}{note}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
     return _table("latency-table", ["model", "Pareto-optimal on", *targets], body)
 
 
@@ -362,6 +387,8 @@ def render(data: dict) -> str:
 <p class="legend"><span class="measured">● measured</span> on attached hardware ·
 <span class="estimated">△ estimated</span> by the roofline model ·
 <span class="published">■ published</span> (paper figures) — never merged; each has its own Pareto front.
+A <span class="noisy">dashed red ring</span> marks a measurement taken while the machine was busy (reasons in its
+tooltip); a clean measurement of the same cell is preferred over a newer noisy one.
 Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit eval</code> measured it.</p>
 <div id="js-errors"></div>
 </header>

@@ -95,10 +95,14 @@
       }
       pts.filter(function (c) { return c.provenance === prov; }).forEach(function (c) {
         var x = xs.f(c.median_ms), y = ys.f(data.models[c.model].top1);
-        var g = el("g", { class: "point", "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": front.indexOf(c.model) >= 0 ? "1" : "0" }, svg);
+        var noisy = c.quality === "noisy";
+        var g = el("g", { class: "point" + (noisy ? " noisy" : ""), "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": front.indexOf(c.model) >= 0 ? "1" : "0" }, svg);
         marker(g, prov, x, y);
+        if (noisy) {  // a busy machine measured it: a red ring says so, the reasons are in the tooltip
+          el("circle", { cx: x, cy: y, r: 8, fill: "none", stroke: "#c62828", "stroke-width": 1.5, "stroke-dasharray": "2 2", class: "noisy-ring" }, g);
+        }
         var title = el("title", {}, g);
-        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms (" + prov + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
         if (front.indexOf(c.model) >= 0) {
           var right = x > box.l + box.w * 0.65;  // labels near the right edge grow leftwards
           text(svg, right ? x - 6 : x + 6, y - 6, c.model, { class: "label", fill: STYLE[prov].color, "text-anchor": right ? "end" : "start" });

@@ -41,6 +41,15 @@ elif cmd[:2] == ["shell", "getprop"]:
             cmd[2]
         ]
     )
+elif cmd[:3] == ["shell", "dumpsys", "thermalservice"]:
+    # $STANDIN_THERMAL: statuses to report, one per call, the last repeating ("0" when unset)
+    seq = os.environ.get("STANDIN_THERMAL", "0").split(",")
+    calls = state.with_suffix(".thermal")
+    n = int(calls.read_text()) if calls.exists() else 0
+    calls.write_text(str(n + 1))
+    status = seq[min(n, len(seq) - 1)]
+    text = (FIXTURES / "thermalservice.txt").read_text().replace("Thermal Status: 0", f"Thermal Status: {status}")
+    print("".join(line for line in text.splitlines(True) if not line.startswith("#")))
 elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
     state.write_text(str(runs + 1))
     name = (

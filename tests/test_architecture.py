@@ -34,7 +34,7 @@ LAYERS = [
     ("model analysis", ["deploykit.analysis", "deploykit.weights"]),
     ("zoo", ["deploykit.zoo"]),
     ("ground floor", ["deploykit.store", "deploykit.artifact", "deploykit.measurement", "deploykit.targets",
-                      "deploykit.events", "deploykit.graph", "deploykit.machine", "deploykit.plugins",
+                      "deploykit.events", "deploykit.graph", "deploykit.machine", "deploykit.plugins", "deploykit.quality",
                       "deploykit.errors", "deploykit.reference", "deploykit.device_profiles", "deploykit"]),
 ]  # fmt: skip
 
@@ -272,3 +272,24 @@ def test_a_backend_plugin_from_outside_the_package(tmp_path):
     with Store(db) as s:
         (row,) = s.query()
     assert row.stats.repetitions == 3 and row.env["model_seen"] == "mnv1_025"
+
+
+def test_a_failed_sweep_cell_is_named_kept_and_retried_only_when_asked(tmp_path):
+    """A failed cell exits 1 with its reason on one line; the next run keeps it (and says so) instead of paying
+    for it again; --retry-failed runs it again."""
+    env = {**os.environ, "DEPLOYKIT_PLUGINS": "tests.plugins.toy_backend", "PYTHONPATH": str(ROOT)}
+    db = tmp_path / "s.db"
+    args = [sys.executable, "-m", "deploykit", "sweep", "--models", "mnv1_025", "--devices", "toy", "--profiles",
+            str(ROOT / "tests" / "plugins"), "--db", str(db), "--runs", "10", "--repetitions", "2", "--warmup", "1"]  # fmt: skip
+
+    def run(*extra, **more_env):
+        return subprocess.run([*args, *extra], capture_output=True, text=True, timeout=300, env={**env, **more_env})
+
+    first = run(TOY_UNPLUGGED="1")
+    assert first.returncode == 1, first.stderr
+    failed = [line for line in first.stdout.splitlines() if line.startswith("failed: ")]
+    assert failed == ["failed: mnv1_025 on toy/toy-npu/fp32: the toy board stopped answering"]
+    again = run()
+    assert again.returncode == 1 and "1 already done, ran 0" in again.stdout and "--retry-failed" in again.stdout
+    retried = run("--retry-failed")
+    assert retried.returncode == 0 and "ran 1: 1 ok" in retried.stdout, retried.stdout

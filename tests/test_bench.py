@@ -147,8 +147,9 @@ def test_adb_runner_with_standin(standin, small_tflite):
     )
     assert r.returncode == 0, r.stderr
     ms = {m["target"]: m for m in json.loads(r.stdout)}
+    # an int8 file runs on the int8 targets only: the GPU target takes fp16 files
+    assert set(ms) == {"pixel8/litert-xnnpack/int8", "pixel8/edgetpu/int8"}
     assert ms["pixel8/litert-xnnpack/int8"]["median_ms"] == pytest.approx(55.0432)
-    assert ms["pixel8/litert-gpu/fp16"]["median_ms"] == pytest.approx(119.375)
     tpu = ms["pixel8/edgetpu/int8"]
     assert tpu["median_ms"] == pytest.approx(12.1676) and tpu["delegate"]["delegate_kernels"] == 44
     assert tpu["env"]["device"] == {
@@ -170,7 +171,7 @@ def test_adb_runner_with_standin(standin, small_tflite):
     bench = [c for c in calls if "/data/local/tmp/deploykit/benchmark_model" in c and "taskset" in c]
     assert bench and bench[0][3:6] == ["taskset", "100", "/data/local/tmp/deploykit/benchmark_model"]
     with Store(db) as s:
-        assert s.count() == 3 and {m.provenance for m in s.query()} == {"measured"}
+        assert s.count() == 2 and {m.provenance for m in s.query()} == {"measured"}
 
 
 def test_device_lost_mid_run(standin, small_tflite):
@@ -180,12 +181,13 @@ def test_device_lost_mid_run(standin, small_tflite):
     r = cli(
         "bench", "--device", "pixel8", "--artifact", str(small_tflite), "--repetitions", "2", "--db", str(db), env=env
     )
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 1, r.stderr  # a failed cell is never a success
     with Store(db) as s:
         rows = s.query()
-    assert [m.status for m in rows] == ["ok", "failed", "failed"]
+    assert [m.status for m in rows] == ["ok", "failed"]
     assert "not found" in rows[1].error and rows[0].median_ms > 0
-    assert "failed" in r.stdout and "not found" in r.stdout
+    failed_lines = [line for line in r.stdout.splitlines() if line.startswith("failed: ")]
+    assert len(failed_lines) == 1 and rows[1].target in failed_lines[0] and "not found" in failed_lines[0]
 
 
 def test_unreachable_device_says_how_to_connect():
@@ -295,7 +297,8 @@ def test_crash_and_hang_become_failed_measurements(tmp_path):
     io = [TensorSpec("input", [1, 64, 64, 3], "float32", "NHWC")], [TensorSpec("logits", [1, 10], "float32", "NC")]
     art = Artifact("x", 64, bad, Manifest({"name": "x", "resolution": 64}, "tflite", "fp32", bad.name, *io, {}, {}, ""))
     m = measure(get("litert"), art, target, Method(warmup=1, repetitions=1, runs=1))
-    assert m.status == "failed" and "exited with" in m.error
+    # the runtime refused the file in the child: its reason, in one line, not the child's traceback
+    assert m.status == "failed" and "LiteRT cannot load it" in m.error and "\n" not in m.error
     m = measure(get("litert"), art, target, Method(timeout_s=0.01))
     assert m.status == "failed" and "timed out" in m.error
 
@@ -361,3 +364,23 @@ def test_onnxruntime_cuda_where_an_nvidia_gpu_is(tmp_path):
     assert r.returncode == 0, r.stderr
     (m,) = json.loads(r.stdout)
     assert m["status"] == "ok" and m["env"]["providers"][0] == "CUDAExecutionProvider", m
+
+
+def test_phone_thermal_state_is_read_and_a_hot_run_is_noisy(standin, small_tflite, monkeypatch):
+    """The thermal status before and after each cell is stored; a rise marks the cell noisy; a throttled phone
+    is given time to cool first."""
+    from deploykit.backends.adb import AdbDevice
+
+    env, tmp = standin
+    env = {**env, "STANDIN_THERMAL": "0,3"}  # cool at the start of the first cell, hot from then on
+    db = tmp / "h.db"
+    r = cli("bench", "--device", "pixel8", "--artifact", str(small_tflite), "--backend", "litert-xnnpack",
+            "--repetitions", "2", "--cooldown", "0", "--db", str(db), "--json", env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (m,) = json.loads(r.stdout)
+    assert m["env"]["thermal_before"] == 0 and m["env"]["thermal_after"] == 3 and m["quality"] == "noisy"
+    assert "thermal status rose from 0 to 3" in r.stderr
+    for k, v in {"PATH": env["PATH"], "STANDIN_STATE": str(tmp / "cool"), "STANDIN_THERMAL": "2,1,0"}.items():
+        monkeypatch.setenv(k, v)
+    state, waited = AdbDevice("37071FDJH0005C").cool_down(limit_s=5, poll_s=0.01)
+    assert state["status"] == 0 and state["max_temp_c"] == 38.1 and waited < 5

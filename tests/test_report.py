@@ -93,6 +93,8 @@ def report_db(tmp_path_factory):
                 "images": 10,
                 "top1": 71.5,
                 "top5": 90.0,
+                "weights_real": True,
+                "weights_source": "file:/data/evil.safetensors",
             }
         )
     return db
@@ -188,9 +190,9 @@ def test_report_renders_in_headless_chromium(report_db, tmp_path):
     n_targets = len(data["targets"])
     assert page.count('class="scatter"') == n_targets and page.count("<svg") >= n_targets
     ok_points = [c for c in data["cells"] if c["status"] == "ok" and data["models"][c["model"]].get("top1") is not None]
-    assert page.count('class="point"') == len(ok_points)
+    assert len(re.findall(r'class="point( noisy)?"', page)) == len(ok_points)
     # the points marked Pareto-optimal are exactly the fronts computed from the stored numbers
-    pattern = r'<g class="point" data-model="([^"]+)" data-target="([^"]+)" data-provenance="(\w+)" data-pareto="1"'
+    pattern = r'<g class="point(?: noisy)?" data-model="([^"]+)" data-target="([^"]+)" data-provenance="(\w+)" data-pareto="1"'
     marked = {tuple(html_lib.unescape(x) for x in hit) for hit in re.findall(pattern, page)}
     expected = {(m, t, prov) for t, by_prov in data["fronts"].items() for prov, front in by_prov.items() for m in front}
     assert marked == expected
@@ -295,6 +297,14 @@ def test_eval_measures_top1_on_an_image_folder(tmp_path):
     assert res["images"] == 6 and res["top1"] == pytest.approx(100 * 5 / 6)
     with Store(db) as s:
         assert s.accuracy()[0]["top1"] == pytest.approx(100 * 5 / 6)
+    # seeded random weights: the accuracy is stored and said, but never replaces the published figure
+    assert res["weights_real"] is False and "seeded random weights" in r.stderr
+    assert res["top1_ci95"][0] < 100 * 5 / 6 < res["top1_ci95"][1]
+    from deploykit.reports.html import collect
+
+    info = collect(db)["models"]["mnv1_025"]
+    assert info["accuracy_provenance"] == "published" and info["top1"] == 50.6
+    assert "seeded random weights" in info["unused_accuracy"]
     empty = tmp_path / "empty"
     empty.mkdir()
     bad = _run("eval", str(path), "--data", str(empty))
@@ -347,3 +357,23 @@ def test_the_report_is_a_function_of_the_store(tmp_path, monkeypatch):
     assert after == before
     machines = page.split('<ul id="machines">')[1].split("</ul>")[0]
     assert measuring_host in machines and "another-machine" not in page
+
+
+def test_noisy_rows_are_marked_and_a_clean_row_is_preferred(tmp_path):
+    from deploykit.reports.html import collect, render
+
+    db = tmp_path / "q.db"
+    cell = ("tflite", "int8", "host/litert-xnnpack/int8", "host", "litert-xnnpack")
+    with Store(db) as s:
+        s.add(Measurement("mnv4_conv_s", 224, *cell, median_ms=3.0, quality="clean"))
+        s.add(Measurement("mnv4_conv_s", 224, *cell, median_ms=9.0, quality="noisy",
+                          details={"quality_reasons": ["other processes used 48% of the 2 CPUs"]}))  # fmt: skip
+        s.add(Measurement("mnv2_100", 224, *cell, median_ms=5.0, quality="noisy",
+                          details={"quality_reasons": ["repetition means spread 60%"]}))  # fmt: skip
+    data = collect(db)
+    by = {c["model"]: c for c in data["cells"]}
+    assert by["mnv4_conv_s"]["median_ms"] == 3.0 and by["mnv4_conv_s"]["quality"] == "clean"  # clean beats newer noisy
+    assert by["mnv2_100"]["quality"] == "noisy" and by["mnv2_100"]["quality_reasons"]
+    page = render(data)
+    table = page.split('id="latency-table"')[1].split("</table>")[0]
+    assert table.count("· noisy") == 1 and "repetition means spread 60%" in table

@@ -34,7 +34,7 @@ class HostBackend(Backend):
 
         session = get(self.serves[target.backend].format).open_session(
             artifact.path, artifact.manifest, threads=target.threads, model=artifact.model,
-            resolution=artifact.resolution, **self.session_options(),
+            resolution=artifact.resolution, input_shapes=artifact.input_shapes, **self.session_options(),
         )  # fmt: skip
         session.feed_random(seed=0)
         return session

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,6 +117,18 @@ def benchmark_binary(explicit: str | None = None) -> Path:
     )
 
 
+_THERMAL_STATUS = re.compile(r"^Thermal Status:\s*(\d+)", re.M)
+_TEMPERATURE = re.compile(r"Temperature\{mValue=([-\d.]+), mType=\d+, mName=([^,]+),")
+
+
+def parse_thermal(text: str) -> dict:
+    """``dumpsys thermalservice``: the thermal status (0 none, 1 light … 6 shutdown; Android's
+    PowerManager.THERMAL_STATUS_*) and the hottest cached temperature."""
+    status = _THERMAL_STATUS.search(text)
+    temps = [float(v) for v, _name in _TEMPERATURE.findall(text)]
+    return {"status": int(status.group(1)) if status else None, "max_temp_c": max(temps) if temps else None}
+
+
 class AdbDevice:
     def __init__(self, serial: str, timeout: float = 900):
         self.serial, self.timeout = serial, timeout
@@ -143,6 +156,19 @@ class AdbDevice:
 
     def shell(self, words: list[str]) -> subprocess.CompletedProcess:
         return self._adb("shell", *words)
+
+    def thermal(self) -> dict:
+        p = self._adb("shell", "dumpsys", "thermalservice", timeout=30)
+        return parse_thermal(p.stdout) if p.returncode == 0 else {"status": None, "max_temp_c": None}
+
+    def cool_down(self, limit_s: float, poll_s: float = 5.0) -> tuple[dict, float]:
+        """Wait (up to ``limit_s``) until the phone reports no thermal throttling; returns (state, seconds waited)."""
+        t0 = time.monotonic()
+        state = self.thermal()
+        while (state["status"] or 0) > 0 and time.monotonic() - t0 < limit_s:
+            time.sleep(min(poll_s, max(0.0, limit_s - (time.monotonic() - t0))))
+            state = self.thermal()
+        return state, time.monotonic() - t0
 
 
 def find_adb_devices() -> list[dict] | None:
@@ -177,10 +203,13 @@ class Adb(Backend):
     description = "Android phones over adb, timed on the phone by TFLite's benchmark_model"
 
     binary: Path | None = None
+    cooldown_s: float = 60.0  # at most this long waiting for a throttled phone to cool before each cell
 
     def preflight(self, options: dict) -> None:
         """Before any work: the benchmark_model binary must exist (``--benchmark-binary`` or its defaults)."""
         self.binary = benchmark_binary(options.get("benchmark_binary"))
+        if options.get("cooldown_s") is not None:
+            self.cooldown_s = float(options["cooldown_s"])
 
     def discover(self) -> list[FoundDevice]:
         found = find_adb_devices()
@@ -206,6 +235,7 @@ class Adb(Backend):
         dev = AdbDevice(device.id, method.timeout_s)
         env = {"device": dev.metadata(), "runtime": "benchmark_model", "threads": target.threads}
         env["affinity"] = target.affinity
+        before, waited = dev.cool_down(self.cooldown_s)
         dev.shell(["mkdir", "-p", REMOTE_DIR])
         remote_model, remote_bin = f"{REMOTE_DIR}/{artifact.path.name}", f"{REMOTE_DIR}/benchmark_model"
         dev.push(artifact.path, remote_model)
@@ -222,6 +252,9 @@ class Adb(Backend):
                 raise BackendError(f"repetition {r + 1}: benchmark_model failed on {device.id}: {why[0]}")
             reps.append({k: v / 1000 if k != "count" else v for k, v in parsed.runs[-1].items()})
             outputs.append(parsed)
+        after = dev.thermal()
+        env.update(thermal_before=before["status"], thermal_after=after["status"], cooldown_waited_s=round(waited, 1))
+        env["thermal"] = {"before": before, "after": after}
         first = outputs[0]
         stats = LatencyStats.from_repetitions(
             reps,

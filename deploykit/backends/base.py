@@ -11,9 +11,10 @@ A backend is one module: a :class:`Backend` subclass instance registered with :f
   tool (``benchmark_model`` over adb) sets ``remote = True`` and implements :meth:`Backend.measure`, handing
   back the same typed :class:`~deploykit.measurement.LatencyStats`.
 
-Built-in backends live beside this file. Others are found through the ``deploykit.backends`` entry-point group
-(an installed package) or ``$DEPLOYKIT_PLUGINS`` (:mod:`deploykit.plugins`) (comma-separated module names, e.g. a test's own plugin);
-importing a plugin module must be cheap: heavy runtimes are imported inside ``open()``.
+Built-in backends are the modules beside this file. Others are found through the ``deploykit.backends``
+entry-point group (an installed package) or ``$DEPLOYKIT_PLUGINS`` (comma-separated module names, e.g. a test's
+own plugin; see :mod:`deploykit.plugins`). Importing a plugin module must be cheap: heavy runtimes are imported
+inside ``open()``.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Artifact:
     resolution: int
     path: Path | None = None
     manifest: Manifest | None = None
+    input_shapes: dict | None = None  # --input-shape NAME=… for a file with dynamic dimensions
 
 
 class Session(Protocol):

@@ -20,7 +20,13 @@ CORAL_USB_IDS = ("1a6e:089a", "18d1:9302")  # before and after the runtime loads
 
 
 # Where libedgetpu's installers put it (Debian packages, Coral's macOS installer, Homebrew), plus the loader path.
-LIB_DIRS = ("/usr/lib", "/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/local/lib", "/opt/homebrew/lib")
+LIB_DIRS = (
+    "/usr/lib",
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/local/lib",
+    "/opt/homebrew/lib",
+)
 
 
 def find_library() -> str | None:

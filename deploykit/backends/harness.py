@@ -20,6 +20,7 @@ import sys
 import time
 from dataclasses import asdict
 
+from .. import quality
 from ..errors import DeploykitError
 from ..machine import host_info
 from ..measurement import LatencyStats, Measurement, Method
@@ -62,6 +63,7 @@ def measure(
     )
     if not backend.remote:  # it runs on this machine: store which one, so reports name it wherever they render
         m.env = {**host_info(), **m.env}
+    before, t0 = quality.snapshot(), time.perf_counter()
     try:
         if backend.remote:
             stats, env, delegate = backend.measure(artifact, target, method, device)
@@ -79,6 +81,14 @@ def measure(
     m.samples_ms = samples
     m.env.update(env)
     m.delegate = delegate
+    if backend.remote:  # this machine's load says nothing about the phone's; its thermal state does
+        r = quality.Readings(time.perf_counter() - t0, 0, rep_spread=quality.rep_spread(stats.rep_means))
+        r.thermal_before, r.thermal_after = env.get("thermal_before"), env.get("thermal_after")
+    else:
+        r = quality.readings(before, quality.snapshot(), time.perf_counter() - t0, stats.rep_means)
+    m.quality, reasons = quality.judge(r)
+    m.env["interference"] = r.to_dict()
+    m.details["quality_reasons"] = reasons
     return m
 
 
@@ -94,6 +104,7 @@ def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Meth
         "resolution": artifact.resolution,
         "path": str(artifact.path) if artifact.path else None,
         "manifest": artifact.manifest.to_dict() if artifact.manifest else None,
+        "input_shapes": artifact.input_shapes,
         "method": method.to_dict(),
     }
     result = run_child(job, method.timeout_s)
@@ -114,6 +125,9 @@ def run_child(job: dict, timeout: float) -> dict:
         )
     except subprocess.TimeoutExpired:
         raise RuntimeError(f"timed out after {timeout:.0f} s") from None
+    said = next((json.loads(x) for x in proc.stdout.splitlines()[::-1] if x.startswith('{"error"')), None)
+    if said is not None:  # the worker's own one-line account of why the runtime refused the file
+        raise RuntimeError(said["error"])
     if proc.returncode != 0:
         tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
         signal = f" (signal {-proc.returncode})" if proc.returncode < 0 else ""

@@ -14,8 +14,11 @@ from pathlib import Path
 from deploykit.artifact import Manifest
 from deploykit.backends import base
 from deploykit.backends.harness import time_invocations
+from deploykit.errors import DeploykitError
 from deploykit.measurement import Method
 from deploykit.targets import Target
+
+EXIT_REFUSED = 3  # the runtime refused the file; stdout holds {"error": one line}
 
 
 def affinity_cpus(mask: str | None) -> list[int] | None:
@@ -37,9 +40,14 @@ def main() -> None:
         job["resolution"],
         Path(job["path"]) if job["path"] else None,
         Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
+        job.get("input_shapes"),
     )
-    session = base.get(job["plugin"]).open(artifact, target)
-    reps = time_invocations(session.run, Method(**job["method"]))
+    try:
+        session = base.get(job["plugin"]).open(artifact, target)
+        reps = time_invocations(session.run, Method(**job["method"]))
+    except DeploykitError as e:  # the runtime refused the file: one line for the row, not a traceback
+        print(json.dumps({"error": str(e)}))
+        sys.exit(EXIT_REFUSED)
     env = {**session.env, "affinity": sorted(os.sched_getaffinity(0))}
     print(json.dumps({"samples": reps, "env": env, "delegate": session.delegate}))
 

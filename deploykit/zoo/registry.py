@@ -24,6 +24,7 @@ from ..errors import ResolutionError, UnknownModelError
 if TYPE_CHECKING:
     from torch import nn
 
+MAX_RESOLUTION = 2048
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 INCEPTION_MEAN = (0.5, 0.5, 0.5)
@@ -85,6 +86,13 @@ class ModelSpec:
         return published_facts().get(self.name)
 
     def check_resolution(self, resolution: int) -> None:
+        if resolution > MAX_RESOLUTION:
+            # checked before anything is allocated: 100000 x 100000 would ask for ~120 GB in the first conv
+            raise ResolutionError(
+                f"{self.name} cannot take resolution {resolution}: deploykit takes at most {MAX_RESOLUTION}"
+                " (mobile backbones are run at 128-512)",
+                hint=f"default {self.resolution}",
+            )
         if resolution < self.min_resolution or resolution % self.input_multiple:
             raise ResolutionError(
                 f"{self.name} cannot take resolution {resolution}: it needs a multiple of {self.input_multiple}"

@@ -2,14 +2,15 @@
 
 Loaded through ``$DEPLOYKIT_PLUGINS=tests.plugins.toy_backend``; its device profile is ``toy.toml`` beside it.
 The "board" runs the zoo model itself (format ``pytorch``: no export) and each inference is a 2 ms sleep, so
-the harness's figures are known in advance.
+the harness's figures are known in advance; ``$TOY_UNPLUGGED`` makes every cell fail.
 """
 
 from __future__ import annotations
 
+import os
 import time
 
-from deploykit.backends.base import Artifact, Backend, Runtime, register
+from deploykit.backends.base import Artifact, Backend, BackendError, Runtime, register
 from deploykit.targets import FoundDevice, Profile, Target
 
 
@@ -36,6 +37,8 @@ class Toy(Backend):
         return "plug the toy board in"
 
     def open(self, artifact: Artifact, target: Target) -> ToySession:
+        if os.environ.get("TOY_UNPLUGGED"):  # how tests make a cell fail
+            raise BackendError("the toy board stopped answering")
         return ToySession(artifact)
 
 

@@ -1,0 +1,113 @@
+"""Every input gets a one-line answer, never a traceback, and is never altered on the way (issue: user text was
+read as Rich markup or emoji codes; profiles were trusted; a huge resolution allocated 120 GB)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import EXE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args, cwd=None):
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def one_line(r, code=2) -> str:
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr  # no leading blank line either
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
+def test_a_huge_resolution_is_refused_before_allocating():
+    assert "at most 2048" in one_line(run("info", "mnv4_conv_s", "-r", "100000"))
+
+
+@pytest.mark.parametrize("name", ["[bold]foo", "a[/x]b", "mod:factory:"])
+def test_user_text_is_printed_as_typed(name):
+    line = one_line(run("info", name))
+    assert repr(name) in line
+
+
+def test_a_user_model_name_with_an_emoji_code_is_not_rewritten(tmp_path):
+    line = one_line(run("export", "mod:factory:", "--input-shape", "1,3,64,64", "--out", str(tmp_path)))
+    assert "mod:factory:" in line
+
+
+@pytest.mark.parametrize(
+    "field, needle",
+    [
+        ('peak_macs_per_s = -2e10\nmem_bw_bytes_per_s = 1e9', "peak_macs_per_s = -20000000000.0 is outside"),
+        ('peak_macs_per_s = 2e10\nmem_bw_bytes_per_s = 1e9\n[targets.roofline]\nefficiency = "fast"', "roofline.efficiency has the wrong type"),
+        ('peak_macs_per_s = 2e10\nmem_bw_bytes_per_s = 1e9\n[targets.roofline]\nefficiency = { dwconv = 3.0 }', "roofline.efficiency = {'dwconv': 3.0}"),
+        ('peak_macs_per_s = 2e10\nmem_bw_bytes_per_s = 1e9\n[targets.roofline]\nturbo = true', "roofline.turbo is not a roofline field"),
+        ("threads = 1.5", "threads has the wrong type"),
+    ],
+)  # fmt: skip
+def test_bad_profiles_name_the_file_and_the_key(tmp_path, field, needle):
+    (tmp_path / "bad.toml").write_text(
+        f'name = "bad"\ndisplay = "x"\nreach = "adb"\n[[targets]]\nbackend = "litert-gpu"\nprecision = "fp16"\n{field}\n'
+    )
+    line = one_line(run("estimate", "mnv1_025", "--device", "bad", "--profiles", str(tmp_path), "--no-store"))
+    assert "bad.toml" in line and needle in line
+
+
+def test_results_validate_choices_and_resolve_aliases(tmp_path):
+    db = tmp_path / "r.db"
+    r = run("estimate", "mnv4_conv_s", "--device", "pixel8", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    assert "is not one of measured, estimated, published" in one_line(
+        run("results", "--db", str(db), "--provenance", "bogus")
+    )
+    rows = json.loads(run("results", "--db", str(db), "--model", "mobilenetv4_conv_small", "--json").stdout)
+    assert rows and {x["model"] for x in rows} == {"mnv4_conv_s"}  # the timm name finds the zoo name's rows
+
+
+def test_report_out_a_folder_is_one_line_and_leaves_nothing(tmp_path):
+    db = tmp_path / "r.db"
+    assert run("estimate", "mnv1_025", "--device", "pixel8", "--db", str(db)).returncode == 0
+    folder = tmp_path / "site"
+    folder.mkdir()
+    r = run("report", "--db", str(db), "--out", str(folder))
+    assert r.returncode == 2 and "cannot write" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.db", "r.db-shm", "r.db-wal", "site"] or not any(
+        ".partial" in p.name for p in tmp_path.rglob("*")
+    )
+    assert not any(".partial" in p.name for p in tmp_path.rglob("*"))
+
+
+def test_a_fit_on_as_few_rows_as_parameters_says_so(tmp_path):
+    r = run("estimate", "--fit", "--device", "pixel8", "--published", "--db", str(tmp_path / "none.db"))
+    assert r.returncode == 0, r.stderr
+    assert "reproduces them exactly" in r.stderr
+
+
+def test_an_export_prints_deploykits_lines_only(tmp_path):
+    r = run("export", "mnv1_025", "-r", "64", "--to", "tflite", "--precision", "int8", "--samples", "4",
+            "--verify-samples", "2", "--out", str(tmp_path))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "" and r.stdout.startswith("wrote ")  # no torch/absl/LiteRT log lines, no blank line
+
+
+def test_the_readme_python_example_runs(tmp_path):
+    """The README's Python block, with a timm-keyed checkpoint made here for the file it names."""
+    import re
+
+    from tests.test_weights import timm_state_dict
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)
+    from safetensors.torch import save_file
+
+    save_file(timm_state_dict("mnv4_hybrid_m"), str(tmp_path / "mobilenetv4_hybrid_medium.safetensors"))
+    out = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "1271183360" in out.stdout

@@ -1006,7 +1006,7 @@ def sweep(
         raise DeploykitError(f"--weights {weights!r}: give timm, cached, or a checkpoint file")
     if measured:
         said = weights_plan(measured, weights)
-        err.print("weights: " + "; ".join(f"{m}: {w}" for m, w in said.items()))
+        err.print("weights: " + "; ".join(f"{m}: {w}" for m, w in said.items()), soft_wrap=True)
     store_published(sorted({j.device for j in jobs}), opts.db, profiles)
     with _bar(as_json) as progress:
         listener = _BarListener(progress)

@@ -293,3 +293,15 @@ def test_a_failed_sweep_cell_is_named_kept_and_retried_only_when_asked(tmp_path)
     assert again.returncode == 1 and "1 already done, ran 0" in again.stdout and "--retry-failed" in again.stdout
     retried = run("--retry-failed")
     assert retried.returncode == 0 and "ran 1: 1 ok" in retried.stdout, retried.stdout
+
+
+def test_a_native_crash_in_a_backend_is_a_failed_row(tmp_path):
+    env = {**os.environ, "DEPLOYKIT_PLUGINS": "tests.plugins.toy_backend", "PYTHONPATH": str(ROOT)}
+    r = subprocess.run(
+        [sys.executable, "-m", "deploykit", "bench", "--device", "toycrash", "--profiles", str(ROOT / "tests" / "plugins"),
+         "--model", "mnv1_025", "--runs", "5", "--repetitions", "1", "--warmup", "0", "--db", str(tmp_path / "c.db")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    (line,) = [x for x in r.stdout.splitlines() if x.startswith("failed: ")]
+    assert "toycrash/toy-crash-npu/fp32" in line and "signal 6" in line

@@ -43,3 +43,22 @@ class Toy(Backend):
 
 
 register(Toy())
+
+
+class CrashingToy(Toy):
+    """A board whose driver crashes natively: the harness runs it in a child process (``isolate``), and the
+    abort must come back as a failed row naming the signal, never take deploykit down."""
+
+    name = "toy-crash"
+    reach = "toycrash"
+    serves = {"toy-crash-npu": Runtime("pytorch", "npu")}
+    isolate = True
+
+    def discover(self) -> list[FoundDevice]:
+        return [FoundDevice("toycrash", "toy-9", "Toy Board rev 2", how="toy bus")]
+
+    def open(self, artifact: Artifact, target: Target) -> ToySession:
+        os.abort()
+
+
+register(CrashingToy())

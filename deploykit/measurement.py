@@ -165,6 +165,8 @@ class Measurement:
             raise ValueError(f"provenance must be one of {PROVENANCES}")
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}")
+        if self.quality is not None and self.quality not in QUALITIES:
+            raise ValueError(f"quality must be one of {QUALITIES}")
 
     def set_stats(self, stats: LatencyStats) -> Measurement:
         self.stats, self.median_ms = stats, stats.median_ms

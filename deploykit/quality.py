@@ -37,7 +37,6 @@ THRESHOLDS = {
     "freq_change": 0.10,
     "thermal_rise": 1,  # a phone's thermal status (0 none … 6 shutdown) rose by this much during the run
 }
-QUALITIES = ("clean", "noisy")
 
 
 @dataclass

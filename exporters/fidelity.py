@@ -47,7 +47,6 @@ FLOORS_VS_REFERENCE = {
     "int8": {"cosine_mean": 0.999, "cosine_min": 0.99, "top1_agreement": 0.995},
 }
 FLOORS_VS_FLOAT = {"int8": {"cosine_mean": 0.98, "cosine_min": 0.90, "top1_agreement": 0.95}}
-STATUSES = ("verified", "converter-consistent", "failed-fidelity", "unverified")
 WHAT_STATUS_MEANS = {
     "verified": "meets the fixed floors against the program it claims to compute (and, for int8, against float"
     " PyTorch)",

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import DeploykitError
 from ..plugins import builtin_modules, load_external
+from ..targets import PROCESSORS
 
 if TYPE_CHECKING:
     from ..artifact import Manifest
@@ -50,6 +51,10 @@ class Runtime:
 
     format: str
     processor: str = "cpu"
+
+    def __post_init__(self):
+        if self.processor not in PROCESSORS:  # the estimator only knows these classes
+            raise ValueError(f"processor must be one of {PROCESSORS}, not {self.processor!r}")
 
 
 @dataclass

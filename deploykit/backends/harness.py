@@ -99,7 +99,7 @@ def _flat(reps: list[list[float]]) -> list[float]:
 def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method):
     job = {
         "plugin": backend.name,
-        "target": {k: v for k, v in asdict(target).items()},
+        "target": asdict(target),
         "model": artifact.model,
         "resolution": artifact.resolution,
         "path": str(artifact.path) if artifact.path else None,

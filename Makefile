@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deploykit-installed
+# The optional extras (ExecuTorch, Ray, AI Hub's client) are installed too: `make test` runs their tests.
 # constraints.txt pins torch to the CPU wheel on this project's machines (a bare `torch` pulls CUDA builds).
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
@@ -13,7 +14,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,executorch,ray,aihub]'
 	@touch $(STAMP)
 
 # The MNv4 family and the MobileNet baselines, one model per family at least. Measured on this host, estimated on

@@ -687,7 +687,15 @@ def estimate(
     layers: Annotated[bool, typer.Option("--layers", help="Per-layer table: bound, intensity, share of time.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Latency across ridge points 0-500 MACs/byte.")] = False,
     fit: Annotated[bool, typer.Option("--fit", help="Fit the device's targets to measured latencies.")] = False,
-    published: Annotated[bool, typer.Option(help="With --fit: also the paper's calibration rows.")] = False,
+    published: Annotated[
+        bool, typer.Option(help="With --fit: also the target's rows of the corpus of published latencies.")
+    ] = False,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate", help="Refit from the shipped corpus now and print cross-validated errors per target."
+        ),
+    ] = False,
     write: Annotated[
         str | None, typer.Option(help="With --fit: write the fitted profile TOML into this folder.")
     ] = None,
@@ -706,6 +714,9 @@ def estimate(
 
     if resolution is not None and resolution < 1:
         raise DeploykitError(f"--resolution {resolution}: must be a positive number of pixels")
+    if validate:
+        _estimate_validate(device, target, profiles, as_json)
+        return
     if fit:
         if not device:
             raise DeploykitError("--fit needs --device: the profile whose targets to fit")
@@ -756,15 +767,19 @@ def estimate(
         )
         return
     tab = Table(title=f"{profile.name}: roofline estimates (provenance: estimated, not measured)")
-    for col in ("model", "target", "latency ms", "compute-bound", "ridge MACs/B", "status"):
-        tab.add_column(col, justify="right" if col in ("latency ms", "compute-bound", "ridge MACs/B") else "left")
+    numeric = ("latency ms", f"{E.INTERVAL:.0%} interval ms", "compute-bound", "ridge MACs/B")
+    for col in ("model", "target", *numeric, "status"):
+        tab.add_column(col, justify="right" if col in numeric else "left")
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
+        iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
         tab.add_row(
-            f"{n}@{r}", t.id, lat, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
+            f"{n}@{r}", t.id, lat, iv, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
         )
     out.print(tab)
+    for basis in sorted({e.basis for *_, e in results}):
+        err.print(f"interval basis: {basis}")
     if layers:
         for n, r, t, e in results:
             invoke = e.params.get("invoke_s", 0.0)
@@ -791,6 +806,82 @@ def estimate(
         out.print(f"stored {len(results)} estimate(s) in {db} (provenance: estimated)")
 
 
+def _estimate_validate(device, names, profiles, as_json) -> None:
+    """``estimate --validate``: refit every target that has corpus rows from the shipped corpus, now, and
+    score it by cross-validation (nothing here is read from a stored result)."""
+    from . import corpus
+    from . import estimator as E
+    from .devices import get_profile, load_profiles
+
+    devices = [device] if device else sorted(load_profiles(profiles))
+    results = []
+    for d in devices:
+        prof = get_profile(d, profiles)
+        for t in [t for t in prof.targets if t.peak_macs_per_s and t.mem_bw_bytes_per_s]:
+            if names and not (set(names) & (corpus.names_of(t) | {t.id})):
+                continue
+            rows = E.training_rows(t, None, published=True)
+            if len({(m, r) for m, r, *_ in rows}) >= 2:
+                results.append(E.validate_target(t, rows))
+    if device and not results:
+        raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
+    families = _device_families(devices, profiles) if not device else []
+    if as_json:
+        print(json.dumps({"targets": results, "leave_one_device_out": families}, indent=2))
+        return
+    pct = lambda v: "–" if v is None else f"{v:.1%}"  # noqa: E731
+    num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    t = Table(title="estimator validation, refitted from the shipped corpus now (leave-one-out; baseline a + k·MACs)")
+    cols = ("target", "rows", "sources", "LOMO med. err", "LOMO Spearman", "80% coverage", "base err",
+            "base Spearman", "LOSO med. err", "LOSO base err", "Tab.16 Spearman")  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("target", "sources") else "right")
+    for r in results:
+        lomo, loso, t16 = r["leave_one_model_out"], r["leave_one_source_out"], r["paper_table16"] or {}
+        t.add_row(
+            r["target"], str(r["rows"]), ", ".join(r["sources"]), pct(lomo.get("median_ape")), num(lomo.get("spearman")),
+            pct(lomo.get("interval_coverage")), pct(lomo.get("baseline_median_ape")), num(lomo.get("baseline_spearman")),
+            pct(loso.get("median_ape")), pct(loso.get("baseline_median_ape")), num(t16.get("spearman_roofline")),
+        )  # fmt: skip
+    out.print(t)
+    if families:
+        f = Table(title="leave one device out: each device predicted from its siblings' pooled rows")
+        for c in ("family", "target", "precision", "device", "train rows", "med. err", "Spearman", "base err"):
+            f.add_column(c, justify="right" if c in ("train rows", "med. err", "Spearman", "base err") else "left")
+        for r in families:
+            f.add_row(
+                r["family"], r["target"], r["precision"], r["device"], str(r["train_rows"]), pct(r.get("median_ape")),
+                num(r.get("spearman")), pct(r.get("baseline_median_ape")),
+            )  # fmt: skip
+        out.print(f)
+
+
+def _device_families(devices, profiles) -> list[dict]:
+    """Leave-one-device-out within a vendor family of the corpus: rows of one source, target name and
+    precision measured on three or more devices (AI Hub's Snapdragon phones, for one)."""
+    from collections import defaultdict
+
+    from . import corpus
+    from . import estimator as E
+
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in corpus.rows():
+        if r.split != "fit" or r.source != "aihub":
+            continue
+        family = "Snapdragon phones" if r.device.startswith("galaxy-") else None
+        if family:
+            groups[(family, r.target, r.precision)][r.device].append((r.model, r.resolution, r.latency_ms, r.source))
+    out = []
+    for (family, target, precision), by_dev in sorted(groups.items()):
+        if len(by_dev) < 3:
+            continue
+        base = E.Roofline(1e13, 5e10, precision if precision in E.BYTES_PER_ELEM else "int8", invoke_s=1e-4,
+                          efficiency={"dwconv": 0.1}, fuse_elementwise=True)  # fmt: skip
+        for row in E.leave_one_device_out(by_dev, base):
+            out.append({"family": family, "target": target, "precision": precision, **row})
+    return out
+
+
 def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     from dataclasses import replace
     from pathlib import Path
@@ -808,36 +899,9 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
         if not rows:
             fitted.append(t)
             continue
-        res = E.fit_target(t, rows)
-        sources = sorted({s for *_, s in rows})
-        note = (
-            f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "
-            + ", ".join(f"{m}@{r}" for m, r, *_ in rows)
-            + f"; free: {', '.join(res.free)}"
-        )
-        nt = E.fitted_target(t, res, note)
+        nt, rep = E.calibrate(t, rows)
         fitted.append(nt)
-        report.append(
-            {
-                "target": t.id,
-                "rows": len(rows),
-                "free": list(res.free),
-                "rms_log_error": res.rms_log_error,
-                "peak_macs_per_s": nt.peak_macs_per_s,
-                "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
-                "dispatch_s": nt.roofline["dispatch_s"],
-                "invoke_s": nt.roofline.get("invoke_s", 0.0),
-                "efficiency": nt.roofline.get("efficiency", {}),
-                # as many rows as free parameters: the fit passes through every row, so its error is 0 by
-                # construction and says nothing about how well it predicts
-                "caveat": (
-                    f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
-                    " its error says nothing about other models (measure more to check it)"
-                    if len(rows) <= len(res.free)
-                    else None
-                ),
-            }
-        )
+        report.append(rep)
     if store is not None:
         store.close()
     if not report:

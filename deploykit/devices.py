@@ -145,7 +145,7 @@ def _check_ranges(t: dict, path: Path, where: str) -> None:
         if key not in ROOFLINE_FIELDS:
             raise bad(f"roofline.{key}", f"is not a roofline field (known: {', '.join(sorted(ROOFLINE_FIELDS))})")
         types_, span = ROOFLINE_FIELDS[key]
-        values = value.values() if isinstance(value, dict) else [value]
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         if not isinstance(value, types_) or isinstance(value, bool) and bool not in types_:
             raise bad(f"roofline.{key}", f"has the wrong type ({type(value).__name__})")
         if span is not None:

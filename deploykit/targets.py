@@ -25,6 +25,9 @@ ROOFLINE_FIELDS = {
     "fuse_elementwise": ((bool,), None),
     "unsupported": ((list,), None),
     "fit": ((str,), None),
+    # measured/estimated factors bounding the target's 80% interval, from cross-validated residuals of its fit
+    "interval": ((list,), (1e-3, 1e3)),
+    "interval_basis": ((str,), None),
 }
 # Ranges of a target's numeric fields: a negative peak or bandwidth would give estimates that look fine.
 TARGET_RANGES = {

@@ -710,7 +710,7 @@ def interval_basis(residuals: list[Residual], rows) -> str:
     kinds = ["leave-one-model-out"] + (["leave-one-source-out"] if any(x.split == "source" for x in residuals) else [])
     srcs = sorted({s for *_, s in rows})
     return (
-        f"{INTERVAL:.0%} quantiles of {len(residuals)} {' + '.join(kinds)} residuals; fitted on {len(rows)} rows "
+        f"split-conformal {INTERVAL:.0%} interval from {len(residuals)} {' + '.join(kinds)} residuals; fitted on {len(rows)} rows "
         f"({', '.join(srcs)})"
     )
 

@@ -315,6 +315,7 @@ def fit(
     samples: list[tuple[list[Layer], float]],
     free: tuple[str, ...] = ("peak_macs_per_s", "dispatch_s"),
     tie_ridge: bool = True,
+    _warm: bool = True,
 ) -> FitResult:
     """Least squares on log(latency) over ``samples`` = [(layers, measured ms)], moving ``free`` parameters.
 
@@ -355,6 +356,16 @@ def fit(
             hi[i] = 0.0  # an efficiency is at most 1
             x0[i] = min(x0[i], -1e-3)
     sol = least_squares(residuals, x0, bounds=(lo, hi), method="trf", x_scale=1.0)
+    if len(free) > 1 and _warm:
+        # max(compute, memory) makes the cost piecewise smooth, and a fit started from the profile can stop in
+        # a kink with more parameters doing worse than fewer: start again from the fit of one parameter fewer
+        # (itself warm-started) and keep the better of the two.
+        sub_tie = tie_ridge or "mem_bw_bytes_per_s" not in free[:-1]
+        prev = fit(r, samples, free[:-1], sub_tie).roofline
+        x1 = np.clip(np.log([max(_get(prev, n), 1e-12) for n in free]), lo + 1e-9, hi - 1e-9)
+        sol2 = least_squares(residuals, x1, bounds=(lo, hi), method="trf", x_scale=1.0)
+        if sol2.cost < sol.cost:
+            sol = sol2
     fitted = build(sol.x)
     return FitResult(fitted, free, len(samples), [float(v) for v in residuals(sol.x)])
 
@@ -365,19 +376,6 @@ def fit(
 def commented_csv(text: str) -> list[dict]:
     """Rows of a CSV whose ``#`` lines say where its figures come from."""
     return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
-
-
-def published_latencies() -> list[dict]:
-    """MobileNetV4 paper Table 6 calibration rows: ``{"model", "resolution", "target", "ms"}``."""
-    rows = []
-    text = resources.files("deploykit.reference").joinpath("latency_calibration.csv").read_text()
-    for rec in commented_csv(text):
-        for key, value in rec.items():
-            if key not in ("model", "resolution") and value:
-                rows.append(
-                    {"model": rec["model"], "resolution": int(rec["resolution"]), "target": key, "ms": float(value)}
-                )
-    return rows
 
 
 def published_ridge_points() -> dict[str, float]:
@@ -523,7 +521,14 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate, l
         provenance="estimated",
         status="ok" if est.status == "ok" else "unsupported",
         median_ms=est.latency_ms,
-        details=breakdown(est, layers) if layers is not None else {},
+        details={
+            **(breakdown(est, layers) if layers is not None else {}),
+            **(
+                {"interval": {"low_ms": est.low_ms, "high_ms": est.high_ms, "coverage": INTERVAL, "basis": est.basis}}
+                if est.latency_ms is not None
+                else {}
+            ),
+        },
         env={"estimator": f"deploykit {__version__} roofline", "params": est.params},
         delegate={"unsupported_ops": est.unsupported_ops} if est.unsupported_ops else {},
         error=(

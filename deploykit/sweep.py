@@ -164,27 +164,28 @@ def failed_cells(jobs: list[Job], db: Path) -> list[dict]:
 
 
 def store_published(devices: list[str], db: Path, profiles=None) -> int:
-    """The paper's calibration latencies for these devices' targets, as ``published`` rows (once)."""
-    from . import estimator as E
+    """The corpus's published latencies for these devices' targets (deploykit/reference/
+    published_latencies.csv), as ``published`` rows (once), each with its citation and method."""
+    from . import corpus
     from .measurement import Measurement
 
     added = 0
     with Store(db) as store:
-        have = {(m.model, m.target) for m in store.query(provenance="published")}
+        have = {(m.model, m.resolution, m.target) for m in store.query(provenance="published")}
         for device in devices:
             for t in get_profile(device, profiles).targets:
-                paper = (t.roofline or {}).get("paper_target")
-                for p in E.published_latencies():
-                    if p["target"] != paper or (p["model"], t.id) in have:
+                for r in corpus.rows_for(t, "fit") + corpus.rows_for(t, "heldout"):
+                    if (r.model, r.resolution, t.id) in have:
                         continue
+                    have.add((r.model, r.resolution, t.id))
                     store.add(
                         Measurement.for_target(
                             t,
-                            p["model"],
-                            p["resolution"],
+                            r.model,
+                            r.resolution,
                             provenance="published",
-                            median_ms=p["ms"],
-                            env={"source": "MobileNetV4 paper Table 6 (calibration rows)", "paper_target": paper},
+                            median_ms=r.latency_ms,
+                            env={"source": r.ref, "method": r.method, "corpus_source": r.source},
                         )
                     )
                     added += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deploykit.artifact import atomic_write_text
 from deploykit.measurement import wilson
-from deploykit.reports.pareto import pareto_front
+from deploykit.reports.pareto import interval_fronts, pareto_front
 
 PROVENANCE_ORDER = ("measured", "estimated", "published")
 
@@ -93,6 +93,9 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 "provenance": prov,
                 "status": r.status,
                 "median_ms": r.median_ms,
+                "low_ms": (r.details.get("interval") or {}).get("low_ms"),
+                "high_ms": (r.details.get("interval") or {}).get("high_ms"),
+                "interval_basis": (r.details.get("interval") or {}).get("basis"),
                 "p90_ms": r.stats.p90 if r.stats else None,
                 "error": r.error,
                 "quality": r.quality,
@@ -104,6 +107,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         )
 
     fronts: dict[str, dict[str, list[str]]] = {}
+    possibly: dict[str, dict[str, list[str]]] = {}
     for target in targets:
         for prov in PROVENANCE_ORDER:
             pts = [
@@ -115,7 +119,17 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 and c["median_ms"] is not None
                 and models[c["model"]].get("top1") is not None
             ]
-            if pts:
+            if not pts:
+                continue
+            if all(c.get("low_ms") is not None for c in pts):
+                # latencies known only within their interval (estimates): optimal only where the intervals
+                # allow it; the rest of the possibly-optimal points are listed apart
+                sure, possible = interval_fronts([(c["low_ms"], c["high_ms"], models[c["model"]]["top1"]) for c in pts])
+                fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in sure]
+                maybe = [pts[i]["model"] for i in possible if i not in sure]
+                if maybe:
+                    possibly.setdefault(target, {})[prov] = maybe
+            else:
                 idx = pareto_front([(c["median_ms"], models[c["model"]]["top1"]) for c in pts])
                 fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in idx]
     universality = {m: [] for m in models}
@@ -176,6 +190,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
         "cells": cells,
         "fronts": fronts,
+        "possibly_optimal": possibly,
         "universality": universality,
         "fidelity": fidelity,
         "compat": compat,
@@ -385,7 +400,8 @@ def render(data: dict) -> str:
 <p>Measured on:</p><ul id="machines">{machines}</ul>
 <p>Reproduce: <code>{e(m["reproduce"])}</code></p>
 <p class="legend"><span class="measured">● measured</span> on attached hardware ·
-<span class="estimated">△ estimated</span> by the roofline model ·
+<span class="estimated">△ estimated</span> by the roofline model (bar: its 80% interval; on the estimated front a
+model counts as optimal only where the intervals allow it, a label ending in "?" is only possibly optimal) ·
 <span class="published">■ published</span> (paper figures) — never merged; each has its own Pareto front.
 A <span class="noisy">dashed red ring</span> marks a measurement taken while the machine was busy (reasons in its
 tooltip); a clean measurement of the same cell is preferred over a newer noisy one.

@@ -21,6 +21,7 @@ import argparse
 import csv
 import importlib.util
 import io
+import re
 import subprocess
 import sys
 import tempfile
@@ -76,7 +77,7 @@ COLUMNS = [
 
 
 def slug(name: str) -> str:
-    return DEVICES.get(name) or "aihub-" + "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return DEVICES.get(name) or "aihub-" + re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def read_wheel(wheel: Path) -> tuple[str, dict[str, dict], dict[str, dict]]:

@@ -27,7 +27,7 @@ LAYERS = [
     ("cli", ["deploykit.cli", "deploykit.__main__"]),
     ("orchestration", ["deploykit.sweep"]),
     ("stages", ["deploykit.bench", "deploykit.evaluate", "deploykit.reports", "deploykit.estimator",
-                "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer"]),
+                "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer"]),
     ("devices", ["deploykit.devices"]),
     ("backends", ["deploykit.backends"]),
     ("formats", ["deploykit.exporters"]),

@@ -49,8 +49,9 @@ RUNTIMES = {
     "onnx": ("onnxruntime", "aihub-onnx"),
     "qnn_dlc": ("qnn", "aihub-qnn"),
 }
-# perf.yaml precision → deploykit precision (float runs fp16 on the NPU; w8a16 has no deploykit precision yet)
-PRECISIONS = {"float": "fp16", "w8a8": "int8", "w8a16": "w8a16", "w8a16_mixed_int16": "w8a16-mixed"}
+# perf.yaml precision → deploykit precision: the artifact's, as the AI Hub profiles' targets name it (a float
+# model is submitted as fp32 and the NPU runs it in fp16); w8a16 has no deploykit precision yet
+PRECISIONS = {"float": "fp32", "w8a8": "int8", "w8a16": "w8a16", "w8a16_mixed_int16": "w8a16-mixed"}
 # AI Hub device → deploykit profile name (where deploykit has one), else a slug of the AI Hub name
 DEVICES = {
     "Samsung Galaxy S22 5G": "galaxy-s22",

@@ -88,8 +88,8 @@ def test_extraction_reads_perf_yaml_from_the_wheel(tmp_path, monkeypatch):
     version, perf, manifest = mod.read_wheel(_fake_wheel(tmp_path))
     rows = mod.rows_of("mobilenet_v2", perf["mobilenet_v2"], version)
     assert [(r["device"], r["target"], r["precision"], r["latency_ms"]) for r in rows] == [
-        ("galaxy-s24", "aihub-litert-npu", "fp16", 0.5),
-        ("aihub-dragonwing-q-9-proxy", "aihub-qnn-npu", "fp16", 0.7),
+        ("galaxy-s24", "aihub-litert-npu", "fp32", 0.5),
+        ("aihub-dragonwing-q-9-proxy", "aihub-qnn-npu", "fp32", 0.7),
     ]  # the failed job is left out
     assert "job jabc" in rows[0]["ref"] and "qai-hub-models 9.9.9" in rows[0]["ref"]
     assert "70/72 layers on npu" in rows[0]["method"]

@@ -846,11 +846,22 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
     out.print(t)
     if families:
         f = Table(title="leave one device out: each device predicted from its siblings' pooled rows")
-        for c in ("family", "target", "precision", "device", "train rows", "med. err", "Spearman", "base err"):
+        for c in (
+            "family",
+            "target",
+            "precision",
+            "device",
+            "scaled",
+            "train rows",
+            "med. err",
+            "Spearman",
+            "base err",
+        ):
             f.add_column(c, justify="right" if c in ("train rows", "med. err", "Spearman", "base err") else "left")
         for r in families:
             f.add_row(
-                r["family"], r["target"], r["precision"], r["device"], str(r["train_rows"]), pct(r.get("median_ape")),
+                r["family"], r["target"], r["precision"], r["device"], "datasheet" if r["datasheet_scaled"] else "no",
+                str(r["train_rows"]), pct(r.get("median_ape")),
                 num(r.get("spearman")), pct(r.get("baseline_median_ape")),
             )  # fmt: skip
         out.print(f)
@@ -863,7 +874,9 @@ def _device_families(devices, profiles) -> list[dict]:
 
     from . import corpus
     from . import estimator as E
+    from .devices import load_profiles
 
+    known = load_profiles(profiles)
     groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in corpus.rows():
         if r.split != "fit" or r.source != "aihub":
@@ -877,8 +890,17 @@ def _device_families(devices, profiles) -> list[dict]:
             continue
         base = E.Roofline(1e13, 5e10, precision if precision in E.BYTES_PER_ELEM else "int8", invoke_s=1e-4,
                           efficiency={"dwconv": 0.1}, fuse_elementwise=True)  # fmt: skip
-        for row in E.leave_one_device_out(by_dev, base):
-            out.append({"family": family, "target": target, "precision": precision, **row})
+        # scaled by the datasheet peaks of the profiles' targets of that name, where every device has one
+        peaks = {}
+        for d in by_dev:
+            prof = known.get(d)
+            t = next((t for t in (prof.targets if prof else []) if (t.name, t.precision) == (target, precision)), None)
+            if t is not None and t.peak_macs_per_s:
+                peaks[d] = E.datasheet_peak(t)
+        scale = {d: max(peaks.values()) / peaks[d] for d in by_dev} if len(peaks) == len(by_dev) else {}
+        for row in E.leave_one_device_out(by_dev, base, scale)[0]:
+            out.append({"family": family, "target": target, "precision": precision, "datasheet_scaled": bool(scale),
+                        **row})  # fmt: skip
     return out
 
 
@@ -893,11 +915,23 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     store = Store(Path(db)) if Path(db).exists() else None
     if store is None and not published:
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first, or add --published")
+    from .devices import load_profiles
+
     fitted, report = [], []
     for t in E.select_targets(profile, names):
         rows = E.training_rows(t, store, published)
         if not rows:
-            fitted.append(t)
+            borrowed = E.transfer(t, profile, load_profiles()) if published else None
+            if borrowed:
+                fitted.append(borrowed[0])
+                report.append({**borrowed[1], "rows": 0, "sources": [], "free": [], "rms_log_error": None,
+                               "peak_macs_per_s": borrowed[0].peak_macs_per_s,
+                               "mem_bw_bytes_per_s": borrowed[0].mem_bw_bytes_per_s,
+                               "dispatch_s": borrowed[0].roofline.get("dispatch_s", 0.0),
+                               "invoke_s": borrowed[0].roofline.get("invoke_s", 0.0),
+                               "efficiency": borrowed[0].roofline.get("efficiency", {}), "caveat": None})  # fmt: skip
+            else:
+                fitted.append(t)
             continue
         nt, rep = E.calibrate(t, rows)
         fitted.append(nt)

@@ -62,6 +62,7 @@ class Roofline:
     fit: str = ""
     interval: list[float] | None = None  # [low, high] factors on the estimate: the target's 80% interval
     interval_basis: str = ""
+    datasheet_peak_macs_per_s: float | None = None
 
     @property
     def ridge(self) -> float:
@@ -692,6 +693,8 @@ def fitted_target(target: Target, result: FitResult, note: str, interval=None, b
     """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval."""
     r = result.roofline
     roof = dict(target.roofline or {})
+    if "fit" not in roof and "datasheet_peak_macs_per_s" not in roof and target.peak_macs_per_s:
+        roof["datasheet_peak_macs_per_s"] = float(target.peak_macs_per_s)  # what borrowing siblings scale by
     roof.update(dispatch_s=float(f"{r.dispatch_s:.4g}"), fit=note)
     if r.invoke_s or "invoke_s" in result.free:
         roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
@@ -799,23 +802,112 @@ def validate_target(target: Target, rows) -> dict:
     }
 
 
-def leave_one_device_out(rows_by_device: dict[str, list], base: Roofline, free=None) -> list[dict]:
+def leave_one_device_out(
+    rows_by_device: dict[str, list], base: Roofline, scale: dict[str, float] | None = None, free=None
+) -> tuple[list[dict], list[Residual]]:
     """Predict each device's rows from the pooled rows of its siblings (same vendor family, target and
-    precision): one roofline fitted on the other devices, no datasheet scaling (ratio 1). Returns one summary
-    per device with the MACs-affine baseline fitted on the same pooled rows."""
-    out = []
+    precision): one roofline fitted on the other devices' rows, each divided by its device's ``scale`` (the
+    datasheet peak of a reference device over its own; 1 where unknown), and the prediction multiplied by the
+    left-out device's. Returns a summary per device (with the MACs-affine baseline fitted on the same pooled,
+    scaled rows) and every residual."""
+    scale = scale or {}
+    out, every = [], []
     for dev, test in sorted(rows_by_device.items()):
-        train = [r for d, rs in rows_by_device.items() if d != dev for r in rs]
+        train = [(m, r, ms / scale.get(d, 1.0), s) for d, rs in rows_by_device.items() if d != dev
+                 for m, r, ms, s in rs]  # fmt: skip
         if len({(m, r) for m, r, *_ in train}) < 2:
             continue
         samples = _samples(train)
-        f = free or ("peak_macs_per_s", "invoke_s", "mem_bw_bytes_per_s", "eff_dwconv")
+        f = free or default_free_for_class(base, len({(m, r) for m, r, *_ in train}))
         res = fit(base, samples, free=f, tie_ridge="mem_bw_bytes_per_s" not in f)
         baseline = macs_baseline([(_macs(ls), ms) for ls, ms in samples])
-        resid = []
-        for (m, r, ms, src), (ls, _) in zip(test, _samples(test)):
-            resid.append(
-                Residual(m, r, src, ms, _Arrays(ls).latency_ms(res.roofline), float(baseline(_macs(ls))), "device")
-            )
-        out.append({"device": dev, "train_rows": len(train), **summarize(resid, "device")})
-    return out
+        k = scale.get(dev, 1.0)
+        resid = [
+            Residual(m, r, src, ms, k * _Arrays(ls).latency_ms(res.roofline), k * float(baseline(_macs(ls))), "device")
+            for (m, r, ms, src), (ls, _) in zip(test, _samples(test))
+        ]
+        every += resid
+        out.append({"device": dev, "train_rows": len(train), "scale": k, **summarize(resid, "device")})
+    return out, every
+
+
+def default_free_for_class(r: Roofline, n_models: int) -> tuple[str, ...]:
+    fixed = "invoke_s" if r.fuse_elementwise and r.dispatch_s <= 5e-6 else "dispatch_s"
+    order = ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
+    return order[: 1 if n_models <= 1 else 2 if n_models <= 5 else 3 if n_models <= 8 else 4]
+
+
+def datasheet_peak(t: Target) -> float:
+    """The target's datasheet peak: kept in ``[targets.roofline]`` once a fit has moved the profile's."""
+    return float((t.roofline or {}).get("datasheet_peak_macs_per_s") or t.peak_macs_per_s)
+
+
+def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) -> tuple[Target, dict]:
+    """A target without rows of its own takes a calibrated sibling's fitted figures (same target name and
+    precision on another device of its family), peak and bandwidth scaled by the ratio of their datasheet peaks,
+    and the interval of the family's leave-one-device-out residuals (the transfer's, wider than a fit's); its
+    fit note says so."""
+    k = datasheet_peak(target) / datasheet_peak(sibling)
+    roof = {**(sibling.roofline or {})}
+    roof.pop("paper_target", None)
+    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
+    roof["fit"] = (
+        f"borrowed from {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
+        f"scaled by the datasheet peak ratio {k:.3g}"
+    )
+    iv = interval_from(family_residuals)
+    if iv:
+        roof["interval"] = [float(f"{iv[0]:.3g}"), float(f"{iv[1]:.3g}")]
+        roof["interval_basis"] = (
+            f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
+            f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}"
+        )
+    else:
+        roof.pop("interval", None)
+        roof.pop("interval_basis", None)
+    nt = replace(
+        target,
+        peak_macs_per_s=float(f"{sibling.peak_macs_per_s * k:.4g}"),
+        mem_bw_bytes_per_s=float(f"{sibling.mem_bw_bytes_per_s * k:.4g}"),
+        roofline=roof,
+    )
+    return nt, {"target": target.id, "borrowed_from": sibling.id, "scale": k, "interval": roof.get("interval")}
+
+
+def vendor(profile) -> str:
+    """A profile's vendor family: the first word of its display name (Samsung, Google, Apple, Coral)."""
+    return (profile.display or profile.name).split()[0]
+
+
+def transfer(target: Target, profile, profiles: dict) -> tuple[Target, dict] | None:
+    """For a target without corpus rows: its nearest calibrated sibling (a target of the same name, backend and
+    precision on another device of the same vendor with rows of three or more models; nearest by datasheet
+    peak), fitted on its rows, borrowed by :func:`borrow` with the interval of the family's leave-one-device-out
+    residuals. None where the target has no such sibling."""
+    if not target.name:
+        return None
+    family = {}
+    for p in profiles.values():
+        if p.name == profile.name or vendor(p) != vendor(profile):
+            continue
+        for s in p.targets:
+            if (s.name, s.backend, s.precision) == (
+                target.name,
+                target.backend,
+                target.precision,
+            ) and s.peak_macs_per_s:
+                rows = training_rows(s, None, published=True)
+                if len({(m, r) for m, r, *_ in rows}) >= 3:
+                    family[p.name] = (s, rows)
+    if not family:
+        return None
+    name, (sib, rows) = min(
+        family.items(), key=lambda kv: abs(np.log(datasheet_peak(target) / datasheet_peak(kv[1][0])))
+    )
+    fitted, _ = calibrate(sib, rows)
+    ref = datasheet_peak(target)
+    scale = {d: ref / datasheet_peak(s) for d, (s, _) in family.items()}
+    residuals: list[Residual] = []
+    if len(family) >= 2:
+        _, residuals = leave_one_device_out({d: rs for d, (_, rs) in family.items()}, roofline_for(sib), scale)
+    return borrow(target, fitted, residuals)

@@ -351,3 +351,21 @@ def test_coral_profiles_reproduce_coral_benchmarks(device):
         est = E.estimate_layers(E.layers_from_analysis(analyze_spec(model)), r)
         assert est.latency_ms == pytest.approx(ms, rel=0.05), model
         assert est.latency_ms - r.invoke_s * 1e3 < 0.3 * ms  # the datasheet part stays what it was
+
+
+def test_a_target_without_rows_borrows_its_sibling_scaled_and_says_so():
+    """Same name and precision on a sibling device: peak and bandwidth scaled by the datasheet peak ratio, the
+    transfer's (leave-one-device-out) interval, and a fit note naming the sibling."""
+    sib = next(t for t in get_profile("s23").targets if t.backend == "litert-gpu")
+    sib = replace(sib, roofline={**sib.roofline, "datasheet_peak_macs_per_s": 1e12})
+    mine = replace(sib, device="other", peak_macs_per_s=2e12, roofline=None)
+    residuals = [E.Residual("m", 224, "s", ms, 1.0, 1.0, "device") for ms in (0.7, 0.8, 0.9, 1.0, 1.1, 1.3, 1.5)]
+    nt, rep = E.borrow(mine, sib, residuals)
+    assert rep["scale"] == pytest.approx(2.0)
+    assert nt.peak_macs_per_s == pytest.approx(2 * sib.peak_macs_per_s, rel=1e-3)
+    assert nt.mem_bw_bytes_per_s == pytest.approx(2 * sib.mem_bw_bytes_per_s, rel=1e-3)
+    assert "borrowed from s23/litert-gpu/fp16" in nt.roofline["fit"] and "paper_target" not in nt.roofline
+    lo, hi = nt.roofline["interval"]
+    assert lo <= 0.7 and hi >= 1.5 and "leave-one-device-out" in nt.roofline["interval_basis"]
+    # the datasheet peak survives a fit that moves the profile's, so a later borrow still scales by datasheets
+    assert E.datasheet_peak(nt) == 2e12

@@ -87,12 +87,13 @@ def test_extraction_reads_perf_yaml_from_the_wheel(tmp_path, monkeypatch):
     mod = _script()
     version, perf, manifest = mod.read_wheel(_fake_wheel(tmp_path))
     rows = mod.rows_of("mobilenet_v2", perf["mobilenet_v2"], version)
-    assert [(r["device"], r["target"], r["precision"], r["latency_ms"]) for r in rows] == [
-        ("galaxy-s24", "aihub-litert-npu", "fp32", 0.5),
+    assert sorted((r["device"], r["target"], r["precision"], r["latency_ms"]) for r in rows) == [
         ("aihub-dragonwing-q-9-proxy", "aihub-qnn-npu", "fp32", 0.7),
+        ("galaxy-s24", "aihub-litert-npu", "fp32", 0.5),
     ]  # the failed job is left out
-    assert "job jabc" in rows[0]["ref"] and "qai-hub-models 9.9.9" in rows[0]["ref"]
-    assert "70/72 layers on npu" in rows[0]["method"]
+    s24 = next(r for r in rows if r["device"] == "galaxy-s24")
+    assert "job jabc" in s24["ref"] and "qai-hub-models 9.9.9" in s24["ref"]
+    assert "70/72 layers on npu" in s24["method"]
     # --write replaces AI Hub's rows and keeps every other source's
     copy = tmp_path / "corpus.csv"
     copy.write_text((ROOT / "deploykit" / "reference" / "published_latencies.csv").read_text())
@@ -106,7 +107,14 @@ def test_extraction_reads_perf_yaml_from_the_wheel(tmp_path, monkeypatch):
 def test_a_model_whose_definition_differs_is_left_out(tmp_path, monkeypatch):
     """The parameter check refuses a manifest count more than 1% off the zoo's (the MACs check of the pinned
     upstream source runs in the script with --check-macs; it needs the upstream repositories)."""
+    import types
+
+    import deploykit.analysis as A
+
     mod = _script()
+    # the zoo's count is stubbed at what analysis gives MobileNetV3-Small (2.54 M deployed): the decision is
+    # under test here, the counting in test_analysis.py
+    monkeypatch.setattr(A, "analyze_spec", lambda *a, **k: types.SimpleNamespace(params=2_542_856, macs=58_000_000))
     ok, note = mod.check_definition("mobilenet_v3_small", {"technical_details": {"Number of parameters": "2.54M"}},
                                     None)  # fmt: skip
     assert ok, note

@@ -559,10 +559,16 @@ def default_free(target: Target, n_rows: int, n_models: int | None = None) -> tu
     """What a fit on ``n_rows`` rows (of ``n_models`` distinct models) moves: as many parameters as the rows
     support, keeping at least one model's worth of slack once there are three, so leaving a model out still
     leaves a fit that is not an interpolation. The fixed cost is per inference (``invoke_s``) on whole-graph
-    accelerators and per op (``dispatch_s``) elsewhere. While the bandwidth is not free the ridge point stays
-    the profile's (published where the paper gives one)."""
-    fixed = "invoke_s" if target_class(target) in WHOLE_GRAPH_CLASSES else "dispatch_s"
-    order = ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
+    accelerators and per op (``dispatch_s``) on CPUs and DSPs; GPU delegates pay both (a kernel launch per op,
+    and per inference the command submission and the input upload and output read-back), the per-inference one
+    first. While the bandwidth is not free the ridge point stays the profile's (published where the paper gives
+    one)."""
+    cls = target_class(target)
+    if cls == "gpu":
+        order: tuple[str, ...] = ("peak_macs_per_s", "invoke_s", "dispatch_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    else:
+        fixed = "invoke_s" if cls in WHOLE_GRAPH_CLASSES else "dispatch_s"
+        order = ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
     n = n_rows if n_models is None else min(n_rows, n_models)
     if n <= 2:
         k = max(1, n)
@@ -571,7 +577,7 @@ def default_free(target: Target, n_rows: int, n_models: int | None = None) -> tu
     elif n <= 8:
         k = 3
     else:
-        k = 4
+        k = len(order)
     return order[:k]
 
 

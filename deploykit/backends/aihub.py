@@ -41,7 +41,9 @@ from . import _aihub_ledger as ledger
 from .base import Artifact, Backend, BackendError, Runtime, StopRun, cancelled, register
 
 INSTALL = "pip install 'deploykit[aihub]'"
-CONFIGURE = "qai-hub configure --api_token TOKEN (the token: https://aihub.qualcomm.com, Account > Settings > API Token)"
+CONFIGURE = (
+    "qai-hub configure --api_token TOKEN (the token: https://aihub.qualcomm.com, Account > Settings > API Token)"
+)
 # Seconds between status checks of a submitted job (a profile job takes minutes: queue, compile, measure).
 POLL_S = float(os.environ.get("DEPLOYKIT_AIHUB_POLL_S", "10"))
 

@@ -361,13 +361,15 @@ def devices(
             {
                 "name": p.name,
                 "display": p.display,
-                "reach": p.reach,
+                "reach": ", ".join(p.reaches),
+                "services": p.services,
                 "reachable": r.reachable,
                 "how": r.how,
                 "attached": [d.id for d in r.devices],
                 "targets": [
                     {
                         "id": t.id,
+                        "reach": t.reach,
                         "backend": t.backend,
                         "format": t.format,
                         "processor": t.processor,
@@ -400,7 +402,7 @@ def devices(
                 Text(x["id"]) + (Text(f" (not here: {x['why_not']})", style="dim") if x["why_not"] else Text(""))
                 for x in r["targets"]
             ),
-            r["how"],
+            Text(r["how"]),  # plain text: a hint such as pip install 'deploykit[aihub]' is not rich markup
         )
     out.print(t)
 

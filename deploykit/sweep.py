@@ -12,7 +12,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .devices import get_profile, reachability
+from .devices import backend_of, get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats_registry
@@ -63,18 +63,19 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
     for device in devices:
         profile = get_profile(device, profiles)
         reach = reachability(profile)
-        attached = reach.reachable
-        if attached:
-            targets = [t for t in profile.targets if t.available and t.id not in reach.unavailable]
-        else:
-            try:
-                targets = E.select_targets(profile)
-            except DeploykitError:
-                targets = []
-        targets = [t for t in targets if not formats or t.format in formats]
-        for name in names:
-            for t in targets:
-                jobs.append(Job(name, profile.name, t.id, "measure" if attached else "estimate"))
+        # Measured where a device of the target's reach answers; estimated where no device of its reach does
+        # (an S23 not on this desk but on AI Hub: its AI Hub targets measured, its adb targets estimated).
+        reached = {t.reach for t in profile.targets if t.id not in reach.unavailable}
+        measured = [t for t in profile.targets if t.available and t.id not in reach.unavailable]
+        try:
+            estimated = [t for t in E.select_targets(profile) if t.reach not in reached]
+        except DeploykitError:
+            estimated = []
+        for mode, targets in (("measure", measured), ("estimate", estimated)):
+            for name in names:
+                for t in targets:
+                    if not formats or t.format in formats:
+                        jobs.append(Job(name, profile.name, t.id, mode))
     if not jobs:
         raise DeploykitError("the sweep is empty: no target of those devices matches those formats")
     return jobs
@@ -82,32 +83,52 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
 
 def run_job(job: Job, opts: SweepOptions):
     """Run one job and store its Measurement; returns it."""
-    from .bench import BenchRequest, measure_one
+    m, manifest = finish_job(job, prepare_job(job, opts))
+    with Store(opts.db) as store:
+        store.add(m, manifest)
+    return m
+
+
+def prepare_job(job: Job, opts: SweepOptions) -> tuple:
+    """What a job needs before it runs: its target and, to measure, its artifact (exported now when missing)."""
+    from .bench import BenchRequest, prepare_cell
 
     profile = get_profile(job.device, opts.profiles)
     target = next(t for t in profile.targets if t.id == job.target)
     if job.mode == "estimate":
+        return target, None, None, None
+    req = BenchRequest(
+        device=job.device,
+        models=[job.model],
+        method=opts.method,
+        db=opts.db,
+        out=opts.out,
+        profiles=opts.profiles,
+        strict=opts.strict,
+        weights=weights_for(job.model, opts.weights),
+    )
+    return target, req, reachability(profile), prepare_cell(req, job.model, target)
+
+
+def finish_job(job: Job, prepared: tuple):
+    """Measure or estimate a prepared job: ``(Measurement, manifest or None)``."""
+    from .bench import finish_cell
+
+    target, req, reach, artifact = prepared
+    if job.mode == "estimate":
         from . import estimator as E
 
         name, res, layers = _zoo_layers(job.model)
-        m, manifest = (
-            E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers),
-            None,
-        )
-    else:
-        req = BenchRequest(
-            device=job.device,
-            models=[job.model],
-            method=opts.method,
-            db=opts.db,
-            out=opts.out,
-            profiles=opts.profiles,
-            strict=opts.strict,
-        )
-        m, manifest = measure_one(req, reachability(profile), job.model, target)
-    with Store(opts.db) as store:
-        store.add(m, manifest)
-    return m
+        return E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers), None
+    return finish_cell(req, reach, target, artifact)
+
+
+def is_hosted(job: Job, opts: SweepOptions) -> bool:
+    """A job on a hosted service's device (AI Hub): it may run beside others."""
+    if job.mode != "measure":
+        return False
+    target = next(t for t in get_profile(job.device, opts.profiles).targets if t.id == job.target)
+    return backend_of(target).hosted
 
 
 @functools.lru_cache(maxsize=64)
@@ -194,18 +215,29 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
 
 def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> dict:
     """Run what is not finished; the summary counts this run's cells and names every failed cell of the sweep
-    (this run's, and earlier ones not retried)."""
+    (this run's, and earlier ones not retried). Local jobs run one at a time; jobs on a hosted service run
+    several at once (:func:`deploykit.bench.run_cells`); one writer stores every row as it comes back."""
+    from .bench import run_cells
+
     listener = listener or Listener()
     skip = finished(jobs, opts.db, opts.retry_failed)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = {"ok": 0, "failed": 0, "unsupported": 0}
-    for job in todo:
-        listener.started(f"{job.mode} {job.model} on {job.target}")
-        m = run_job(job, opts)
-        counts[m.status] += 1
-        if m.quality == "noisy":
-            counts["noisy"] = counts.get("noisy", 0) + 1
-        listener.finished(m)
+    cells = run_cells(
+        todo,
+        label=lambda job: f"{job.mode} {job.model} on {job.target}",
+        prepare=lambda job: prepare_job(job, opts),
+        finish=finish_job,
+        hosted=lambda job: is_hosted(job, opts),
+        listener=listener,
+    )
+    with Store(opts.db) as store:
+        for _, (m, manifest) in cells:
+            store.add(m, manifest)
+            counts[m.status] += 1
+            if m.quality == "noisy":
+                counts["noisy"] = counts.get("noisy", 0) + 1
+            listener.finished(m)
     failed = failed_cells(jobs, opts.db)
     return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts, "failed_cells": failed}

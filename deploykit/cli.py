@@ -890,7 +890,9 @@ def _device_families(devices, profiles) -> list[dict]:
     for (family, target, precision), by_dev in sorted(groups.items()):
         if len(by_dev) < 3:
             continue
-        base = E.Roofline(1e13, 5e10, precision if precision in E.BYTES_PER_ELEM else "int8", invoke_s=1e-4,
+        # AI Hub's rows all ran on the NPU, which runs a float model in fp16 (see estimator.roofline_for)
+        bytes_as = {"fp32": "fp16"}.get(precision, precision if precision in E.BYTES_PER_ELEM else "int8")
+        base = E.Roofline(1e13, 5e10, bytes_as, invoke_s=1e-4,
                           efficiency={"dwconv": 0.1}, fuse_elementwise=True)  # fmt: skip
         # scaled by the datasheet peaks of the profiles' targets of that name, where every device has one
         peaks = {}

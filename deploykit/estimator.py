@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import DeploykitError
 from .graph import Layer
-from .targets import ROOFLINE_FIELDS, Target
+from .targets import ROOFLINE_FIELDS, TARGET_RANGES, Target
 
 BYTES_PER_ELEM = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int8-edgetpu": 1.0, "int8-dynamic": 1.0}
 # Op kinds that are attention's: what DSP-style accelerators cannot run.
@@ -123,7 +123,10 @@ def roofline_for(t: Target) -> Roofline:
     if t.onchip_bytes is not None:
         params.setdefault("onchip_bytes", t.onchip_bytes)
     params["unsupported"] = tuple(params.get("unsupported", ()))
-    return Roofline(t.peak_macs_per_s, t.mem_bw_bytes_per_s, t.export_precision, **params)
+    precision = t.export_precision
+    if target_class(t) in WHOLE_GRAPH_CLASSES and precision == "fp32":
+        precision = "fp16"  # NPUs (Hexagon HTP, Neural Engine) run a float model in fp16: 2 bytes a value
+    return Roofline(t.peak_macs_per_s, t.mem_bw_bytes_per_s, precision, **params)
 
 
 # ---------------------------------------------------------------------------------------------------- layers
@@ -348,6 +351,13 @@ def fit(
 
     lo = x0 - 12.0
     hi = x0 + 12.0
+    for i, n in enumerate(free):
+        if n in ("peak_macs_per_s", "mem_bw_bytes_per_s"):
+            # no layer compute-bound (or none memory-bound) leaves the figure free to run off: keep it inside
+            # what a profile may hold (deploykit.targets.TARGET_RANGES), with a decade to spare
+            span = TARGET_RANGES[n]
+            lo[i], hi[i] = max(lo[i], np.log(span[0] * 10)), min(hi[i], np.log(span[1] / 10))
+            x0[i] = min(max(x0[i], lo[i] + 1e-6), hi[i] - 1e-6)
     for i, n in enumerate(free):
         if n in ("dispatch_s", "invoke_s"):  # may be fitted to (almost) zero: start mid-range, not at the edge
             lo[i], hi[i] = np.log(1e-9), np.log(1e-1 if n == "invoke_s" else 1e-2)

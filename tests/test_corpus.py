@@ -41,9 +41,13 @@ def test_every_row_is_a_cited_zoo_model():
 
 
 def test_rows_match_the_targets_they_measure():
-    s23 = {t.backend + "/" + t.precision: t for t in get_profile("s23").targets}
+    s23 = {(t.name or t.backend) + "/" + t.precision: t for t in get_profile("s23").targets}
     cpu = corpus.rows_for(s23["litert-xnnpack/int8"])
     assert len(cpu) == 11 and {r.target for r in cpu} == {"s23_cpu"}
+    assert corpus.rows_for(s23["aihub-litert-cpu/int8"]) == []  # same backend and precision, another target
+    s24 = {(t.name or t.backend) + "/" + t.precision: t for t in get_profile("galaxy-s24").targets}
+    npu = corpus.rows_for(s24["aihub-litert-npu/fp32"])
+    assert {r.model for r in npu} == {"mnv2_100", "mnv3_large_100", "mnv3_small_100", "mnv4_conv_m", "repvit_m2_3"}
     ane12 = next(t for t in get_profile("iphone12").targets if t.backend == "coreml-ane")
     assert sorted(r.latency_ms for r in corpus.rows_for(ane12)) == [0.9, 1.0, 1.1, 1.5, 2.3]
     cpu12 = next(t for t in get_profile("iphone12").targets if t.backend == "coreml-cpu")

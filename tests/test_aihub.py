@@ -104,13 +104,18 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
     assert r.returncode == 0, r.stderr
     (m,) = rows(hub.tmp / "r.db")
     assert m.provenance == "measured" and m.status == "ok" and m.target == "galaxy-s24/aihub-litert-npu/fp32"
-    assert m.env["service"] == "Qualcomm AI Hub" and m.env["device"] == "Samsung Galaxy S24"
+    assert m.env["service"] == "Qualcomm AI Hub" and m.env["device"]["model"] == "Samsung Galaxy S24"
     assert m.env["aihub_job_id"] in hub.service()["jobs"] and m.env["options"] == "--compute_unit npu"
     assert m.env["peak_memory_bytes"] == 12_345_678 and m.env["hub_version"]
     assert m.delegate["compute_units"] == {"NPU": 9, "CPU": 1} and m.delegate["fallback_layers"] == [
         "layer_9 (Softmax)"
     ]
     assert m.stats.repetitions == 5 and m.stats.n == 100 and 0.2 < m.median_ms < 5
+    # the report draws the row, and puts AI Hub's real fallbacks beside `check`'s static findings
+    r = hub.cli("report", "--db", str(hub.tmp / "r.db"), "--out", str(hub.tmp / "r.html"))
+    page = (hub.tmp / "r.html").read_text()
+    assert r.returncode == 0 and "galaxy-s24/aihub-litert-npu/fp32: 1 of 10 layers off NPU (layer_9 (Softmax))" in page
+    assert "Qualcomm AI Hub: Samsung Galaxy S24" in page  # the machine that measured is the service's phone
     before = hub.service()
     r = hub.cli(*args[:-3], "--db", str(hub.tmp / "again.db"))
     assert r.returncode == 0, r.stderr

@@ -63,6 +63,10 @@ def tiny_tflite(tmp_path_factory):
     return export(ExportRequest("mnv1_025", "tflite", "fp32", out=out, resolution=64, verify_samples=2)).path
 
 
+def bench_file(path: Path, db: Path, backend: str = "aihub-litert-cpu") -> list[str]:
+    return ["bench", "--device", "galaxy-s24", "--artifact", str(path), "--backend", backend, "--db", str(db)]
+
+
 def rows(db: Path):
     with Store(db) as s:
         return s.query()
@@ -128,17 +132,7 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
 def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     hub.scenario(fail_devices=["Samsung Galaxy S24"])
     db = hub.tmp / "f.db"
-    r = hub.cli(
-        "bench",
-        "--device",
-        "galaxy-s24",
-        "--artifact",
-        str(tiny_tflite),
-        "--backend",
-        "aihub-litert-cpu",
-        "--db",
-        str(db),
-    )
+    r = hub.cli(*bench_file(tiny_tflite, db))
     assert r.returncode == 1
     (m,) = rows(db)
     assert (
@@ -148,17 +142,7 @@ def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     )
     # a retry submits afresh (the failed job is forgotten), it does not collect the failure again
     hub.scenario()
-    r = hub.cli(
-        "bench",
-        "--device",
-        "galaxy-s24",
-        "--artifact",
-        str(tiny_tflite),
-        "--backend",
-        "aihub-litert-cpu",
-        "--db",
-        str(db),
-    )
+    r = hub.cli(*bench_file(tiny_tflite, db))
     assert r.returncode == 0, r.stderr
     assert hub.service()["submissions"] == 2 and hub.service()["uploads"] == 1  # the model was uploaded once
 

@@ -140,6 +140,15 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
 
     fidelity, compat = [], []
     shas = dict.fromkeys(r.artifact_sha256 for r in latest.values() if r.artifact_sha256)
+    # What the device itself said ran off the unit asked for (AI Hub's per-layer compute units), per artifact and
+    # backend: shown beside the static rules for the same backend, so a prediction meets its outcome.
+    observed: dict[tuple, list[str]] = {}
+    for r in latest.values():
+        if r.provenance == "measured" and r.artifact_sha256 and "fallback_layers" in (r.delegate or {}):
+            d = r.delegate
+            said = f"{r.target}: {len(d['fallback_layers'])} of {d.get('layers', '?')} layers off {d.get('asked', '?')}"
+            said += (" (" + ", ".join(d["fallback_layers"][:6]) + ")") if d["fallback_layers"] else ""
+            observed.setdefault((r.artifact_sha256, r.backend), []).append(said)
     for sha in shas:
         man = manifests.get(sha)
         if man is None:
@@ -161,12 +170,14 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 "vs_fp32_cosine": (f.get("vs_fp32") or {}).get("cosine_min"),
             }
         )
-        for tgt, rep in (man.compatibility or {}).items():
+        static = man.compatibility or {}
+        for tgt, rep in static.items():
             s = rep.get("summary", {})
             compat.append(
                 {
                     "artifact": man.file,
                     "target": tgt,
+                    "observed": observed.get((sha, tgt), []),
                     "errors": s.get("errors", 0),
                     "warnings": s.get("warnings", 0),
                     "first_unsupported_op": s.get("first_unsupported_op"),
@@ -176,6 +187,19 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                     ],
                 }
             )
+        for (o_sha, backend), said in observed.items():  # measured fallbacks where no static rule exists
+            if o_sha == sha and backend not in static:
+                compat.append(
+                    {
+                        "artifact": man.file,
+                        "target": backend,
+                        "observed": said,
+                        "errors": None,
+                        "warnings": None,
+                        "first_unsupported_op": None,
+                        "findings": ["no static rules for this backend"],
+                    }
+                )
 
     return {
         "meta": {
@@ -215,6 +239,8 @@ def _machines(measured: list) -> list[dict]:
         env = r.env or {}
         device = env.get("device") or {}
         name = env.get("hostname") or env.get("host") or device.get("serial") or r.device
+        if env.get("service"):  # a hosted service's device measured it, not the machine that submitted the job
+            name = f"{env['service']}: {device.get('model', r.device)}"
         m = out.setdefault(
             name,
             {
@@ -335,13 +361,16 @@ def _fidelity_table(data: dict) -> str:
 def _compat_table(data: dict) -> str:
     if not data["compat"]:
         return "<p>No compatibility reports in the referenced manifests.</p>"
+    dash = lambda v: "–" if v is None else v  # noqa: E731
     body = [
-        f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{c['errors']}</td>"
-        f"<td class='num'>{c['warnings']}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
-        f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td></tr>"
+        f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{dash(c['errors'])}</td>"
+        f"<td class='num'>{dash(c['warnings'])}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
+        f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td>"
+        f"<td><small>{'<br>'.join(e(x) for x in c.get('observed') or []) or '–'}</small></td></tr>"
         for c in data["compat"]
     ]
-    headers = ["artifact", "target", "errors", "warnings", "first unsupported op", "findings (first 8)"]
+    headers = ["artifact", "backend", "errors", "warnings", "first unsupported op", "static findings (first 8)"]
+    headers.append("measured on the device (layers off the unit asked for)")
     return _table("compat-table", headers, body)
 
 

@@ -63,6 +63,10 @@ def tiny_tflite(tmp_path_factory):
     return export(ExportRequest("mnv1_025", "tflite", "fp32", out=out, resolution=64, verify_samples=2)).path
 
 
+def bench_file(path: Path, db: Path, backend: str = "aihub-litert-cpu") -> list[str]:
+    return ["bench", "--device", "galaxy-s24", "--artifact", str(path), "--backend", backend, "--db", str(db)]
+
+
 def rows(db: Path):
     with Store(db) as s:
         return s.query()
@@ -104,13 +108,18 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
     assert r.returncode == 0, r.stderr
     (m,) = rows(hub.tmp / "r.db")
     assert m.provenance == "measured" and m.status == "ok" and m.target == "galaxy-s24/aihub-litert-npu/fp32"
-    assert m.env["service"] == "Qualcomm AI Hub" and m.env["device"] == "Samsung Galaxy S24"
+    assert m.env["service"] == "Qualcomm AI Hub" and m.env["device"]["model"] == "Samsung Galaxy S24"
     assert m.env["aihub_job_id"] in hub.service()["jobs"] and m.env["options"] == "--compute_unit npu"
     assert m.env["peak_memory_bytes"] == 12_345_678 and m.env["hub_version"]
     assert m.delegate["compute_units"] == {"NPU": 9, "CPU": 1} and m.delegate["fallback_layers"] == [
         "layer_9 (Softmax)"
     ]
     assert m.stats.repetitions == 5 and m.stats.n == 100 and 0.2 < m.median_ms < 5
+    # the report draws the row, and puts AI Hub's real fallbacks beside `check`'s static findings
+    r = hub.cli("report", "--db", str(hub.tmp / "r.db"), "--out", str(hub.tmp / "r.html"))
+    page = (hub.tmp / "r.html").read_text()
+    assert r.returncode == 0 and "galaxy-s24/aihub-litert-npu/fp32: 1 of 10 layers off NPU (layer_9 (Softmax))" in page
+    assert "Qualcomm AI Hub: Samsung Galaxy S24" in page  # the machine that measured is the service's phone
     before = hub.service()
     r = hub.cli(*args[:-3], "--db", str(hub.tmp / "again.db"))
     assert r.returncode == 0, r.stderr
@@ -123,17 +132,7 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
 def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     hub.scenario(fail_devices=["Samsung Galaxy S24"])
     db = hub.tmp / "f.db"
-    r = hub.cli(
-        "bench",
-        "--device",
-        "galaxy-s24",
-        "--artifact",
-        str(tiny_tflite),
-        "--backend",
-        "aihub-litert-cpu",
-        "--db",
-        str(db),
-    )
+    r = hub.cli(*bench_file(tiny_tflite, db))
     assert r.returncode == 1
     (m,) = rows(db)
     assert (
@@ -143,17 +142,7 @@ def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     )
     # a retry submits afresh (the failed job is forgotten), it does not collect the failure again
     hub.scenario()
-    r = hub.cli(
-        "bench",
-        "--device",
-        "galaxy-s24",
-        "--artifact",
-        str(tiny_tflite),
-        "--backend",
-        "aihub-litert-cpu",
-        "--db",
-        str(db),
-    )
+    r = hub.cli(*bench_file(tiny_tflite, db))
     assert r.returncode == 0, r.stderr
     assert hub.service()["submissions"] == 2 and hub.service()["uploads"] == 1  # the model was uploaded once
 

@@ -244,7 +244,7 @@ def _env(job, target: Target, options: str, profile: dict) -> dict:
     peak = summary.get("estimated_inference_peak_memory")
     env = {
         "service": "Qualcomm AI Hub",
-        "device": target.remote_name,
+        "device": {"model": target.remote_name, "service": "Qualcomm AI Hub"},
         "aihub_job_id": job.job_id,
         "aihub_job_url": getattr(job, "url", None),
         "aihub_model_id": getattr(getattr(job, "model", None), "model_id", None),

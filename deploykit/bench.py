@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
-from .backends.base import Artifact
+from .backends.base import Artifact, of_reach
 from .backends.harness import measure
 from .devices import Reach, backend_of, get_profile, reachability
 from .errors import DeploykitError
@@ -47,6 +47,8 @@ class BenchRequest:
 def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
     """Validate everything and choose targets before any slow work."""
     profile = get_profile(req.device, req.profiles)
+    for plugin in of_reach(profile.reach):  # before discovery: --runner makes a phone's ExecuTorch usable
+        plugin.configure(req.backend_options)
     reach = reachability(profile)
     if not reach.reachable:
         raise DeploykitError(

@@ -63,13 +63,19 @@ def _quantize(model: nn.Module, example: torch.Tensor, calib: torch.Tensor):
     return convert_pt2e(prepared)
 
 
-def with_rounding_noise(converted, seed: int = 0):
-    """A copy of PyTorch's int8 program whose every activation quantize moves its result by one LSB (up or down)
-    with probability 1/2: the most two correct int8 implementations differ by at each requantization (XNNPACK
-    rounds in integer arithmetic, PyTorch's simulation in float). How far the two programs' logits then
-    disagree is how far this network, with these weights, amplifies rounding: the int8 threshold calibrates on
-    it, as TFLite's calibrates on LiteRT's reference kernels (ExecuTorch's host runtime has no second int8 kernel
-    set). Weights are not touched: they are identical in the file and the program."""
+def with_rounding_noise(converted, seed: int = 0, share: float = 1 / 16):
+    """A copy of PyTorch's int8 program in which a ``share`` of every activation quantize's values move by one
+    LSB (up or down, seeded): two correct int8 implementations differ by at most that at each requantization
+    (XNNPACK rounds in integer arithmetic, PyTorch's simulation in float), on the values that fall near a rounding
+    boundary. How far the two programs' logits then disagree is how far this network, with these weights,
+    amplifies rounding: the int8 threshold calibrates on it, as TFLite's calibrates on LiteRT's reference kernels
+    (ExecuTorch's host runtime has no second int8 kernel set). Weights are not touched.
+
+    Why 1/16: on MobileNetV4-Conv-S (224, seeded random weights, synthetic inputs) shares 1/2, 1/4, 1/8, 1/16
+    gave cosines 0.707, 0.741, 0.785, 0.838 against the clean program, where LiteRT's own reference-vs-XNNPACK
+    kernels agree at 0.928 on its int8 file and ExecuTorch's file agrees with the program at 0.934: 1/16 is the
+    largest share whose threshold (0.818) is not far below what two real kernel sets show; it is still a looser
+    gate than TFLite's (docs/executorch.md)."""
     import copy
 
     gen = torch.Generator().manual_seed(seed)
@@ -77,8 +83,8 @@ def with_rounding_noise(converted, seed: int = 0):
 
     def noisy(x, scale, zero_point, quant_min, quant_max, dtype):
         q = quantize(x, scale, zero_point, quant_min, quant_max, dtype).to(torch.int32)
-        u = torch.randint(0, 4, q.shape, generator=gen)
-        q = q + (u == 0).to(torch.int32) - (u == 1).to(torch.int32)
+        u = torch.rand(q.shape, generator=gen)
+        q = q + (u < share / 2).to(torch.int32) - ((u >= share / 2) & (u < share)).to(torch.int32)
         return q.clamp(quant_min, quant_max).to(dtype)
 
     program = copy.deepcopy(converted)

@@ -272,7 +272,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
 
     reference = info.pop("_quantized_reference", None)
     # A format with no second int8 kernel set hands over a second int8 implementation of the same program
-    # (ExecuTorch: PyTorch's int8 program with one-LSB rounding noise); the threshold calibrates on it.
+    # (ExecuTorch: PyTorch's int8 program with one-LSB rounding noise, executorch_convert.with_rounding_noise).
     reference_noisy = info.pop("_rounding_reference", None)
     manifest = _manifest(req, b, path, key, weights_sha, info, calib_info)
     stage("verify")
@@ -421,7 +421,10 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
     elif reference_noisy is not None:  # no second kernel set: how far one-LSB rounding differences grow instead
         kernels = compare(qref, run_program(reference_noisy))
         threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
-        rule = f"min({THRESHOLDS[req.precision]}, PyTorch int8 program with vs without ±1 LSB rounding noise cosine - {KERNEL_SLACK})"
+        rule = (
+            f"min({THRESHOLDS[req.precision]}, PyTorch int8 program vs itself with 1-LSB rounding noise on 1/16 of"
+            f" its activations, cosine - {KERNEL_SLACK})"
+        )
     else:  # nothing to calibrate on: the fixed threshold alone
         kernels, threshold = None, THRESHOLDS[req.precision]
         rule = f"{THRESHOLDS[req.precision]} (no second int8 implementation to compare with)"

@@ -20,8 +20,9 @@ read (``logcat -d -s ExecuTorch``, cleared before each run). The lines read:
 - ``Model executed successfully %u time(s) in %f ms.`` (every runner): the total, the mean when no per-iteration
   lines exist.
 
-The runner has no warm-up flag: the first repetition runs ``warmup`` extra executions, whose iteration lines are
-dropped (a runner that prints only the total cannot separate them, and says so in the row's note).
+The runner has no warm-up flag: each repetition (a new, cold process) runs ``warmup`` extra executions, whose
+iteration lines are dropped (a runner that prints only the total cannot separate them, and says so in the row's
+note).
 No real phone output could be recorded on this project's machines: the stand-in (``tests/adb_standin.py``)
 prints lines built from the format strings above, not a captured log.
 """
@@ -148,7 +149,7 @@ class AdbExecutorch(Backend):
         dev.shell(["chmod", "755", remote_bin])
         reps, totals, load_ms = [], [], None
         for r in range(method.repetitions):
-            warm = method.warmup if r == 0 else 0
+            warm = method.warmup  # every repetition is a new process, cold again: warm-up in each
             words = runner_args(remote_bin, remote_model, method.runs + warm, target.threads)
             if target.affinity:
                 words = ["taskset", target.affinity, *words]
@@ -170,7 +171,7 @@ class AdbExecutorch(Backend):
         if all(reps):
             stats = LatencyStats.from_samples(reps)
             stats.init_ms = load_ms
-        else:  # an older runner prints only the total: one mean per repetition, warm-up included in the first
+        else:  # an older runner prints only the total: one mean per repetition, warm-up executions included
             stats = LatencyStats(
                 median_ms=statistics.median(totals),
                 rep_means=totals,
@@ -178,7 +179,7 @@ class AdbExecutorch(Backend):
                 min=min(totals),
                 max=max(totals),
                 init_ms=load_ms,
-                note="executor_runner printed only its total time: repetition means, first one with warm-up",
+                note="executor_runner printed only its total time: repetition means, warm-up executions included",
             )
         return stats, env, {"delegate": "XnnpackBackend", "runner": self.runner.name if self.runner else None}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
-from .backends.base import Artifact, cancelled
+from .backends.base import Artifact, cancelled, of_reach
 from .backends.harness import measure
 from .devices import Reach, backend_of, device_for, get_profile, reachability
 from .errors import DeploykitError
@@ -49,6 +49,8 @@ class BenchRequest:
 def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
     """Validate everything and choose targets before any slow work."""
     profile = get_profile(req.device, req.profiles)
+    for plugin in (p for reach in profile.reaches for p in of_reach(reach)):  # before discovery: --runner
+        plugin.configure(req.backend_options)  # makes a phone's ExecuTorch usable
     reach = reachability(profile)
     if not reach.reachable:
         raise DeploykitError(

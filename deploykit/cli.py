@@ -432,6 +432,18 @@ def bench(
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
     serial: Annotated[str | None, typer.Option(help="adb serial when several phones match.")] = None,
     benchmark_binary: Annotated[str | None, typer.Option(help="TFLite benchmark_model binary for adb.")] = None,
+    runner: Annotated[
+        str | None, typer.Option(help="Phones: your ExecuTorch executor_runner binary (runs the .pte targets).")
+    ] = None,
+    delegate_library: Annotated[
+        str | None,
+        typer.Option(
+            help="Phones: a vendor NPU's TFLite delegate library for benchmark_model (libQnnTFLiteDelegate.so)."
+        ),
+    ] = None,
+    delegate_options: Annotated[
+        str | None, typer.Option(help="Options for --delegate-library, key:value;key:value (default backend_type:htp).")
+    ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     input_shape: Annotated[
         list[str] | None,
@@ -464,7 +476,13 @@ def bench(
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
         serial=serial,
-        backend_options={"benchmark_binary": benchmark_binary, "cooldown_s": cooldown},
+        backend_options={
+            "benchmark_binary": benchmark_binary,
+            "cooldown_s": cooldown,
+            "runner": runner,
+            "delegate_library": delegate_library,
+            "delegate_options": delegate_options,
+        },
         strict=strict,
         input_shapes=_named_shapes(input_shape or []),
         weights=weights,

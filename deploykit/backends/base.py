@@ -119,6 +119,11 @@ class Backend:
         change it (an NNAPI target on an Edge TPU takes the int8-edgetpu file and runs on an NPU)."""
         return self.serves[target.backend], target.precision
 
+    def configure(self, options: dict) -> None:
+        """Called with the user's backend options before devices are looked for (a plugin whose devices need a
+        user-supplied binary to be usable, ``--runner``, reports none without it). Must not raise for options
+        it does not use."""
+
     def preflight(self, options: dict) -> None:
         """Called once before a bench or sweep uses this backend, with the user's backend options (e.g.
         ``benchmark_binary``): raise DeploykitError for what is missing, before any slow work."""

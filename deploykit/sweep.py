@@ -4,6 +4,8 @@ the device is attached and estimated where it is not, stored, and reported.
 A sweep is a list of independent :class:`Job` values (plain data, ``to_dict``/``from_dict``), so another
 executor can run them anywhere; :func:`run_job` runs one against a results database. The sweep is resumable:
 a job whose result (ok or unsupported) is already in the database is skipped, failed ones are retried.
+This module is the serial executor; :mod:`deploykit.farm` runs the same jobs on a Ray cluster, through
+:func:`measure_job` (no store: the farm's driver alone writes it) and with the same job keys.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .devices import get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats_registry
-from .measurement import Method
+from .measurement import STATUSES, Method
 from .store import Store
 
 
@@ -50,7 +52,10 @@ class SweepOptions:
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
 
 
-def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None) -> list[Job]:
+def plan_sweep(
+    models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None, reach=reachability
+) -> list[Job]:
+    """The jobs; ``reach(profile)`` says whether a device is attached (here, or for the farm: in the cluster)."""
     from . import estimator as E
     from .zoo import get_spec
 
@@ -62,10 +67,10 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
     jobs = []
     for device in devices:
         profile = get_profile(device, profiles)
-        reach = reachability(profile)
-        attached = reach.reachable
+        found = reach(profile)
+        attached = found.reachable
         if attached:
-            targets = [t for t in profile.targets if t.available and t.id not in reach.unavailable]
+            targets = [t for t in profile.targets if t.available and t.id not in found.unavailable]
         else:
             try:
                 targets = E.select_targets(profile)
@@ -82,32 +87,47 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
 
 def run_job(job: Job, opts: SweepOptions):
     """Run one job and store its Measurement; returns it."""
-    from .bench import BenchRequest, measure_one
+    m, manifest = measure_job(job, opts)
+    with Store(opts.db) as store:
+        store.add(m, manifest)
+    return m
+
+
+def target_of(job: Job, profiles=None):
+    return next(t for t in get_profile(job.device, profiles).targets if t.id == job.target)
+
+
+def bench_request(job: Job, opts: SweepOptions, serial: str | None = None):
+    """The bench request a measured job runs under (the farm exports through the same one)."""
+    from .bench import BenchRequest
+
+    return BenchRequest(
+        device=job.device,
+        models=[job.model],
+        method=opts.method,
+        db=opts.db,
+        out=opts.out,
+        profiles=opts.profiles,
+        strict=opts.strict,
+        serial=serial,
+    )
+
+
+def measure_job(job: Job, opts: SweepOptions, serial: str | None = None):
+    """One job's ``(Measurement, manifest)``, not stored; ``serial``: which attached device (the farm's)."""
+    from .bench import measure_one
 
     profile = get_profile(job.device, opts.profiles)
-    target = next(t for t in profile.targets if t.id == job.target)
+    target = target_of(job, opts.profiles)
     if job.mode == "estimate":
         from . import estimator as E
 
         name, res, layers = _zoo_layers(job.model)
-        m, manifest = (
-            E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers),
-            None,
-        )
-    else:
-        req = BenchRequest(
-            device=job.device,
-            models=[job.model],
-            method=opts.method,
-            db=opts.db,
-            out=opts.out,
-            profiles=opts.profiles,
-            strict=opts.strict,
-        )
-        m, manifest = measure_one(req, reachability(profile), job.model, target)
-    with Store(opts.db) as store:
-        store.add(m, manifest)
-    return m
+        return E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers), None
+    reach = reachability(profile)
+    if serial is not None:
+        reach.devices = [d for d in reach.devices if d.id == serial]
+    return measure_one(bench_request(job, opts, serial), reach, job.model, target)
 
 
 @functools.lru_cache(maxsize=64)
@@ -140,7 +160,8 @@ def weights_plan(models: list[str], choice: str | None) -> dict[str, str]:
 
 def finished(jobs: list[Job], db: Path, retry_failed: bool = False) -> set[Job]:
     """Jobs with a result in the store: ok or unsupported, and failed ones too unless ``retry_failed`` (a failure
-    is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing)."""
+    is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing).
+    ``device-unavailable`` (the farm's device left the cluster) is never final: the next run tries again."""
     if not Path(db).exists():
         return set()
     final = ("ok", "unsupported") if retry_failed else ("ok", "unsupported", "failed")
@@ -198,7 +219,7 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     skip = finished(jobs, opts.db, opts.retry_failed)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
-    counts = {"ok": 0, "failed": 0, "unsupported": 0}
+    counts = dict.fromkeys(STATUSES, 0)
     for job in todo:
         listener.started(f"{job.mode} {job.model} on {job.target}")
         m = run_job(job, opts)
@@ -206,5 +227,9 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
         if m.quality == "noisy":
             counts["noisy"] = counts.get("noisy", 0) + 1
         listener.finished(m)
+    return summary(jobs, opts, skip, todo, counts)
+
+
+def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> dict:
     failed = failed_cells(jobs, opts.db)
     return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts, "failed_cells": failed}

@@ -113,8 +113,9 @@ def bench_request(job: Job, opts: SweepOptions, serial: str | None = None):
     )
 
 
-def measure_job(job: Job, opts: SweepOptions, serial: str | None = None):
-    """One job's ``(Measurement, manifest)``, not stored; ``serial``: which attached device (the farm's)."""
+def measure_job(job: Job, opts: SweepOptions, serial: str | None = None, artifact=None):
+    """One job's ``(Measurement, manifest)``, not stored; ``serial``: which attached device (the farm's);
+    ``artifact``: the export already made for it (the farm's export task), instead of asking the export cache."""
     from .bench import measure_one
 
     profile = get_profile(job.device, opts.profiles)
@@ -127,7 +128,9 @@ def measure_job(job: Job, opts: SweepOptions, serial: str | None = None):
     reach = reachability(profile)
     if serial is not None:
         reach.devices = [d for d in reach.devices if d.id == serial]
-    return measure_one(bench_request(job, opts, serial), reach, job.model, target)
+    req = bench_request(job, opts, serial)
+    req.user_file = artifact
+    return measure_one(req, reach, job.model, target)
 
 
 @functools.lru_cache(maxsize=64)

@@ -4,8 +4,8 @@
 It answers the exact argument lists deploykit's adb runner sends, records every call in $STANDIN_LOG (one JSON
 list per line), and plays back recorded real benchmark_model output from tests/fixtures/benchmark_model: the GPU
 log for --use_gpu, the NNAPI log for --use_nnapi, the XNNPACK log otherwise. $STANDIN_DISCONNECT_AFTER=N makes
-the device vanish after N benchmark runs, as a pulled cable does; $STANDIN_FLAKY=K makes the first K
-benchmark runs fail as a briefly dropped device does. $STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches
+the device vanish after N benchmark runs, as a pulled cable does; a number K in the file $STANDIN_STATE.flaky
+makes the next K benchmark runs fail as a briefly dropped device does. $STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches
 other phones instead of the one Pixel 8 (the farm tests' FAKE_A, FAKE_B).
 """
 
@@ -60,8 +60,8 @@ elif cmd[:3] == ["shell", "dumpsys", "thermalservice"]:
 elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
     flaky = state.with_suffix(".flaky")
     dropped = int(flaky.read_text()) if flaky.exists() else 0
-    if dropped < int(os.environ.get("STANDIN_FLAKY", "0")):
-        flaky.write_text(str(dropped + 1))
+    if dropped > 0 and any(w.startswith("--graph=") for w in cmd):  # a run, not the chmod
+        flaky.write_text(str(dropped - 1))
         print(f"adb: device '{SERIAL}' not found", file=sys.stderr)
         sys.exit(1)
     state.write_text(str(runs + 1))

@@ -225,8 +225,14 @@ print('HEAVY=' + ','.join(heavy))
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["models", "--json"], ["devices", "--json"], ["results", "--db", "{db}"], ["formats", "--json"],
-     ["farm", "resources", "--json"]],
+    [
+        ["--help"],
+        ["models", "--json"],
+        ["devices", "--json"],
+        ["results", "--db", "{db}"],
+        ["formats", "--json"],
+        ["farm", "resources", "--json"],
+    ],
 )
 def test_fast_commands_import_no_runtime(args, tmp_path):
     """`--help`, `models`, `devices`, `results` and `formats` answer without torch, LiteRT, ONNX Runtime,

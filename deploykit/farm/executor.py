@@ -175,12 +175,18 @@ def bench_task(job: dict, opts: dict, device_id: str | None, artifact: dict, ret
         m, manifest = Measurement.for_target(target, j.model, 0, status="failed"), None
         m.error = artifact["error"]
     else:
+        exported = None
         if artifact.get("name"):
-            install(artifact, o.out)
+            from ..artifact import read_manifest
+            from ..backends.base import Artifact
+
+            path = install(artifact, o.out)
+            manifest = read_manifest(path)
+            exported = Artifact(manifest.model["name"], manifest.model["resolution"], path, manifest)
         plugin = backend_of(target)
         while True:
             attempts += 1
-            m, manifest = measure_job(j, o, serial=device_id)
+            m, manifest = measure_job(j, o, serial=device_id, artifact=exported)
             transient = getattr(plugin, "transient", lambda _e: False)
             if m.status != "failed" or attempts > retries or not transient(m.error or ""):
                 break
@@ -197,12 +203,12 @@ def bench_task(job: dict, opts: dict, device_id: str | None, artifact: dict, ret
 
 
 def _node_id() -> str | None:
-    try:
-        import ray
+    import sys
 
-        return ray.get_runtime_context().get_node_id()
-    except Exception:
+    ray = sys.modules.get("ray")  # inside a Ray worker; never start a Ray to ask (get_runtime_context would)
+    if ray is None or not ray.is_initialized():
         return None
+    return ray.get_runtime_context().get_node_id()
 
 
 # ---------- the driver ----------

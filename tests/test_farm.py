@@ -235,7 +235,18 @@ def test_a_farm_sweep_stores_what_the_serial_one_does_one_job_per_device_at_a_ti
     t0 = time.perf_counter()
     serial = run_sweep(jobs, _opts(farm, "serial", "art-serial"))
     t1 = time.perf_counter()
-    summary = run_sweep_ray(jobs, _opts(farm, "ray"), None, FarmOptions(grace_s=30))
+
+    class Status(Listener):  # `deploykit farm status` while the sweep runs: the nodes and the jobs in flight
+        seen = None
+
+        def finished(self, m):
+            if self.seen is None:
+                from deploykit.farm.node import status
+
+                self.seen = status(None)
+
+    watch = Status()
+    summary = run_sweep_ray(jobs, _opts(farm, "ray"), watch, FarmOptions(grace_s=30))
     print(f"serial {t1 - t0:.1f} s, ray {time.perf_counter() - t1:.1f} s")
     assert serial["ok"] == summary["ok"] == 8 and summary["failed_cells"] == []
     s, r = _rows(farm["tmp"] / "serial.db"), _rows(farm["tmp"] / "ray.db")
@@ -248,6 +259,9 @@ def test_a_farm_sweep_stores_what_the_serial_one_does_one_job_per_device_at_a_ti
         assert m.env["device"]["serial"] == m.env["farm"]["device"]  # measured on the phone it reserved
         assert m.env["farm"]["node"] == farm["nodes"][m.env["farm"]["device"]].node_id
     _never_overlap(r.values())
+    alive = [n for n in watch.seen["nodes"] if n["alive"]]
+    assert len(alive) == 3 and sorted(d for n in alive for d in n["devices"]) == ["adb:FAKE_A", "adb:FAKE_B"]
+    assert 0 < len(watch.seen["in_flight"]["jobs"]) < 8  # one row was done, the others in flight
     again = run_sweep_ray(jobs, _opts(farm, "ray"), None, FarmOptions())  # resumable: the same job keys
     assert again["skipped"] == 8 and again["ran"] == 0
 

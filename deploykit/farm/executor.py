@@ -330,9 +330,8 @@ def _drive(ray, todo: list[Job], opts: SweepOptions, listener: Listener, farm: F
                     b = pending.pop(ref)
                     m, manifest = _result(ray, ref, b, opts)
                     store.add(m, manifest)
-                    _count(counts, m, listener)
-                if ready:
                     _publish(ray, pending)
+                    _count(counts, m, listener)
                 _expire(ray, pending, missing_since, farm, opts, store, counts, listener)
     except KeyboardInterrupt:
         for ref in list(pending) + list(exports.values()):

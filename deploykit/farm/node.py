@@ -172,9 +172,9 @@ def status(address: str | None) -> dict:
     from .resources import cluster_devices
 
     ray = _ray()
-    os.environ.setdefault("RAY_AUTH_MODE", "token")
     started = not ray.is_initialized()
     if started:
+        os.environ.setdefault("RAY_AUTH_MODE", "token")  # the farm's heads run with token authentication
         try:
             ray.init(address=address or "auto", logging_level=logging.ERROR, log_to_driver=False)
         except Exception as e:

@@ -8,13 +8,15 @@ failed Measurement with its error and the run goes on. Ctrl-C stops it; everythi
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
-from .backends.base import Artifact
+from .backends.base import Artifact, cancelled, of_reach
 from .backends.harness import measure
-from .devices import Reach, backend_of, get_profile, reachability
+from .devices import Reach, backend_of, device_for, get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats
@@ -47,16 +49,19 @@ class BenchRequest:
 def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
     """Validate everything and choose targets before any slow work."""
     profile = get_profile(req.device, req.profiles)
+    for plugin in (p for reach in profile.reaches for p in of_reach(reach)):  # before discovery: --runner
+        plugin.configure(req.backend_options)  # makes a phone's ExecuTorch usable
     reach = reachability(profile)
     if not reach.reachable:
         raise DeploykitError(
             f"device {profile.name} is not reachable: {reach.how}",
             hint=f"connect it ({profile.reach}); `deploykit estimate --device {profile.name}` predicts its latency without it",
         )
-    if req.serial:
-        reach.devices = [d for d in reach.devices if d.id == req.serial]
-        if not reach.devices:
+    if req.serial:  # picks among the devices of one reach; a hosted service's targets keep theirs
+        chosen = [d for d in reach.devices if d.id == req.serial]
+        if not chosen:
             raise DeploykitError(f"no attached {profile.name} with serial {req.serial!r}", hint=reach.how)
+        reach.devices = [d for d in reach.devices if d in chosen or d.reach != chosen[0].reach]
     targets = profile.targets
     if req.backends:
         targets = [t for t in targets if t.backend in req.backends or t.name in req.backends]
@@ -124,6 +129,10 @@ def same_precision(a: str, b: str) -> bool:
     return a == b or {a, b} == {"int8", "int8-edgetpu"}
 
 
+# Hosted-service jobs (AI Hub) in flight at once: each holds no local device, only a queue slot at the service.
+HOSTED_PARALLEL = 4
+
+
 def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measurement]:
     profile, targets, reach = plan(req)
     listener = listener or Listener()
@@ -135,13 +144,66 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
     listener.planned(len(jobs), title=f"benchmarking {profile.name}")
     done: list[Measurement] = []
     with Store(req.db) as store:
-        for model, target in jobs:
-            listener.started(f"{model or req.artifact.name} on {target.id}")
-            m, manifest = measure_one(req, reach, model, target)
+        cells = run_cells(
+            jobs,
+            label=lambda job: f"{job[0] or req.artifact.name} on {job[1].id}",
+            prepare=lambda job: prepare_cell(req, *job),
+            finish=lambda job, prepared: finish_cell(req, reach, job[1], prepared),
+            hosted=lambda job: backend_of(job[1]).hosted,
+            listener=listener,
+        )
+        for _, (m, manifest) in cells:
             store.add(m, manifest)
             done.append(m)
             listener.finished(m)
     return done
+
+
+def run_cells(
+    cells: Iterable,
+    label: Callable,
+    prepare: Callable,
+    finish: Callable,
+    hosted: Callable,
+    listener: Listener,
+    parallel: int = HOSTED_PARALLEL,
+) -> Iterator[tuple]:
+    """Yield ``(cell, finish(cell, prepare(cell)))`` for every cell, as each completes.
+
+    ``prepare`` (an export: CPU-heavy, writes files) always runs here, one cell at a time. ``finish`` runs here
+    for cells on local devices (one device, one benchmark at a time) and in up to ``parallel`` threads for
+    cells on a hosted service, whose jobs wait on a remote queue, not on this machine. The caller stores what
+    is yielded (one writer). An interrupt cancels the hosted jobs' waits (:data:`cancelled`) and re-raises."""
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="hosted")
+    pending: dict[Future, object] = {}
+
+    def collect(block: bool) -> Iterator[tuple]:
+        finished, _ = wait(pending, timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        for f in finished:
+            yield pending.pop(f), f.result()
+
+    cancelled.clear()
+    try:
+        for cell in cells:
+            listener.started(label(cell))
+            prepared = prepare(cell)
+            if hosted(cell):
+                while len(pending) >= parallel:
+                    yield from collect(block=True)
+                pending[pool.submit(finish, cell, prepared)] = cell
+            else:
+                yield cell, finish(cell, prepared)
+            if pending:
+                yield from collect(block=False)
+        while pending:
+            yield from collect(block=True)
+    except BaseException:
+        cancelled.set()  # hosted waits return at once; their jobs stay recorded for the next run to collect
+        for f in pending:
+            f.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=not cancelled.is_set(), cancel_futures=True)
 
 
 def measure_one(
@@ -149,13 +211,25 @@ def measure_one(
 ) -> tuple[Measurement, Manifest | None]:
     """One cell: its Measurement (re-measured while noisy, under ``strict``), and the manifest of the artifact it
     ran (stored beside it)."""
+    return finish_cell(req, reach, target, prepare_cell(req, model, target))
+
+
+def prepare_cell(req: BenchRequest, model: str | None, target: Target) -> Artifact | Measurement:
+    """The artifact a cell runs (exported when missing), or the failed Measurement saying why there is none."""
     try:
-        artifact = artifact_for(req, model, target)
+        return artifact_for(req, model, target)
     except DeploykitError as e:
         failed = Measurement.for_target(target, model, 0, status="failed")
         failed.error = f"export failed: {e}"
-        return failed, None
-    device = reach.devices[0] if reach.devices else None  # the first matching one, or the --serial one
+        return failed
+
+
+def finish_cell(
+    req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement
+) -> tuple[Measurement, Manifest | None]:
+    if isinstance(artifact, Measurement):  # the export failed: that is the row
+        return artifact, None
+    device = device_for(reach, target)  # the first matching one of the target's reach, or the --serial one
     m = measure(backend_of(target), artifact, target, req.method, device)
     for _ in range(req.strict):
         if m.quality != "noisy":

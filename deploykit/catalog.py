@@ -14,23 +14,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from .artifact import atomic_write_text
+from .machine import cache_dir  # noqa: F401  (the catalog's cache lives there; kept importable from here)
 from .zoo import list_models
 from .zoo.registry import ModelSpec
 
 SHIPPED = "catalog.json"  # in the deploykit.zoo package
-
-
-def cache_dir() -> Path:
-    """``$DEPLOYKIT_CACHE``, else ``$XDG_CACHE_HOME/deploykit``, else ``~/.cache/deploykit``."""
-    if os.environ.get("DEPLOYKIT_CACHE"):
-        return Path(os.environ["DEPLOYKIT_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deploykit"
 
 
 def source_hash() -> str:

@@ -361,13 +361,15 @@ def devices(
             {
                 "name": p.name,
                 "display": p.display,
-                "reach": p.reach,
+                "reach": ", ".join(p.reaches),
+                "services": p.services,
                 "reachable": r.reachable,
                 "how": r.how,
                 "attached": [d.id for d in r.devices],
                 "targets": [
                     {
                         "id": t.id,
+                        "reach": t.reach,
                         "backend": t.backend,
                         "format": t.format,
                         "processor": t.processor,
@@ -400,7 +402,7 @@ def devices(
                 Text(x["id"]) + (Text(f" (not here: {x['why_not']})", style="dim") if x["why_not"] else Text(""))
                 for x in r["targets"]
             ),
-            r["how"],
+            Text(r["how"]),  # plain text: a hint such as pip install 'deploykit[aihub]' is not rich markup
         )
     out.print(t)
 
@@ -430,6 +432,18 @@ def bench(
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
     serial: Annotated[str | None, typer.Option(help="adb serial when several phones match.")] = None,
     benchmark_binary: Annotated[str | None, typer.Option(help="TFLite benchmark_model binary for adb.")] = None,
+    runner: Annotated[
+        str | None, typer.Option(help="Phones: your ExecuTorch executor_runner binary (runs the .pte targets).")
+    ] = None,
+    delegate_library: Annotated[
+        str | None,
+        typer.Option(
+            help="Phones: a vendor NPU's TFLite delegate library for benchmark_model (libQnnTFLiteDelegate.so)."
+        ),
+    ] = None,
+    delegate_options: Annotated[
+        str | None, typer.Option(help="Options for --delegate-library, key:value;key:value (default backend_type:htp).")
+    ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     input_shape: Annotated[
         list[str] | None,
@@ -462,7 +476,13 @@ def bench(
         out=Path(out_dir),
         profiles=Path(profiles) if profiles else None,
         serial=serial,
-        backend_options={"benchmark_binary": benchmark_binary, "cooldown_s": cooldown},
+        backend_options={
+            "benchmark_binary": benchmark_binary,
+            "cooldown_s": cooldown,
+            "runner": runner,
+            "delegate_library": delegate_library,
+            "delegate_options": delegate_options,
+        },
         strict=strict,
         input_shapes=_named_shapes(input_shape or []),
         weights=weights,
@@ -687,7 +707,15 @@ def estimate(
     layers: Annotated[bool, typer.Option("--layers", help="Per-layer table: bound, intensity, share of time.")] = False,
     sweep: Annotated[bool, typer.Option("--sweep", help="Latency across ridge points 0-500 MACs/byte.")] = False,
     fit: Annotated[bool, typer.Option("--fit", help="Fit the device's targets to measured latencies.")] = False,
-    published: Annotated[bool, typer.Option(help="With --fit: also the paper's calibration rows.")] = False,
+    published: Annotated[
+        bool, typer.Option(help="With --fit: also the target's rows of the corpus of published latencies.")
+    ] = False,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            "--validate", help="Refit from the shipped corpus now and print cross-validated errors per target."
+        ),
+    ] = False,
     write: Annotated[
         str | None, typer.Option(help="With --fit: write the fitted profile TOML into this folder.")
     ] = None,
@@ -706,6 +734,9 @@ def estimate(
 
     if resolution is not None and resolution < 1:
         raise DeploykitError(f"--resolution {resolution}: must be a positive number of pixels")
+    if validate:
+        _estimate_validate(device, target, profiles, as_json)
+        return
     if fit:
         if not device:
             raise DeploykitError("--fit needs --device: the profile whose targets to fit")
@@ -756,15 +787,19 @@ def estimate(
         )
         return
     tab = Table(title=f"{profile.name}: roofline estimates (provenance: estimated, not measured)")
-    for col in ("model", "target", "latency ms", "compute-bound", "ridge MACs/B", "status"):
-        tab.add_column(col, justify="right" if col in ("latency ms", "compute-bound", "ridge MACs/B") else "left")
+    numeric = ("latency ms", f"{E.INTERVAL:.0%} interval ms", "compute-bound", "ridge MACs/B")
+    for col in ("model", "target", *numeric, "status"):
+        tab.add_column(col, justify="right" if col in numeric else "left")
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
+        iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
         tab.add_row(
-            f"{n}@{r}", t.id, lat, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
+            f"{n}@{r}", t.id, lat, iv, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
         )
     out.print(tab)
+    for basis in sorted({e.basis for *_, e in results}):
+        err.print(f"interval basis: {basis}")
     if layers:
         for n, r, t, e in results:
             invoke = e.params.get("invoke_s", 0.0)
@@ -791,6 +826,106 @@ def estimate(
         out.print(f"stored {len(results)} estimate(s) in {db} (provenance: estimated)")
 
 
+def _estimate_validate(device, names, profiles, as_json) -> None:
+    """``estimate --validate``: refit every target that has corpus rows from the shipped corpus, now, and
+    score it by cross-validation (nothing here is read from a stored result)."""
+    from . import corpus
+    from . import estimator as E
+    from .devices import get_profile, load_profiles
+
+    devices = [device] if device else sorted(load_profiles(profiles))
+    results = []
+    for d in devices:
+        prof = get_profile(d, profiles)
+        for t in [t for t in prof.targets if t.peak_macs_per_s and t.mem_bw_bytes_per_s]:
+            if names and not (set(names) & (corpus.names_of(t) | {t.id})):
+                continue
+            rows = E.training_rows(t, None, published=True)
+            if len({(m, r) for m, r, *_ in rows}) >= 2:
+                results.append(E.validate_target(t, rows))
+    if device and not results:
+        raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
+    families = _device_families(devices, profiles) if not device else []
+    if as_json:
+        print(json.dumps({"targets": results, "leave_one_device_out": families}, indent=2))
+        return
+    pct = lambda v: "–" if v is None else f"{v:.1%}"  # noqa: E731
+    num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    t = Table(title="estimator validation, refitted from the shipped corpus now (leave-one-out; baseline a + k·MACs)")
+    cols = ("target", "rows", "sources", "LOMO med. err", "LOMO Spearman", "80% coverage", "base err",
+            "base Spearman", "LOSO med. err", "LOSO base err", "Tab.16 Spearman")  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("target", "sources") else "right")
+    for r in results:
+        lomo, loso, t16 = r["leave_one_model_out"], r["leave_one_source_out"], r["paper_table16"] or {}
+        t.add_row(
+            r["target"], str(r["rows"]), ", ".join(r["sources"]), pct(lomo.get("median_ape")), num(lomo.get("spearman")),
+            pct(lomo.get("interval_coverage")), pct(lomo.get("baseline_median_ape")), num(lomo.get("baseline_spearman")),
+            pct(loso.get("median_ape")), pct(loso.get("baseline_median_ape")), num(t16.get("spearman_roofline")),
+        )  # fmt: skip
+    out.print(t)
+    if families:
+        f = Table(title="leave one device out: each device predicted from its siblings' pooled rows")
+        for c in (
+            "family",
+            "target",
+            "precision",
+            "device",
+            "scaled",
+            "train rows",
+            "med. err",
+            "Spearman",
+            "base err",
+        ):
+            f.add_column(c, justify="right" if c in ("train rows", "med. err", "Spearman", "base err") else "left")
+        for r in families:
+            f.add_row(
+                r["family"], r["target"], r["precision"], r["device"], "datasheet" if r["datasheet_scaled"] else "no",
+                str(r["train_rows"]), pct(r.get("median_ape")),
+                num(r.get("spearman")), pct(r.get("baseline_median_ape")),
+            )  # fmt: skip
+        out.print(f)
+
+
+def _device_families(devices, profiles) -> list[dict]:
+    """Leave-one-device-out within a vendor family of the corpus: rows of one source, target name and
+    precision measured on three or more devices (AI Hub's Snapdragon phones, for one)."""
+    from collections import defaultdict
+
+    from . import corpus
+    from . import estimator as E
+    from .devices import load_profiles
+
+    known = load_profiles(profiles)
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in corpus.rows():
+        if r.split != "fit" or r.source != "aihub":
+            continue
+        family = "Snapdragon phones" if r.device.startswith("galaxy-") else None
+        if family:
+            groups[(family, r.target, r.precision)][r.device].append((r.model, r.resolution, r.latency_ms, r.source))
+    out = []
+    for (family, target, precision), by_dev in sorted(groups.items()):
+        if len(by_dev) < 3:
+            continue
+        # AI Hub's rows all ran on the NPU, which runs a float model in fp16 (see estimator.roofline_for)
+        bytes_as = {"fp32": "fp16"}.get(precision, precision if precision in E.BYTES_PER_ELEM else "int8")
+        base = E.Roofline(1e13, 5e10, bytes_as, invoke_s=1e-4,
+                          efficiency={"dwconv": 0.1}, fuse_elementwise=True)  # fmt: skip
+        # scaled by the datasheet peaks of the profiles' targets of that name, where every device has one
+        peaks = {}
+        for d in by_dev:
+            prof = known.get(d)
+            t = next((t for t in (prof.targets if prof else []) if (t.name, t.precision) == (target, precision)), None)
+            if t is not None and t.peak_macs_per_s:
+                peaks[d] = E.datasheet_peak(t)
+        scale = {d: max(peaks.values()) / peaks[d] for d in by_dev} if len(peaks) == len(by_dev) else {}
+        for row in E.leave_one_device_out(by_dev, base, scale)[0]:
+            out.append({"family": family, "target": target, "precision": precision, "datasheet_scaled": bool(scale),
+                        **row})  # fmt: skip
+    return out
+
+
 def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     from dataclasses import replace
     from pathlib import Path
@@ -802,42 +937,27 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     store = Store(Path(db)) if Path(db).exists() else None
     if store is None and not published:
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first, or add --published")
+    from .devices import load_profiles
+
     fitted, report = [], []
     for t in E.select_targets(profile, names):
         rows = E.training_rows(t, store, published)
         if not rows:
-            fitted.append(t)
+            borrowed = E.transfer(t, profile, load_profiles()) if published else None
+            if borrowed:
+                fitted.append(borrowed[0])
+                report.append({**borrowed[1], "rows": 0, "sources": [], "free": [], "rms_log_error": None,
+                               "peak_macs_per_s": borrowed[0].peak_macs_per_s,
+                               "mem_bw_bytes_per_s": borrowed[0].mem_bw_bytes_per_s,
+                               "dispatch_s": borrowed[0].roofline.get("dispatch_s", 0.0),
+                               "invoke_s": borrowed[0].roofline.get("invoke_s", 0.0),
+                               "efficiency": borrowed[0].roofline.get("efficiency", {}), "caveat": None})  # fmt: skip
+            else:
+                fitted.append(t)
             continue
-        res = E.fit_target(t, rows)
-        sources = sorted({s for *_, s in rows})
-        note = (
-            f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "
-            + ", ".join(f"{m}@{r}" for m, r, *_ in rows)
-            + f"; free: {', '.join(res.free)}"
-        )
-        nt = E.fitted_target(t, res, note)
+        nt, rep = E.calibrate(t, rows)
         fitted.append(nt)
-        report.append(
-            {
-                "target": t.id,
-                "rows": len(rows),
-                "free": list(res.free),
-                "rms_log_error": res.rms_log_error,
-                "peak_macs_per_s": nt.peak_macs_per_s,
-                "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
-                "dispatch_s": nt.roofline["dispatch_s"],
-                "invoke_s": nt.roofline.get("invoke_s", 0.0),
-                "efficiency": nt.roofline.get("efficiency", {}),
-                # as many rows as free parameters: the fit passes through every row, so its error is 0 by
-                # construction and says nothing about how well it predicts
-                "caveat": (
-                    f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
-                    " its error says nothing about other models (measure more to check it)"
-                    if len(rows) <= len(res.free)
-                    else None
-                ),
-            }
-        )
+        report.append(rep)
     if store is not None:
         store.close()
     if not report:

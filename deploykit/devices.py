@@ -46,7 +46,7 @@ def _schema(cls, skip: set[str]) -> dict[str, tuple[tuple[type, ...], bool]]:
 # What a profile file may hold: Profile's and Target's fields, less what deploykit fills in itself.
 SCHEMA = {
     "profile": _schema(Profile, {"path", "host"}),
-    "target": _schema(Target, {"device", "format", "export_precision", "processor", "reach"}),
+    "target": _schema(Target, {"device", "format", "export_precision", "processor", "remote_name"}),
 }
 
 
@@ -97,10 +97,12 @@ def load_profile(path: Path) -> Profile:
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise DeploykitError(f"bad device profile {path}: {e}") from None
     _validate(data, SCHEMA["profile"], path, "")
-    if data["reach"] not in backends.reaches():
-        raise DeploykitError(
-            f"bad device profile {path}: reach {data['reach']!r} is not one of {', '.join(backends.reaches())}"
-        )
+    _check_reach(data["reach"], path, "")
+    services = data.get("services", {})
+    for reach, remote in services.items():
+        _check_reach(reach, path, "services.")
+        if not isinstance(remote, str) or not remote:
+            raise DeploykitError(f"bad device profile {path}: services.{reach} must be the device's name there")
     targets = []
     for i, t in enumerate(data["targets"]):
         where = f"targets[{i}]."
@@ -110,11 +112,18 @@ def load_profile(path: Path) -> Profile:
         _check_ranges(t, path, where)
         if t["precision"] not in PRECISIONS:
             raise DeploykitError(f"bad device profile {path}: {where}precision {t['precision']!r} is unknown")
+        reach = t.pop("reach", data["reach"])
+        _check_reach(reach, path, where)
         try:
-            plugin = backends.for_target(data["reach"], t["backend"])
+            plugin = backends.for_target(reach, t["backend"])
         except DeploykitError as e:
             raise DeploykitError(f"bad device profile {path}: {where}{e}") from None
-        target = Target(device=data["name"], reach=data["reach"], **t)
+        if plugin.hosted and reach not in services:
+            raise DeploykitError(
+                f"bad device profile {path}: {where}reach {reach!r} is a hosted service: name the device there",
+                hint=f'add services = {{ {reach} = "DEVICE NAME" }} to the profile',
+            )
+        target = Target(device=data["name"], reach=reach, remote_name=services.get(reach, ""), **t)
         runtime, export_precision = plugin.target_runtime(target)
         targets.append(
             replace(target, format=runtime.format, processor=runtime.processor, export_precision=export_precision)
@@ -123,12 +132,26 @@ def load_profile(path: Path) -> Profile:
     if len(set(ids)) != len(ids):
         raise DeploykitError(f"bad device profile {path}: two targets share an id; give one a name")
     profile = Profile(
-        data["name"], data["display"], data["reach"], targets, str(path), data.get("match"), data.get("notes", "")
+        data["name"],
+        data["display"],
+        data["reach"],
+        targets,
+        str(path),
+        data.get("match"),
+        data.get("notes", ""),
+        services,
     )
     if profile.name == "host":
         profile.host = host_info()
         profile.targets = [_host_target(t, profile.host) if t.processor == "cpu" else t for t in targets]
     return profile
+
+
+def _check_reach(reach: str, path: Path, where: str) -> None:
+    if reach not in backends.reaches():
+        raise DeploykitError(
+            f"bad device profile {path}: {where}reach {reach!r} is not one of {', '.join(backends.reaches())}"
+        )
 
 
 def _check_ranges(t: dict, path: Path, where: str) -> None:
@@ -145,7 +168,7 @@ def _check_ranges(t: dict, path: Path, where: str) -> None:
         if key not in ROOFLINE_FIELDS:
             raise bad(f"roofline.{key}", f"is not a roofline field (known: {', '.join(sorted(ROOFLINE_FIELDS))})")
         types_, span = ROOFLINE_FIELDS[key]
-        values = value.values() if isinstance(value, dict) else [value]
+        values = value.values() if isinstance(value, dict) else value if isinstance(value, list) else [value]
         if not isinstance(value, types_) or isinstance(value, bool) and bool not in types_:
             raise bad(f"roofline.{key}", f"has the wrong type ({type(value).__name__})")
         if span is not None:
@@ -186,19 +209,29 @@ def backend_of(target: Target) -> backends.Backend:
 
 
 def reachability(profile: Profile) -> Reach:
-    """Ask every backend of the profile's reach what is attached, and match the profile against it."""
-    plugins = backends.of_reach(profile.reach)
-    seen = {p.name: p.discover() for p in plugins}  # discovery runs adb/lsusb: once per plugin
-    found = list(dict.fromkeys(d for devices in seen.values() for d in devices))
-    ready = [d for d in found if d.state in ("ready", "device")]
-    matching = [d for d in ready if not profile.match or profile.match.lower() in d.model.lower()]
+    """Ask the backends of every reach the profile's targets use what is attached (or, for a hosted service,
+    whether an account is configured), and match the profile against it. A target is available when a device
+    of its own reach matches; the profile is reachable when any target is."""
+    seen: dict[str, list[FoundDevice]] = {}
+    for reach in profile.reaches:
+        for p in backends.of_reach(reach):
+            seen[p.name] = p.discover()  # discovery runs adb/lsusb: once per plugin
+    matching: list[FoundDevice] = []
     unavailable = {}
     for t in profile.targets:
         plugin = backend_of(t)
-        if not any(d in matching for d in seen[plugin.name]):
+        mine = [d for d in seen[plugin.name] if d.state in ("ready", "device") and plugin.matches(profile, d)]
+        matching += [d for d in mine if d not in matching]
+        if not mine:
             unavailable[t.id] = plugin.how_to_reach(profile)
-    if matching:
+    if len(unavailable) < len(profile.targets):
         ids = ", ".join(d.id for d in matching)
-        return Reach(True, f"{matching[0].how or profile.reach}: {ids}", matching, unavailable)
+        how = "; ".join(dict.fromkeys(f"{d.how or d.reach}: {d.id}" for d in matching)) if matching else ids
+        return Reach(True, how, matching, unavailable)
     hows = dict.fromkeys(backend_of(t).how_to_reach(profile) for t in profile.targets)
     return Reach(False, "; ".join(hows) or f"no backend reaches {profile.reach}", [], unavailable)
+
+
+def device_for(reach: Reach, target: Target) -> FoundDevice | None:
+    """The attached device a target runs on: the first of its own reach (or the ``--serial`` one)."""
+    return next((d for d in reach.devices if d.reach == target.reach), None)

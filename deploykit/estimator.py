@@ -36,7 +36,7 @@ import numpy as np
 
 from .errors import DeploykitError
 from .graph import Layer
-from .targets import ROOFLINE_FIELDS, Target
+from .targets import ROOFLINE_FIELDS, TARGET_RANGES, Target
 
 BYTES_PER_ELEM = {"fp32": 4.0, "fp16": 2.0, "int8": 1.0, "int8-edgetpu": 1.0, "int8-dynamic": 1.0}
 # Op kinds that are attention's: what DSP-style accelerators cannot run.
@@ -60,6 +60,9 @@ class Roofline:
     unsupported: tuple[str, ...] = ()
     paper_target: str | None = None
     fit: str = ""
+    interval: list[float] | None = None  # [low, high] factors on the estimate: the target's 80% interval
+    interval_basis: str = ""
+    datasheet_peak_macs_per_s: float | None = None
 
     @property
     def ridge(self) -> float:
@@ -120,7 +123,10 @@ def roofline_for(t: Target) -> Roofline:
     if t.onchip_bytes is not None:
         params.setdefault("onchip_bytes", t.onchip_bytes)
     params["unsupported"] = tuple(params.get("unsupported", ()))
-    return Roofline(t.peak_macs_per_s, t.mem_bw_bytes_per_s, t.export_precision, **params)
+    precision = t.export_precision
+    if target_class(t) in WHOLE_GRAPH_CLASSES and precision == "fp32":
+        precision = "fp16"  # NPUs (Hexagon HTP, Neural Engine) run a float model in fp16: 2 bytes a value
+    return Roofline(t.peak_macs_per_s, t.mem_bw_bytes_per_s, precision, **params)
 
 
 # ---------------------------------------------------------------------------------------------------- layers
@@ -166,10 +172,26 @@ class Estimate:
     unsupported_ops: dict[str, int] = field(default_factory=dict)  # kind → count
     params: dict = field(default_factory=dict)
 
+    @property
+    def low_ms(self) -> float | None:
+        return None if self.latency_ms is None else self.latency_ms * interval_of(self.params)[0]
+
+    @property
+    def high_ms(self) -> float | None:
+        return None if self.latency_ms is None else self.latency_ms * interval_of(self.params)[1]
+
+    @property
+    def basis(self) -> str:
+        return self.params.get("interval_basis") or UNCALIBRATED_BASIS
+
     def to_dict(self, layers: bool = False) -> dict:
         d = {
             "status": self.status,
             "latency_ms": self.latency_ms,
+            "low_ms": self.low_ms,
+            "high_ms": self.high_ms,
+            "coverage": INTERVAL,
+            "basis": self.basis,
             "unsupported_ops": self.unsupported_ops,
             "params": self.params,
             "compute_bound_share": self.share("compute"),
@@ -185,6 +207,17 @@ class Estimate:
 
 
 _ELEMENTWISE_FUSABLE = ("act",)
+INTERVAL = 0.8  # the coverage every estimate's [low_ms, high_ms] is meant to have
+# A target whose figures were never fitted to rows has no residuals to derive an interval from: a factor of 2
+# either way is what the shipped datasheet-only profiles missed published rows by (issue 15: 2.4-2.9× on the
+# iPhone 12 Neural Engine), so that is what it says.
+UNCALIBRATED = (0.5, 2.0)
+UNCALIBRATED_BASIS = "not fitted to any latency (datasheet figures): no residuals, ×0.5-2 assumed"
+
+
+def interval_of(params: dict) -> tuple[float, float]:
+    iv = params.get("interval")
+    return (float(iv[0]), float(iv[1])) if iv else UNCALIBRATED
 
 
 def estimate_layers(layers: list[Layer], r: Roofline) -> Estimate:
@@ -253,11 +286,40 @@ class FitResult:
         return float(np.sqrt(np.mean(np.square(self.residuals)))) if self.residuals else 0.0
 
 
+class _Arrays:
+    """A layer list as arrays, so a fit's thousands of evaluations are numpy arithmetic, not Python loops.
+    :meth:`latency_ms` is :func:`estimate_layers` (op support aside), checked equal in the tests."""
+
+    def __init__(self, layers: list[Layer]):
+        self.macs = np.array([x.macs for x in layers], dtype=float)
+        self.w = np.array([x.weight_elems for x in layers], dtype=float)
+        self.inn = np.array([x.in_elems for x in layers], dtype=float)
+        self.out = np.array([x.out_elems for x in layers], dtype=float)
+        self.kinds = [x.kind for x in layers]
+        self.fusable = np.array([k in _ELEMENTWISE_FUSABLE for k in self.kinds])
+        self.w_total = float(self.w.sum())
+        self.by_kind = {k: np.array([x == k for x in self.kinds]) for k in set(self.kinds)}
+
+    def latency_ms(self, r: Roofline) -> float:
+        b = BYTES_PER_ELEM[r.precision]
+        resident = self.w_total * b <= r.weight_onchip_bytes
+        moved = (0.0 if resident else self.w * b) + np.where(self.inn * b > r.onchip_bytes, self.inn * b, 0.0)
+        moved = moved + np.where(self.out * b > r.onchip_bytes, self.out * b, 0.0)
+        eff = np.ones_like(self.macs)
+        for k, mask in self.by_kind.items():
+            eff[mask] = r.eff(k)
+        t = np.maximum(self.macs / (r.peak_macs_per_s * eff), moved / r.mem_bw_bytes_per_s) + r.dispatch_s
+        if r.fuse_elementwise:
+            t = np.where(self.fusable, 0.0, t)
+        return (float(t.sum()) + r.invoke_s) * 1e3
+
+
 def fit(
     r: Roofline,
     samples: list[tuple[list[Layer], float]],
     free: tuple[str, ...] = ("peak_macs_per_s", "dispatch_s"),
     tie_ridge: bool = True,
+    _warm: bool = True,
 ) -> FitResult:
     """Least squares on log(latency) over ``samples`` = [(layers, measured ms)], moving ``free`` parameters.
 
@@ -272,6 +334,9 @@ def fit(
     ridge = r.ridge if tie_ridge else None
     x0 = np.log([max(_get(r, n), 1e-12) for n in free])
     measured = np.log([ms for _, ms in samples])
+    arrays: dict[int, _Arrays] = {}
+    for layers, _ in samples:
+        arrays.setdefault(id(layers), _Arrays(layers))
 
     def build(x):
         rr = r
@@ -281,11 +346,18 @@ def fit(
 
     def residuals(x):
         rr = build(x)
-        pred = [estimate_layers(layers, replace(rr, unsupported=())).latency_ms for layers, _ in samples]
+        pred = [arrays[id(layers)].latency_ms(rr) for layers, _ in samples]
         return np.log(pred) - measured
 
     lo = x0 - 12.0
     hi = x0 + 12.0
+    for i, n in enumerate(free):
+        if n in ("peak_macs_per_s", "mem_bw_bytes_per_s"):
+            # no layer compute-bound (or none memory-bound) leaves the figure free to run off: keep it inside
+            # what a profile may hold (deploykit.targets.TARGET_RANGES), with a decade to spare
+            span = TARGET_RANGES[n]
+            lo[i], hi[i] = max(lo[i], np.log(span[0] * 10)), min(hi[i], np.log(span[1] / 10))
+            x0[i] = min(max(x0[i], lo[i] + 1e-6), hi[i] - 1e-6)
     for i, n in enumerate(free):
         if n in ("dispatch_s", "invoke_s"):  # may be fitted to (almost) zero: start mid-range, not at the edge
             lo[i], hi[i] = np.log(1e-9), np.log(1e-1 if n == "invoke_s" else 1e-2)
@@ -295,6 +367,16 @@ def fit(
             hi[i] = 0.0  # an efficiency is at most 1
             x0[i] = min(x0[i], -1e-3)
     sol = least_squares(residuals, x0, bounds=(lo, hi), method="trf", x_scale=1.0)
+    if len(free) > 1 and _warm:
+        # max(compute, memory) makes the cost piecewise smooth, and a fit started from the profile can stop in
+        # a kink with more parameters doing worse than fewer: start again from the fit of one parameter fewer
+        # (itself warm-started) and keep the better of the two.
+        sub_tie = tie_ridge or "mem_bw_bytes_per_s" not in free[:-1]
+        prev = fit(r, samples, free[:-1], sub_tie).roofline
+        x1 = np.clip(np.log([max(_get(prev, n), 1e-12) for n in free]), lo + 1e-9, hi - 1e-9)
+        sol2 = least_squares(residuals, x1, bounds=(lo, hi), method="trf", x_scale=1.0)
+        if sol2.cost < sol.cost:
+            sol = sol2
     fitted = build(sol.x)
     return FitResult(fitted, free, len(samples), [float(v) for v in residuals(sol.x)])
 
@@ -305,19 +387,6 @@ def fit(
 def commented_csv(text: str) -> list[dict]:
     """Rows of a CSV whose ``#`` lines say where its figures come from."""
     return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
-
-
-def published_latencies() -> list[dict]:
-    """MobileNetV4 paper Table 6 calibration rows: ``{"model", "resolution", "target", "ms"}``."""
-    rows = []
-    text = resources.files("deploykit.reference").joinpath("latency_calibration.csv").read_text()
-    for rec in commented_csv(text):
-        for key, value in rec.items():
-            if key not in ("model", "resolution") and value:
-                rows.append(
-                    {"model": rec["model"], "resolution": int(rec["resolution"]), "target": key, "ms": float(value)}
-                )
-    return rows
 
 
 def published_ridge_points() -> dict[str, float]:
@@ -378,12 +447,42 @@ def model_layers(model: str, resolution: int | None = None) -> tuple[str, int, l
                 f"{p} has no manifest, and deploykit cannot read its graph: estimate its model by name"
             )
         model, resolution = manifest.model["name"], manifest.model["resolution"]
-    from .analysis import analyze_spec
     from .zoo import get_spec
 
     spec = get_spec(model)
     res = spec.resolution if resolution is None else resolution
-    return spec.name, res, layers_from_analysis(analyze_spec(spec.name, res))
+    spec.check_resolution(res)
+    return spec.name, res, zoo_layers(spec.name, res)
+
+
+LAYERS_FORMAT = 1  # bump when layers_from_analysis changes what it returns
+
+
+def zoo_layers(name: str, resolution: int) -> list[Layer]:
+    """A zoo model's deployed layers, from the user cache when counted before. Counting imports torch and
+    runs the model (seconds); an estimate itself is arithmetic. The cache key is the hash of the code the count
+    depends on (the zoo's source, analysis.py: :func:`deploykit.catalog.source_hash`) and this function's
+    format, never weights, so any change to an architecture or to the analysis counts afresh."""
+    import json
+
+    from .artifact import atomic_write_text
+    from .catalog import cache_dir, source_hash
+
+    path = cache_dir() / f"layers-{source_hash()}-{LAYERS_FORMAT}" / f"{name}@{resolution}.json"
+    try:
+        return [Layer(*x) for x in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        pass
+    from .analysis import analyze_spec
+
+    layers = layers_from_analysis(analyze_spec(name, resolution))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [[x.name, x.kind, x.macs, x.weight_elems, x.in_elems, x.out_elems] for x in layers]
+        atomic_write_text(path, json.dumps(rows))
+    except OSError:
+        pass  # a read-only home only costs the recount next time
+    return layers
 
 
 def select_targets(profile, names: list[str] | None = None) -> list[Target]:
@@ -433,7 +532,14 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate, l
         provenance="estimated",
         status="ok" if est.status == "ok" else "unsupported",
         median_ms=est.latency_ms,
-        details=breakdown(est, layers) if layers is not None else {},
+        details={
+            **(breakdown(est, layers) if layers is not None else {}),
+            **(
+                {"interval": {"low_ms": est.low_ms, "high_ms": est.high_ms, "coverage": INTERVAL, "basis": est.basis}}
+                if est.latency_ms is not None
+                else {}
+            ),
+        },
         env={"estimator": f"deploykit {__version__} roofline", "params": est.params},
         delegate={"unsupported_ops": est.unsupported_ops} if est.unsupported_ops else {},
         error=(
@@ -445,29 +551,54 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate, l
 
 
 def training_rows(target: Target, store=None, published: bool = False) -> list[tuple[str, int, float, str]]:
-    """(model, resolution, ms, source) rows to fit a target on: its measured ok rows in the store, and/or the
-    published calibration rows for its paper target (never the held-out published latencies)."""
+    """(model, resolution, ms, source) rows to fit a target on: its measured ok rows in the store, and/or its
+    rows of the corpus of published latencies (``split`` = fit; never the held-out ones)."""
+    from . import corpus
+
     rows = []
     if store is not None:
         for m in store.query(target=target.id, provenance="measured", status="ok"):
             rows.append((m.model, m.resolution, m.median_ms, "measured"))
     if published:
-        paper = (target.roofline or {}).get("paper_target")
-        for p in published_latencies():
-            if paper and p["target"] == paper:
-                rows.append((p["model"], p["resolution"], p["ms"], "published"))
+        for r in corpus.rows_for(target):
+            rows.append((r.model, r.resolution, r.latency_ms, r.source))
     return rows
 
 
-def default_free(target: Target, n_rows: int) -> tuple[str, ...]:
-    """What a fit on ``n_rows`` rows moves. The fixed cost is per inference (``invoke_s``) on whole-graph
-    accelerators and per op (``dispatch_s``) elsewhere. 2-4 rows move the peak and that fixed cost, the ridge
-    point held at the profile's (published where the paper gives one); five or more also free the bandwidth and
-    the depthwise efficiency."""
-    fixed = "invoke_s" if target_class(target) in WHOLE_GRAPH_CLASSES else "dispatch_s"
-    if n_rows >= 5:
-        return ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
-    return ("peak_macs_per_s", fixed)
+def default_free(target: Target, n_rows: int, n_models: int | None = None) -> tuple[str, ...]:
+    """What a fit on ``n_rows`` rows (of ``n_models`` distinct models) moves: as many parameters as the rows
+    support, keeping at least one model's worth of slack once there are three, so leaving a model out still
+    leaves a fit that is not an interpolation. The fixed cost is per inference (``invoke_s``) on whole-graph
+    accelerators and per op (``dispatch_s``) on CPUs and DSPs; GPU delegates pay both (a kernel launch per op,
+    and per inference the command submission and the input upload and output read-back), the per-inference one
+    first. While the bandwidth is not free the ridge point stays the profile's (published where the paper gives
+    one)."""
+    cls = target_class(target)
+    if cls == "gpu":
+        order: tuple[str, ...] = ("peak_macs_per_s", "invoke_s", "dispatch_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    else:
+        fixed = "invoke_s" if cls in WHOLE_GRAPH_CLASSES else "dispatch_s"
+        order = ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
+    n = n_rows if n_models is None else min(n_rows, n_models)
+    if n <= 2:
+        k = max(1, n)
+    elif n <= 5:
+        k = 2
+    elif n <= 8:
+        k = 3
+    else:
+        k = len(order)
+    return order[:k]
+
+
+def _samples(rows) -> list[tuple[list[Layer], float]]:
+    cache: dict[tuple[str, int], list[Layer]] = {}
+    samples = []
+    for model, res, ms, *_ in rows:
+        if (model, res) not in cache:
+            cache[(model, res)] = model_layers(model, res)[2]
+        samples.append((cache[(model, res)], ms))
+    return samples
 
 
 def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tuple[str, ...] | None = None):
@@ -475,30 +606,324 @@ def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tu
     if not rows:
         raise DeploykitError(
             f"no measured latencies for {target.id} to fit",
-            hint="run `deploykit bench` on the device first, or --published for the paper's calibration rows",
+            hint="run `deploykit bench` on the device first, or --published for the corpus of published latencies",
         )
-    cache: dict[tuple[str, int], list[Layer]] = {}
-    samples = []
-    for model, res, ms, _ in rows:
-        if (model, res) not in cache:
-            cache[(model, res)] = model_layers(model, res)[2]
-        samples.append((cache[(model, res)], ms))
-    free = default_free(target, len(rows)) if free is None else free
+    samples = _samples(rows)
+    free = default_free(target, len(rows), len({(m, r) for m, r, *_ in rows})) if free is None else free
     return fit(roofline_for(target), samples, free=free, tie_ridge="mem_bw_bytes_per_s" not in free)
 
 
-def fitted_target(target: Target, result: FitResult, note: str) -> Target:
-    """The target with fitted figures written back (profile fields + [targets.roofline])."""
+# --------------------------------------------------------------------------------- cross-validation
+
+
+@dataclass
+class Residual:
+    """One held-out prediction: the row, what a fit without it predicted, and how that fit was made."""
+
+    model: str
+    resolution: int
+    source: str
+    measured_ms: float
+    predicted_ms: float
+    baseline_ms: float  # latency = a + k·MACs fitted on the same training rows
+    split: str  # "model" (leave one model out) or "source" (leave one source out)
+
+    @property
+    def log_ratio(self) -> float:  # log(measured / predicted): what multiplies an estimate to give the truth
+        return float(np.log(self.measured_ms / self.predicted_ms))
+
+
+def _macs(layers: list[Layer]) -> int:
+    return sum(x.macs for x in layers)
+
+
+def cross_validate(target: Target, rows: list[tuple[str, int, float, str]]) -> list[Residual]:
+    """Leave each model out (all its rows), refit on the rest with :func:`default_free` for what is left, and
+    predict it; where the rows come from two or more sources, also leave each source out. Needs two models."""
+    samples = _samples(rows)
+    base = roofline_for(target)
+    keys = [(m, r) for m, r, *_ in rows]
+    srcs = [s for *_, s in rows]
+    out: list[Residual] = []
+    folds = [("model", [i for i, k in enumerate(keys) if k == key]) for key in dict.fromkeys(keys)]
+    if len(set(srcs)) >= 2:
+        folds += [("source", [i for i, s in enumerate(srcs) if s == src]) for src in sorted(set(srcs))]
+    for split, test in folds:
+        train = [i for i in range(len(rows)) if i not in test]
+        if not train:
+            continue
+        free = default_free(target, len(train), len({keys[i] for i in train}))
+        res = fit(base, [samples[i] for i in train], free=free, tie_ridge="mem_bw_bytes_per_s" not in free)
+        baseline = macs_baseline([(_macs(samples[i][0]), samples[i][1]) for i in train])
+        for i in test:
+            m, r, ms, src = rows[i][:4]
+            pred = _Arrays(samples[i][0]).latency_ms(res.roofline)
+            out.append(Residual(m, r, src, ms, pred, float(baseline(_macs(samples[i][0]))), split))
+    return out
+
+
+def interval_from(residuals: list[Residual], coverage: float = INTERVAL) -> tuple[float, float] | None:
+    """[low, high] factors on an estimate from cross-validated log residuals (log measured/predicted), as a
+    split-conformal interval does it: the k-th smallest and k-th largest of n residuals with
+    k = floor((n + 1)·(1 - c)/2), which covers a new row with probability ≥ c when rows are exchangeable. With
+    fewer than 1/(1-c)·2 - 1 residuals (9 for 80%) that would be beyond the extremes; the interval is then the
+    extremes stretched by their range over n. Never narrower than ±5% (the spread of repeated runs). None with
+    fewer than three residuals: too few to say anything, and the caller keeps the uncalibrated factor of 2."""
+    lr = sorted(x.log_ratio for x in residuals)
+    n = len(lr)
+    if n < 3:
+        return None
+    k = int(np.floor((n + 1) * (1 - coverage) / 2))
+    stretch = (lr[-1] - lr[0]) / n
+    lo = lr[k - 1] if k >= 1 else lr[0] - stretch
+    hi = lr[n - k] if k >= 1 else lr[-1] + stretch
+    return float(np.exp(min(lo, np.log(0.95)))), float(np.exp(max(hi, np.log(1.05))))
+
+
+def spearman(a: list[float], b: list[float]) -> float | None:
+    from scipy.stats import spearmanr
+
+    if len(a) < 3 or len(set(a)) < 2 or len(set(b)) < 2:
+        return None
+    return float(spearmanr(a, b).statistic)
+
+
+def summarize(residuals: list[Residual], split: str) -> dict:
+    """Median absolute error, Spearman and interval coverage of one kind of held-out prediction, with the
+    MACs-affine baseline beside it."""
+    xs = [x for x in residuals if x.split == split]
+    if not xs:
+        return {}
+    ape = [abs(x.predicted_ms / x.measured_ms - 1) for x in xs]
+    bape = [abs(x.baseline_ms / x.measured_ms - 1) for x in xs]
+    return {
+        "rows": len(xs),
+        "median_ape": float(np.median(ape)),
+        "spearman": spearman([x.measured_ms for x in xs], [x.predicted_ms for x in xs]),
+        "baseline_median_ape": float(np.median(bape)),
+        "baseline_spearman": spearman([x.measured_ms for x in xs], [x.baseline_ms for x in xs]),
+    }
+
+
+def fitted_target(target: Target, result: FitResult, note: str, interval=None, basis: str = "") -> Target:
+    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval."""
     r = result.roofline
     roof = dict(target.roofline or {})
+    if "fit" not in roof and "datasheet_peak_macs_per_s" not in roof and target.peak_macs_per_s:
+        roof["datasheet_peak_macs_per_s"] = float(target.peak_macs_per_s)  # what borrowing siblings scale by
     roof.update(dispatch_s=float(f"{r.dispatch_s:.4g}"), fit=note)
     if r.invoke_s or "invoke_s" in result.free:
         roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
     if r.efficiency:
         roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
+    if interval is not None:
+        roof["interval"] = [float(f"{interval[0]:.3g}"), float(f"{interval[1]:.3g}")]
+        roof["interval_basis"] = basis
+    else:
+        roof.pop("interval", None)
+        roof.pop("interval_basis", None)
     return replace(
         target,
         peak_macs_per_s=float(f"{r.peak_macs_per_s:.4g}"),
         mem_bw_bytes_per_s=float(f"{r.mem_bw_bytes_per_s:.4g}"),
         roofline=roof,
     )
+
+
+def interval_basis(residuals: list[Residual], rows) -> str:
+    kinds = ["leave-one-model-out"] + (["leave-one-source-out"] if any(x.split == "source" for x in residuals) else [])
+    srcs = sorted({s for *_, s in rows})
+    return (
+        f"split-conformal {INTERVAL:.0%} interval from {len(residuals)} {' + '.join(kinds)} residuals; fitted on {len(rows)} rows "
+        f"({', '.join(srcs)})"
+    )
+
+
+def calibrate(target: Target, rows) -> tuple[Target, dict]:
+    """Fit a target on its rows, cross-validate, and return it with its fitted figures and interval written
+    back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis)."""
+    res = fit_target(target, rows)
+    residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
+    iv = interval_from(residuals)
+    basis = interval_basis(residuals, rows) if iv else ""
+    sources = sorted({s for *_, s in rows})
+    note = (
+        f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "
+        + ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
+        + f"; free: {', '.join(res.free)}"
+    )
+    nt = fitted_target(target, res, note, iv, basis)
+    return nt, {
+        "target": target.id,
+        "rows": len(rows),
+        "sources": sources,
+        "free": list(res.free),
+        "rms_log_error": res.rms_log_error,
+        "peak_macs_per_s": nt.peak_macs_per_s,
+        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
+        "dispatch_s": nt.roofline["dispatch_s"],
+        "invoke_s": nt.roofline.get("invoke_s", 0.0),
+        "efficiency": nt.roofline.get("efficiency", {}),
+        "interval": list(iv) if iv else None,
+        "interval_basis": basis or None,
+        "leave_one_model_out": summarize(residuals, "model"),
+        "leave_one_source_out": summarize(residuals, "source"),
+        # as many rows as free parameters: the fit passes through every row, so its error is 0 by
+        # construction and says nothing about how well it predicts
+        "caveat": (
+            f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
+            " its error says nothing about other models (measure more to check it)"
+            if len(rows) <= len(res.free)
+            else None
+        ),
+    }
+
+
+def coverage(residuals: list[Residual], coverage: float = INTERVAL) -> float | None:
+    """The share of held-out rows inside the interval derived from the *other* held-out residuals of the
+    target (each row's interval never sees its own residual)."""
+    hits = []
+    for i, x in enumerate(residuals):
+        others = residuals[:i] + residuals[i + 1 :]
+        iv = interval_from(others, coverage)
+        if iv is None:
+            continue
+        hits.append(iv[0] <= x.measured_ms / x.predicted_ms <= iv[1])
+    return float(np.mean(hits)) if hits else None
+
+
+def validate_target(target: Target, rows) -> dict:
+    """Refit from ``rows`` now and score it: leave one model out, leave one source out (two or more sources),
+    interval coverage, and the MACs-affine baseline beside each."""
+    residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
+    lomo = [x for x in residuals if x.split == "model"]
+    paper = (target.roofline or {}).get("paper_target")
+    table16 = None
+    if paper:
+        from importlib import resources as _res
+
+        text = _res.files("deploykit.reference").joinpath("ridge_points.csv").read_text()
+        for rec in commented_csv(text):
+            if rec["target"] == _RIDGE_NAMES.get(paper, f"{paper}_int8"):
+                table16 = {k: float(v) for k, v in rec.items() if k != "target"}
+    return {
+        "target": target.id,
+        "rows": len(rows),
+        "models": len({(m, r) for m, r, *_ in rows}),
+        "sources": sorted({s for *_, s in rows}),
+        "leave_one_model_out": {**summarize(residuals, "model"), "interval_coverage": coverage(lomo)},
+        "leave_one_source_out": summarize(residuals, "source"),
+        "paper_table16": table16,
+        "residuals": [asdict(x) for x in residuals],
+    }
+
+
+def leave_one_device_out(
+    rows_by_device: dict[str, list], base: Roofline, scale: dict[str, float] | None = None, free=None
+) -> tuple[list[dict], list[Residual]]:
+    """Predict each device's rows from the pooled rows of its siblings (same vendor family, target and
+    precision): one roofline fitted on the other devices' rows, each divided by its device's ``scale`` (the
+    datasheet peak of a reference device over its own; 1 where unknown), and the prediction multiplied by the
+    left-out device's. Returns a summary per device (with the MACs-affine baseline fitted on the same pooled,
+    scaled rows) and every residual."""
+    scale = scale or {}
+    out, every = [], []
+    for dev, test in sorted(rows_by_device.items()):
+        train = [(m, r, ms / scale.get(d, 1.0), s) for d, rs in rows_by_device.items() if d != dev
+                 for m, r, ms, s in rs]  # fmt: skip
+        if len({(m, r) for m, r, *_ in train}) < 2:
+            continue
+        samples = _samples(train)
+        f = free or default_free_for_class(base, len({(m, r) for m, r, *_ in train}))
+        res = fit(base, samples, free=f, tie_ridge="mem_bw_bytes_per_s" not in f)
+        baseline = macs_baseline([(_macs(ls), ms) for ls, ms in samples])
+        k = scale.get(dev, 1.0)
+        resid = [
+            Residual(m, r, src, ms, k * _Arrays(ls).latency_ms(res.roofline), k * float(baseline(_macs(ls))), "device")
+            for (m, r, ms, src), (ls, _) in zip(test, _samples(test))
+        ]
+        every += resid
+        out.append({"device": dev, "train_rows": len(train), "scale": k, **summarize(resid, "device")})
+    return out, every
+
+
+def default_free_for_class(r: Roofline, n_models: int) -> tuple[str, ...]:
+    fixed = "invoke_s" if r.fuse_elementwise and r.dispatch_s <= 5e-6 else "dispatch_s"
+    order = ("peak_macs_per_s", fixed, "mem_bw_bytes_per_s", "eff_dwconv")
+    return order[: 1 if n_models <= 1 else 2 if n_models <= 5 else 3 if n_models <= 8 else 4]
+
+
+def datasheet_peak(t: Target) -> float:
+    """The target's datasheet peak: kept in ``[targets.roofline]`` once a fit has moved the profile's."""
+    return float((t.roofline or {}).get("datasheet_peak_macs_per_s") or t.peak_macs_per_s)
+
+
+def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) -> tuple[Target, dict]:
+    """A target without rows of its own takes a calibrated sibling's fitted figures (same target name and
+    precision on another device of its family), peak and bandwidth scaled by the ratio of their datasheet peaks,
+    and the interval of the family's leave-one-device-out residuals (the transfer's, wider than a fit's); its
+    fit note says so."""
+    k = datasheet_peak(target) / datasheet_peak(sibling)
+    roof = {**(sibling.roofline or {})}
+    roof.pop("paper_target", None)
+    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
+    roof["fit"] = (
+        f"borrowed from {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
+        f"scaled by the datasheet peak ratio {k:.3g}"
+    )
+    iv = interval_from(family_residuals)
+    if iv:
+        roof["interval"] = [float(f"{iv[0]:.3g}"), float(f"{iv[1]:.3g}")]
+        roof["interval_basis"] = (
+            f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
+            f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}"
+        )
+    else:
+        roof.pop("interval", None)
+        roof.pop("interval_basis", None)
+    nt = replace(
+        target,
+        peak_macs_per_s=float(f"{sibling.peak_macs_per_s * k:.4g}"),
+        mem_bw_bytes_per_s=float(f"{sibling.mem_bw_bytes_per_s * k:.4g}"),
+        roofline=roof,
+    )
+    return nt, {"target": target.id, "borrowed_from": sibling.id, "scale": k, "interval": roof.get("interval")}
+
+
+def vendor(profile) -> str:
+    """A profile's vendor family: the first word of its display name (Samsung, Google, Apple, Coral)."""
+    return (profile.display or profile.name).split()[0]
+
+
+def transfer(target: Target, profile, profiles: dict) -> tuple[Target, dict] | None:
+    """For a target without corpus rows: its nearest calibrated sibling (a target of the same name, backend and
+    precision on another device of the same vendor with rows of three or more models; nearest by datasheet
+    peak), fitted on its rows, borrowed by :func:`borrow` with the interval of the family's leave-one-device-out
+    residuals. None where the target has no such sibling."""
+    if not target.name:
+        return None
+    family = {}
+    for p in profiles.values():
+        if p.name == profile.name or vendor(p) != vendor(profile):
+            continue
+        for s in p.targets:
+            if (s.name, s.backend, s.precision) == (
+                target.name,
+                target.backend,
+                target.precision,
+            ) and s.peak_macs_per_s:
+                rows = training_rows(s, None, published=True)
+                if len({(m, r) for m, r, *_ in rows}) >= 3:
+                    family[p.name] = (s, rows)
+    if not family:
+        return None
+    name, (sib, rows) = min(
+        family.items(), key=lambda kv: abs(np.log(datasheet_peak(target) / datasheet_peak(kv[1][0])))
+    )
+    fitted, _ = calibrate(sib, rows)
+    ref = datasheet_peak(target)
+    scale = {d: ref / datasheet_peak(s) for d, (s, _) in family.items()}
+    residuals: list[Residual] = []
+    if len(family) >= 2:
+        _, residuals = leave_one_device_out({d: rs for d, (_, rs) in family.items()}, roofline_for(sib), scale)
+    return borrow(target, fitted, residuals)

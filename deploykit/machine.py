@@ -13,6 +13,14 @@ from functools import cache
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Where deploykit keeps this machine's state: ``$DEPLOYKIT_CACHE``, else ``$XDG_CACHE_HOME/deploykit``,
+    else ``~/.cache/deploykit``."""
+    if os.environ.get("DEPLOYKIT_CACHE"):
+        return Path(os.environ["DEPLOYKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "deploykit"
+
+
 @cache
 def host_info() -> dict:
     """CPU model, core counts, SIMD features and a derived peak MAC/s for this machine."""

@@ -14,7 +14,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .devices import get_profile, reachability
+from .devices import backend_of, get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats_registry
@@ -55,7 +55,7 @@ class SweepOptions:
 def plan_sweep(
     models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None, reach=reachability
 ) -> list[Job]:
-    """The jobs; ``reach(profile)`` says whether a device is attached (here, or for the farm: in the cluster)."""
+    """The jobs; ``reach(profile)`` says which targets' devices answer (here, or for the farm: in the cluster)."""
     from . import estimator as E
     from .zoo import get_spec
 
@@ -68,18 +68,19 @@ def plan_sweep(
     for device in devices:
         profile = get_profile(device, profiles)
         found = reach(profile)
-        attached = found.reachable
-        if attached:
-            targets = [t for t in profile.targets if t.available and t.id not in found.unavailable]
-        else:
-            try:
-                targets = E.select_targets(profile)
-            except DeploykitError:
-                targets = []
-        targets = [t for t in targets if not formats or t.format in formats]
-        for name in names:
-            for t in targets:
-                jobs.append(Job(name, profile.name, t.id, "measure" if attached else "estimate"))
+        # Measured where a device of the target's reach answers; estimated where no device of its reach does
+        # (an S23 not on this desk but on AI Hub: its AI Hub targets measured, its adb targets estimated).
+        reached = {t.reach for t in profile.targets if t.id not in found.unavailable}
+        measured = [t for t in profile.targets if t.available and t.id not in found.unavailable]
+        try:
+            estimated = [t for t in E.select_targets(profile) if t.reach not in reached]
+        except DeploykitError:
+            estimated = []
+        for mode, targets in (("measure", measured), ("estimate", estimated)):
+            for name in names:
+                for t in targets:
+                    if not formats or t.format in formats:
+                        jobs.append(Job(name, profile.name, t.id, mode))
     if not jobs:
         raise DeploykitError("the sweep is empty: no target of those devices matches those formats")
     return jobs
@@ -87,18 +88,30 @@ def plan_sweep(
 
 def run_job(job: Job, opts: SweepOptions):
     """Run one job and store its Measurement; returns it."""
-    m, manifest = measure_job(job, opts)
+    m, manifest = finish_job(job, prepare_job(job, opts))
     with Store(opts.db) as store:
         store.add(m, manifest)
     return m
+
+
+def prepare_job(job: Job, opts: SweepOptions) -> tuple:
+    """What a job needs before it runs: its target and, to measure, its artifact (exported now when missing)."""
+    from .bench import prepare_cell
+
+    profile = get_profile(job.device, opts.profiles)
+    target = target_of(job, opts.profiles)
+    if job.mode == "estimate":
+        return target, None, None, None
+    req = bench_request(job, opts)
+    return target, req, reachability(profile), prepare_cell(req, job.model, target)
 
 
 def target_of(job: Job, profiles=None):
     return next(t for t in get_profile(job.device, profiles).targets if t.id == job.target)
 
 
-def bench_request(job: Job, opts: SweepOptions, serial: str | None = None):
-    """The bench request a measured job runs under (the farm exports through the same one)."""
+def bench_request(job: Job, opts: SweepOptions):
+    """The bench request a measured job runs under (the farm's export and bench tasks use the same one)."""
     from .bench import BenchRequest
 
     return BenchRequest(
@@ -109,28 +122,44 @@ def bench_request(job: Job, opts: SweepOptions, serial: str | None = None):
         out=opts.out,
         profiles=opts.profiles,
         strict=opts.strict,
-        serial=serial,
+        weights=weights_for(job.model, opts.weights),
     )
 
 
 def measure_job(job: Job, opts: SweepOptions, serial: str | None = None, artifact=None):
-    """One job's ``(Measurement, manifest)``, not stored; ``serial``: which attached device (the farm's);
-    ``artifact``: the export already made for it (the farm's export task), instead of asking the export cache."""
-    from .bench import measure_one
+    """One job's ``(Measurement, manifest)``, not stored (the farm's bench task): ``serial`` is which attached
+    device; ``artifact`` the export already made for it (the farm's export task) instead of preparing it here."""
+    from .bench import prepare_cell
 
-    profile = get_profile(job.device, opts.profiles)
     target = target_of(job, opts.profiles)
+    if job.mode == "estimate":
+        return finish_job(job, (target, None, None, None))
+    req = bench_request(job, opts)
+    reach = reachability(get_profile(job.device, opts.profiles))
+    if serial is not None:
+        reach.devices = [d for d in reach.devices if d.id == serial]
+    return finish_job(job, (target, req, reach, artifact or prepare_cell(req, job.model, target)))
+
+
+def finish_job(job: Job, prepared: tuple):
+    """Measure or estimate a prepared job: ``(Measurement, manifest or None)``."""
+    from .bench import finish_cell
+
+    target, req, reach, artifact = prepared
     if job.mode == "estimate":
         from . import estimator as E
 
         name, res, layers = _zoo_layers(job.model)
         return E.to_measurement(name, res, target, E.estimate_layers(layers, E.roofline_for(target)), layers), None
-    reach = reachability(profile)
-    if serial is not None:
-        reach.devices = [d for d in reach.devices if d.id == serial]
-    req = bench_request(job, opts, serial)
-    req.user_file = artifact
-    return measure_one(req, reach, job.model, target)
+    return finish_cell(req, reach, target, artifact)
+
+
+def is_hosted(job: Job, opts: SweepOptions) -> bool:
+    """A job on a hosted service's device (AI Hub): it may run beside others."""
+    if job.mode != "measure":
+        return False
+    target = next(t for t in get_profile(job.device, opts.profiles).targets if t.id == job.target)
+    return backend_of(target).hosted
 
 
 @functools.lru_cache(maxsize=64)
@@ -188,27 +217,28 @@ def failed_cells(jobs: list[Job], db: Path) -> list[dict]:
 
 
 def store_published(devices: list[str], db: Path, profiles=None) -> int:
-    """The paper's calibration latencies for these devices' targets, as ``published`` rows (once)."""
-    from . import estimator as E
+    """The corpus's published latencies for these devices' targets (deploykit/reference/
+    published_latencies.csv), as ``published`` rows (once), each with its citation and method."""
+    from . import corpus
     from .measurement import Measurement
 
     added = 0
     with Store(db) as store:
-        have = {(m.model, m.target) for m in store.query(provenance="published")}
+        have = {(m.model, m.resolution, m.target) for m in store.query(provenance="published")}
         for device in devices:
             for t in get_profile(device, profiles).targets:
-                paper = (t.roofline or {}).get("paper_target")
-                for p in E.published_latencies():
-                    if p["target"] != paper or (p["model"], t.id) in have:
+                for r in corpus.rows_for(t, "fit") + corpus.rows_for(t, "heldout"):
+                    if (r.model, r.resolution, t.id) in have:
                         continue
+                    have.add((r.model, r.resolution, t.id))
                     store.add(
                         Measurement.for_target(
                             t,
-                            p["model"],
-                            p["resolution"],
+                            r.model,
+                            r.resolution,
                             provenance="published",
-                            median_ms=p["ms"],
-                            env={"source": "MobileNetV4 paper Table 6 (calibration rows)", "paper_target": paper},
+                            median_ms=r.latency_ms,
+                            env={"source": r.ref, "method": r.method, "corpus_source": r.source},
                         )
                     )
                     added += 1
@@ -217,19 +247,30 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
 
 def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> dict:
     """Run what is not finished; the summary counts this run's cells and names every failed cell of the sweep
-    (this run's, and earlier ones not retried)."""
+    (this run's, and earlier ones not retried). Local jobs run one at a time; jobs on a hosted service run
+    several at once (:func:`deploykit.bench.run_cells`); one writer stores every row as it comes back."""
+    from .bench import run_cells
+
     listener = listener or Listener()
     skip = finished(jobs, opts.db, opts.retry_failed)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = dict.fromkeys(STATUSES, 0)
-    for job in todo:
-        listener.started(f"{job.mode} {job.model} on {job.target}")
-        m = run_job(job, opts)
-        counts[m.status] += 1
-        if m.quality == "noisy":
-            counts["noisy"] = counts.get("noisy", 0) + 1
-        listener.finished(m)
+    cells = run_cells(
+        todo,
+        label=lambda job: f"{job.mode} {job.model} on {job.target}",
+        prepare=lambda job: prepare_job(job, opts),
+        finish=finish_job,
+        hosted=lambda job: is_hosted(job, opts),
+        listener=listener,
+    )
+    with Store(opts.db) as store:
+        for _, (m, manifest) in cells:
+            store.add(m, manifest)
+            counts[m.status] += 1
+            if m.quality == "noisy":
+                counts["noisy"] = counts.get("noisy", 0) + 1
+            listener.finished(m)
     return summary(jobs, opts, skip, todo, counts)
 
 

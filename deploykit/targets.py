@@ -25,6 +25,10 @@ ROOFLINE_FIELDS = {
     "fuse_elementwise": ((bool,), None),
     "unsupported": ((list,), None),
     "fit": ((str,), None),
+    # measured/estimated factors bounding the target's 80% interval, from cross-validated residuals of its fit
+    "interval": ((list,), (1e-3, 1e3)),
+    "interval_basis": ((str,), None),
+    "datasheet_peak_macs_per_s": ((int, float), (1e6, 1e18)),
 }
 # Ranges of a target's numeric fields: a negative peak or bandwidth would give estimates that look fine.
 TARGET_RANGES = {
@@ -56,7 +60,10 @@ class Target:
     format: str = ""  # the artifact format the backend runs
     export_precision: str = ""  # the artifact precision it runs (an Edge TPU takes the int8-edgetpu file)
     processor: str = "cpu"  # cpu | gpu | dsp | npu
-    reach: str = ""  # how the device is reached: host, adb, apple, coral, …
+    # How this target is reached: the profile's ``reach`` unless the target names another (one physical phone
+    # is reached over adb on a desk and through a hosted service such as AI Hub: one profile, both kinds of targets).
+    reach: str = ""
+    remote_name: str = ""  # filled in: the device's name on a hosted service (the profile's ``services``)
 
     @property
     def id(self) -> str:
@@ -75,7 +82,15 @@ class Profile:
     path: str
     match: str | None = None
     notes: str = ""
+    # The device's name on each hosted service that offers it, keyed by that service's reach, e.g.
+    # ``{aihub = "Samsung Galaxy S24"}``: targets of that reach run on the device of that name.
+    services: dict = field(default_factory=dict)
     host: dict = field(default_factory=dict)
+
+    @property
+    def reaches(self) -> list[str]:
+        """Every way this device's targets are reached, the profile's own first."""
+        return list(dict.fromkeys([self.reach, *(t.reach for t in self.targets)]))
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,9 @@ class Format:
     options: tuple[str, ...] = ()  # export options only this format takes (e.g. fp16_input)
     tools: tuple[str, ...] = ()  # packages whose versions its manifests record
     rule_aliases: dict[str, str] = {}  # older names of its compatibility rule sets
+    # A second int8 kernel set its host session runs with ``reference_kernels=True`` (LiteRT's reference kernels):
+    # int8 verification calibrates its threshold on how well the two agree on the same file. "" when none.
+    reference_kernels: str = ""
     description: str = ""
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:

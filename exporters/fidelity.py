@@ -50,8 +50,9 @@ FLOORS_VS_FLOAT = {"int8": {"cosine_mean": 0.98, "cosine_min": 0.90, "top1_agree
 WHAT_STATUS_MEANS = {
     "verified": "meets the fixed floors against the program it claims to compute (and, for int8, against float"
     " PyTorch)",
-    "converter-consistent": "computes what PyTorch's own int8 program computes, within LiteRT's own kernel"
-    " disagreement on this file; NOT shown: that it keeps the float model's predictions (the fixed floors)",
+    "converter-consistent": "computes what PyTorch's own int8 program computes, within the int8 rounding"
+    " disagreement measured on this file (LiteRT's own two kernel sets; see threshold_rule); NOT shown: that it"
+    " keeps the float model's predictions (the fixed floors)",
     "failed-fidelity": "computes something too different from the program it claims to compute",
     "unverified": "not judged (see the reason)",
 }

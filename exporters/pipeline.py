@@ -271,10 +271,13 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     times["convert"] = time.perf_counter() - t0
 
     reference = info.pop("_quantized_reference", None)
+    # A format with no second int8 kernel set hands over a second int8 implementation of the same program
+    # (ExecuTorch: PyTorch's int8 program with one-LSB rounding noise, executorch_convert.with_rounding_noise).
+    reference_noisy = info.pop("_rounding_reference", None)
     manifest = _manifest(req, b, path, key, weights_sha, info, calib_info)
     stage("verify")
     t0 = time.perf_counter()
-    manifest.fidelity = _verify(req, b, path, manifest, reference)
+    manifest.fidelity = _verify(req, b, path, manifest, reference, reference_noisy)
     times["verify"] = time.perf_counter() - t0
     stage("check")
     t0 = time.perf_counter()
@@ -350,7 +353,7 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
     )
 
 
-def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> dict:
+def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, reference_noisy=None) -> dict:
     from .fidelity import (
         FLOORS_VS_FLOAT,
         FLOORS_VS_REFERENCE,
@@ -400,11 +403,31 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> d
             "shortfalls": missed,
             "status": "failed-fidelity" if missed else "verified",
         }
-    # Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch.
-    with torch.no_grad():
-        qref = np.concatenate([reference(x[i : i + 1].permute(0, 2, 3, 1)).numpy() for i in range(len(x))])
-    kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
-    threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
+    # Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch. The
+    # program takes the file's own input layout (NHWC for TFLite, NCHW for ExecuTorch).
+    nhwc = manifest.inputs[0].layout == "NHWC"
+
+    def run_program(program) -> np.ndarray:
+        with torch.no_grad():
+            return np.concatenate(
+                [program(x[i : i + 1].permute(0, 2, 3, 1) if nhwc else x[i : i + 1]).numpy() for i in range(len(x))]
+            )
+
+    qref = run_program(reference)
+    if fmt.reference_kernels:  # a second int8 kernel set on the same file: the threshold calibrates on it
+        kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
+        threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
+        rule = f"min({THRESHOLDS[req.precision]}, {fmt.reference_kernels} kernel cosine - {KERNEL_SLACK})"
+    elif reference_noisy is not None:  # no second kernel set: how far one-LSB rounding differences grow instead
+        kernels = compare(qref, run_program(reference_noisy))
+        threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
+        rule = (
+            f"min({THRESHOLDS[req.precision]}, PyTorch int8 program vs itself with 1-LSB rounding noise on 1/16 of"
+            f" its activations, cosine - {KERNEL_SLACK})"
+        )
+    else:  # nothing to calibrate on: the fixed threshold alone
+        kernels, threshold = None, THRESHOLDS[req.precision]
+        rule = f"{THRESHOLDS[req.precision]} (no second int8 implementation to compare with)"
     vs_int8, vs_fp32 = compare(qref, got), compare(ref, got)
     judged = judge(vs_int8, req.precision, threshold)
     missed = shortfalls(vs_int8, FLOORS_VS_REFERENCE["int8"]) + [
@@ -417,7 +440,7 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None) -> d
     return {
         **judged,
         "reference": "pytorch-int8-simulated",
-        "threshold_rule": f"min({THRESHOLDS[req.precision]}, LiteRT reference-vs-XNNPACK kernel cosine - {KERNEL_SLACK})",
+        "threshold_rule": rule,
         "kernel_agreement": kernels,
         "inputs": info["source"],
         "vs_fp32": vs_fp32,

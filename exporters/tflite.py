@@ -143,6 +143,7 @@ class Tflite(Format):
     precisions = ("fp32", "fp16", "int8-dynamic", "int8", "int8-edgetpu")
     description = "TFLite/LiteRT flatbuffer, run with LiteRT (XNNPACK)"
     tools = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
+    reference_kernels = "LiteRT reference-vs-XNNPACK"
     rule_aliases = {"gpu-delegate": "litert-gpu"}  # the names these rule sets had before they were named by backend
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:

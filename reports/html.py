@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deploykit.artifact import atomic_write_text
 from deploykit.measurement import wilson
-from deploykit.reports.pareto import pareto_front
+from deploykit.reports.pareto import interval_fronts, pareto_front
 
 PROVENANCE_ORDER = ("measured", "estimated", "published")
 
@@ -93,6 +93,9 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 "provenance": prov,
                 "status": r.status,
                 "median_ms": r.median_ms,
+                "low_ms": (r.details.get("interval") or {}).get("low_ms"),
+                "high_ms": (r.details.get("interval") or {}).get("high_ms"),
+                "interval_basis": (r.details.get("interval") or {}).get("basis"),
                 "p90_ms": r.stats.p90 if r.stats else None,
                 "error": r.error,
                 "quality": r.quality,
@@ -104,6 +107,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         )
 
     fronts: dict[str, dict[str, list[str]]] = {}
+    possibly: dict[str, dict[str, list[str]]] = {}
     for target in targets:
         for prov in PROVENANCE_ORDER:
             pts = [
@@ -115,7 +119,17 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 and c["median_ms"] is not None
                 and models[c["model"]].get("top1") is not None
             ]
-            if pts:
+            if not pts:
+                continue
+            if all(c.get("low_ms") is not None for c in pts):
+                # latencies known only within their interval (estimates): optimal only where the intervals
+                # allow it; the rest of the possibly-optimal points are listed apart
+                sure, possible = interval_fronts([(c["low_ms"], c["high_ms"], models[c["model"]]["top1"]) for c in pts])
+                fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in sure]
+                maybe = [pts[i]["model"] for i in possible if i not in sure]
+                if maybe:
+                    possibly.setdefault(target, {})[prov] = maybe
+            else:
                 idx = pareto_front([(c["median_ms"], models[c["model"]]["top1"]) for c in pts])
                 fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in idx]
     universality = {m: [] for m in models}
@@ -126,6 +140,15 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
 
     fidelity, compat = [], []
     shas = dict.fromkeys(r.artifact_sha256 for r in latest.values() if r.artifact_sha256)
+    # What the device itself said ran off the unit asked for (AI Hub's per-layer compute units), per artifact and
+    # backend: shown beside the static rules for the same backend, so a prediction meets its outcome.
+    observed: dict[tuple, list[str]] = {}
+    for r in latest.values():
+        if r.provenance == "measured" and r.artifact_sha256 and "fallback_layers" in (r.delegate or {}):
+            d = r.delegate
+            said = f"{r.target}: {len(d['fallback_layers'])} of {d.get('layers', '?')} layers off {d.get('asked', '?')}"
+            said += (" (" + ", ".join(d["fallback_layers"][:6]) + ")") if d["fallback_layers"] else ""
+            observed.setdefault((r.artifact_sha256, r.backend), []).append(said)
     for sha in shas:
         man = manifests.get(sha)
         if man is None:
@@ -147,12 +170,14 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 "vs_fp32_cosine": (f.get("vs_fp32") or {}).get("cosine_min"),
             }
         )
-        for tgt, rep in (man.compatibility or {}).items():
+        static = man.compatibility or {}
+        for tgt, rep in static.items():
             s = rep.get("summary", {})
             compat.append(
                 {
                     "artifact": man.file,
                     "target": tgt,
+                    "observed": observed.get((sha, tgt), []),
                     "errors": s.get("errors", 0),
                     "warnings": s.get("warnings", 0),
                     "first_unsupported_op": s.get("first_unsupported_op"),
@@ -162,6 +187,19 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                     ],
                 }
             )
+        for (o_sha, backend), said in observed.items():  # measured fallbacks where no static rule exists
+            if o_sha == sha and backend not in static:
+                compat.append(
+                    {
+                        "artifact": man.file,
+                        "target": backend,
+                        "observed": said,
+                        "errors": None,
+                        "warnings": None,
+                        "first_unsupported_op": None,
+                        "findings": ["no static rules for this backend"],
+                    }
+                )
 
     return {
         "meta": {
@@ -176,6 +214,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
         "cells": cells,
         "fronts": fronts,
+        "possibly_optimal": possibly,
         "universality": universality,
         "fidelity": fidelity,
         "compat": compat,
@@ -200,6 +239,8 @@ def _machines(measured: list) -> list[dict]:
         env = r.env or {}
         device = env.get("device") or {}
         name = env.get("hostname") or env.get("host") or device.get("serial") or r.device
+        if env.get("service"):  # a hosted service's device measured it, not the machine that submitted the job
+            name = f"{env['service']}: {device.get('model', r.device)}"
         m = out.setdefault(
             name,
             {
@@ -320,13 +361,16 @@ def _fidelity_table(data: dict) -> str:
 def _compat_table(data: dict) -> str:
     if not data["compat"]:
         return "<p>No compatibility reports in the referenced manifests.</p>"
+    dash = lambda v: "–" if v is None else v  # noqa: E731
     body = [
-        f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{c['errors']}</td>"
-        f"<td class='num'>{c['warnings']}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
-        f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td></tr>"
+        f"<tr><td>{e(c['artifact'])}</td><td>{e(c['target'])}</td><td class='num'>{dash(c['errors'])}</td>"
+        f"<td class='num'>{dash(c['warnings'])}</td><td>{e(str(c['first_unsupported_op'] or '–'))}</td>"
+        f"<td><small>{'<br>'.join(e(x) for x in c['findings']) or 'no findings'}</small></td>"
+        f"<td><small>{'<br>'.join(e(x) for x in c.get('observed') or []) or '–'}</small></td></tr>"
         for c in data["compat"]
     ]
-    headers = ["artifact", "target", "errors", "warnings", "first unsupported op", "findings (first 8)"]
+    headers = ["artifact", "backend", "errors", "warnings", "first unsupported op", "static findings (first 8)"]
+    headers.append("measured on the device (layers off the unit asked for)")
     return _table("compat-table", headers, body)
 
 
@@ -385,7 +429,8 @@ def render(data: dict) -> str:
 <p>Measured on:</p><ul id="machines">{machines}</ul>
 <p>Reproduce: <code>{e(m["reproduce"])}</code></p>
 <p class="legend"><span class="measured">● measured</span> on attached hardware ·
-<span class="estimated">△ estimated</span> by the roofline model ·
+<span class="estimated">△ estimated</span> by the roofline model (bar: its 80% interval; on the estimated front a
+model counts as optimal only where the intervals allow it, a label ending in "?" is only possibly optimal) ·
 <span class="published">■ published</span> (paper figures) — never merged; each has its own Pareto front.
 A <span class="noisy">dashed red ring</span> marks a measurement taken while the machine was busy (reasons in its
 tooltip); a clean measurement of the same cell is preferred over a newer noisy one.

@@ -93,16 +93,26 @@
         }).join(" ");
         el("path", { d: d, fill: "none", stroke: STYLE[prov].color, "stroke-width": 1.5, "stroke-dasharray": STYLE[prov].dash, class: "front", "data-provenance": prov }, svg);
       }
+      var maybe = ((data.possibly_optimal || {})[target] || {})[prov] || [];
       pts.filter(function (c) { return c.provenance === prov; }).forEach(function (c) {
         var x = xs.f(c.median_ms), y = ys.f(data.models[c.model].top1);
+        if (c.low_ms != null && c.high_ms != null) {  // an estimate: its interval as an error bar
+          el("line", { x1: xs.f(c.low_ms), x2: xs.f(c.high_ms), y1: y, y2: y, stroke: STYLE[prov].color, "stroke-width": 1, "stroke-opacity": 0.6, class: "error-bar" }, svg);
+        }
         var noisy = c.quality === "noisy";
-        var g = el("g", { class: "point" + (noisy ? " noisy" : ""), "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": front.indexOf(c.model) >= 0 ? "1" : "0" }, svg);
+        var pareto = front.indexOf(c.model) >= 0 ? "1" : maybe.indexOf(c.model) >= 0 ? "possibly" : "0";
+        var g = el("g", { class: "point" + (noisy ? " noisy" : ""), "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": pareto }, svg);
         marker(g, prov, x, y);
         if (noisy) {  // a busy machine measured it: a red ring says so, the reasons are in the tooltip
           el("circle", { cx: x, cy: y, r: 8, fill: "none", stroke: "#c62828", "stroke-width": 1.5, "stroke-dasharray": "2 2", class: "noisy-ring" }, g);
         }
         var title = el("title", {}, g);
-        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        var iv = c.low_ms != null ? " [" + c.low_ms.toFixed(2) + "-" + c.high_ms.toFixed(2) + " ms, 80% interval: " + (c.interval_basis || "") + "]" : "";
+        var status = pareto === "possibly" ? "; possibly optimal (the intervals overlap)" : "";
+        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms" + iv + status + " (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        if (pareto === "possibly") {
+          text(svg, x + 6, y + 12, c.model + "?", { class: "label possibly", fill: STYLE[prov].color, "font-style": "italic" });
+        }
         if (front.indexOf(c.model) >= 0) {
           var right = x > box.l + box.w * 0.65;  // labels near the right edge grow leftwards
           text(svg, right ? x - 6 : x + 6, y - 6, c.model, { class: "label", fill: STYLE[prov].color, "text-anchor": right ? "end" : "start" });

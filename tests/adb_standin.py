@@ -3,10 +3,12 @@
 
 It answers the exact argument lists deploykit's adb runner sends, records every call in $STANDIN_LOG (one JSON
 list per line), and plays back recorded real benchmark_model output from tests/fixtures/benchmark_model: the GPU
-log for --use_gpu, the NNAPI log for --use_nnapi, the XNNPACK log otherwise. $STANDIN_DISCONNECT_AFTER=N makes
-the device vanish after N benchmark runs, as a pulled cable does; a number K in the file $STANDIN_STATE.flaky
-makes the next K benchmark runs fail as a briefly dropped device does. $STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches
-other phones instead of the one Pixel 8 (the farm tests' FAKE_A, FAKE_B).
+log for --use_gpu, the NNAPI log for --use_nnapi, the (constructed) QNN-delegate log for --external_delegate_path,
+the XNNPACK log otherwise; for the user's ExecuTorch ``executor_runner`` it prints that runner's ET_LOG lines.
+$STANDIN_DISCONNECT_AFTER=N makes the device vanish after N benchmark runs, as a pulled cable does; a number K in
+the file $STANDIN_STATE.flaky makes the next K benchmark runs fail as a briefly dropped device does.
+$STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches other phones instead of the one Pixel 8 (the farm tests'
+FAKE_A, FAKE_B).
 """
 
 import json
@@ -57,6 +59,29 @@ elif cmd[:3] == ["shell", "dumpsys", "thermalservice"]:
     status = seq[min(n, len(seq) - 1)]
     text = (FIXTURES / "thermalservice.txt").read_text().replace("Thermal Status: 0", f"Thermal Status: {status}")
     print("".join(line for line in text.splitlines(True) if not line.startswith("#")))
+elif cmd[0] == "shell" and any(w.endswith("/executor_runner") for w in cmd):
+    # the user's ExecuTorch runner: its ET_LOG lines (tests/fixtures/executor_runner.txt), one Iteration line per
+    # execution asked for, the first one slow (warm-up), then 12.0/12.5/13.0 ms in turn
+    state.write_text(str(runs + 1))
+    flags = dict(w.removeprefix("--").split("=", 1) for w in cmd if w.startswith("--"))
+    n = int(flags["num_executions"])
+    times = [30.0] + [12.0 + 0.5 * (i % 3) for i in range(1, n)]
+    its = "".join(
+        f"I 00:00:00.{40000 + i:06d} executorch:executor_runner.cpp:708] Iteration {i + 1} of {n}: {t:f} ms\n"
+        for i, t in enumerate(times)
+    )
+    text = (FIXTURES.parent / "executor_runner.txt").read_text()
+    text = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+    print(
+        text.format(
+            threads=flags.get("cpu_threads", "-1"),
+            model=flags["model_path"],
+            iterations=its,
+            n=n,
+            total=f"{sum(times):f}",
+        ),
+        file=sys.stderr,  # ET_LOG writes to stderr on POSIX
+    )
 elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
     flaky = state.with_suffix(".flaky")
     dropped = int(flaky.read_text()) if flaky.exists() else 0
@@ -66,7 +91,13 @@ elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
         sys.exit(1)
     state.write_text(str(runs + 1))
     name = (
-        "gpu.txt" if "--use_gpu=true" in cmd else "nnapi_logcat.txt" if "--use_nnapi=true" in cmd else "cpu_xnnpack.txt"
+        "gpu.txt"
+        if "--use_gpu=true" in cmd
+        else "nnapi_logcat.txt"
+        if "--use_nnapi=true" in cmd
+        else "qnn_htp.txt"
+        if any(w.startswith("--external_delegate_path=") for w in cmd)
+        else "cpu_xnnpack.txt"
     )
     print("".join(line for line in (FIXTURES / name).read_text().splitlines(True) if not line.startswith("#")))
 elif cmd[0] == "shell":

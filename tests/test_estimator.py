@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
 from deploykit import estimator as E
@@ -47,14 +48,21 @@ def test_layer_time_is_max_of_compute_and_memory_plus_dispatch():
 
 def test_whole_graph_accelerators_fit_a_per_inference_cost():
     """The Edge TPU and the Neural Engine run one compiled program: a fit moves invoke_s there, dispatch_s
-    (per op) on CPUs, GPU delegates and DSPs; five rows also free bandwidth and depthwise efficiency."""
+    (per op) on CPUs and DSPs, both on GPU delegates; more models free bandwidth and depthwise efficiency."""
     edgetpu = next(t for t in get_profile("pixel8").targets if t.backend == "litert-nnapi")
     ane = next(t for t in get_profile("iphone13").targets if t.backend == "coreml-ane")
     gpu = next(t for t in get_profile("pixel7").targets if t.backend == "litert-gpu")
     cpu = next(t for t in get_profile("pixel6").targets if t.backend == "litert-xnnpack")
     assert E.default_free(edgetpu, 2) == E.default_free(ane, 2) == ("peak_macs_per_s", "invoke_s")
-    assert E.default_free(gpu, 2) == E.default_free(cpu, 2) == ("peak_macs_per_s", "dispatch_s")
-    assert E.default_free(ane, 5) == ("peak_macs_per_s", "invoke_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    assert E.default_free(cpu, 2) == ("peak_macs_per_s", "dispatch_s")
+    # GPU delegates pay per inference and per op: with rows enough, both move
+    assert E.default_free(gpu, 2) == ("peak_macs_per_s", "invoke_s")
+    assert E.default_free(gpu, 11)[:3] == ("peak_macs_per_s", "invoke_s", "dispatch_s")
+    # as many as the rows support, with a model's worth of slack: 3-5 rows two, 6-8 three, 9 or more four
+    assert E.default_free(ane, 5) == ("peak_macs_per_s", "invoke_s")
+    assert E.default_free(cpu, 6) == ("peak_macs_per_s", "dispatch_s", "mem_bw_bytes_per_s")
+    assert E.default_free(ane, 9) == ("peak_macs_per_s", "invoke_s", "mem_bw_bytes_per_s", "eff_dwconv")
+    assert E.default_free(ane, 9, n_models=4) == ("peak_macs_per_s", "invoke_s")
     for t in (edgetpu, ane):
         assert E.roofline_for(t).invoke_s > 0 and "invoke_s" in t.roofline["fit"]
 
@@ -97,36 +105,31 @@ def test_fit_recovers_parameters_it_generated():
     assert got.dispatch_s == pytest.approx(3e-6, rel=0.05)
 
 
-def test_shipped_profiles_reproduce_their_calibration_rows():
-    """Each paper target's profile was fitted (`estimate --fit --published`) on exactly the published
-    calibration rows; it must reproduce them, and must say what it was fitted on."""
-    rows = E.published_latencies()
-    assert {r["target"] for r in rows} == {
-        "pixel6_cpu",
-        "pixel8_edgetpu",
-        "iphone13_ane",
-        "pixel4_hexagon",
-        "pixel7_gpu",
-        "s23_cpu",
-        "s23_gpu",
-    }
-    found, with_ridge = 0, 0
-    for device in ("pixel4", "pixel6", "pixel7", "pixel8", "iphone13", "s23"):
+def test_shipped_profiles_are_fitted_on_their_corpus_rows():
+    """Every target with corpus rows (`estimate --fit --published`) was fitted on all of them, says so, and
+    carries the interval of its cross-validated residuals; its own rows fall inside that interval (in sample,
+    so at least the interval's 80%)."""
+    from deploykit import corpus
+
+    fitted = 0
+    for device in ("pixel4", "pixel6", "pixel7", "pixel8", "iphone12", "iphone13", "s23"):
         for t in get_profile(device).targets:
-            paper = (t.roofline or {}).get("paper_target")
-            if not paper:
+            rows = corpus.rows_for(t)
+            if len({r.key for r in rows}) < 3:
                 continue
-            found += 1
-            assert "published" in t.roofline["fit"]
+            fitted += 1
+            roof = t.roofline
+            assert f"on {len(rows)} " in roof["fit"] and rows[0].source in roof["fit"], t.id
+            assert roof["interval"][0] < 1 < roof["interval"][1] and "leave-one-model-out" in roof["interval_basis"]
             r = E.roofline_for(t)
-            for row in (x for x in rows if x["target"] == paper):
-                est = E.estimate_layers(E.layers_from_analysis(analyze_spec(row["model"], row["resolution"])), r)
-                assert est.latency_ms == pytest.approx(row["ms"], rel=0.10), (paper, row)
-            published_ridge = E.published_ridge(paper)
-            if published_ridge:
-                with_ridge += 1
-                assert r.ridge == pytest.approx(published_ridge, rel=0.01), paper
-    assert found == 7 and with_ridge == len(E.published_ridge_points()) == 4
+            if device not in ("iphone12", "s23"):  # counting every Table 6 model costs minutes on a cold cache
+                continue
+            inside = 0
+            for row in rows:
+                est = E.estimate_layers(E.model_layers(row.model, row.resolution)[2], r)
+                inside += est.low_ms <= row.latency_ms <= est.high_ms
+            assert inside >= 0.8 * len(rows), (t.id, inside, len(rows))
+    assert fitted == 8  # Table 6's seven targets and the iPhone 12 Neural Engine
 
 
 def test_macs_baseline_is_exact_on_its_two_rows():
@@ -224,29 +227,122 @@ def test_cli_estimate_bad_input(args, needle):
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
 
 
-def test_held_out_table6_scores_do_not_regress():
-    """The paper's held-out Table 6 rows (never fitted; scripts/data/mnv4_table6_heldout.csv) scored against the
-    shipped profiles. Pinned at what the estimator reaches today (docs/estimator.md, "Held-out check"): the
-    CPUs and the DSP meet the issue's bar, every target's attention "Failed" is unsupported here, and overall
-    the roofline beats latency = a + k·MACs fitted on the same two rows."""
-    import importlib.util
-    from pathlib import Path
-    from statistics import median
+def test_validate_refits_and_scores_by_cross_validation():
+    """`estimate --validate` refits from the shipped corpus at call time (Table 6 in full: its old held-out
+    split gave way to cross-validation) and scores leave-one-model-out with the MACs baseline beside it. Pinned
+    near today's figures (docs/estimator.md): the CPUs and the DSP meet the issue's bar and beat the baseline."""
+    r = _run("estimate", "--validate", "--device", "s23", "--json")
+    assert r.returncode == 0, r.stderr
+    got = {x["target"]: x for x in json.loads(r.stdout)["targets"]}
+    cpu = got["s23/litert-xnnpack/int8"]["leave_one_model_out"]
+    assert cpu["rows"] == 11 and cpu["median_ape"] <= 0.10 and cpu["spearman"] >= 0.95
+    assert cpu["median_ape"] < cpu["baseline_median_ape"]
+    assert 0.6 <= cpu["interval_coverage"] <= 1.0
+    assert got["s23/litert-gpu/fp16"]["leave_one_model_out"]["median_ape"] <= 0.15
+    assert got["s23/litert-xnnpack/int8"]["paper_table16"]["spearman_roofline"] == pytest.approx(0.962)
+    # recomputed, not stored: a different corpus gives different figures
+    pixel4 = next(t for t in get_profile("pixel4").targets if t.backend != "litert-xnnpack" and t.roofline)
+    rows = E.training_rows(pixel4, None, published=True)
+    res = E.validate_target(pixel4, rows)["leave_one_model_out"]
+    assert res["median_ape"] <= 0.15 and res["spearman"] >= 0.9 and res["median_ape"] < res["baseline_median_ape"]
 
-    path = Path(__file__).parents[1] / "scripts" / "estimator_heldout.py"
-    spec = importlib.util.spec_from_file_location("estimator_heldout", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = {r["target"]: r for r in mod.score(details=False)}
-    for name in ("pixel6_cpu", "s23_cpu", "pixel4_hexagon"):
-        assert res[name]["median_ape"] <= 0.15 and res[name]["spearman"] >= 0.9, res[name]
-        assert res[name]["median_ape"] < res[name]["baseline_median_ape"], name
-    for name in ("pixel8_edgetpu", "iphone13_ane"):
-        assert res[name]["median_ape"] <= 0.15 and res[name]["median_ape"] <= res[name]["baseline_median_ape"], name
-    assert res["pixel4_hexagon"]["failed"] == "2/2"
-    every = [a for r in res.values() for a in r["ape"]]
-    baseline = [a for r in res.values() for a in r["baseline_ape"]]
-    assert median(every) < 0.12 and median(every) < median(baseline)
+
+def test_vectorised_latency_is_the_layer_loop():
+    ls = E.model_layers("mnv4_hybrid_m", 256)[2]
+    for device in ("pixel6", "pixel8", "s23", "coral-usb"):
+        for t in E.select_targets(get_profile(device)):
+            r = replace(E.roofline_for(t), unsupported=())
+            assert E._Arrays(ls).latency_ms(r) == pytest.approx(E.estimate_layers(ls, r).latency_ms, rel=1e-9)
+
+
+def _synthetic(n_models=8, seed=0):
+    """Layer lists of n small made-up models (no zoo, no torch)."""
+    import random
+
+    from deploykit.graph import Layer
+
+    rng = random.Random(seed)
+    models = {}
+    for i in range(n_models):
+        c = rng.choice([16, 32, 64, 96])
+        ls = []
+        for j in range(rng.randint(4, 12)):
+            hw = rng.choice([7, 14, 28, 56]) ** 2
+            ls.append(Layer(f"pw{j}", "pwconv", hw * c * c, c * c, hw * c, hw * c))
+            ls.append(Layer(f"dw{j}", "dwconv", hw * c * 9, c * 9, hw * c, hw * c))
+            ls.append(Layer(f"act{j}", "act", 0, 0, hw * c, hw * c))
+        models[(f"m{i}", 224)] = ls
+    return models
+
+
+def test_cross_validation_and_intervals_on_rows_a_roofline_made(monkeypatch):
+    """Exact rows are predicted exactly from the others (the fit is warm-started from one parameter fewer, so
+    it does not stop in a kink of max(compute, memory)). Rows generated by a known roofline (×1.1 noise on one): leave-one-model-out recovers them, the interval
+    contains the rows' ratios, and an interval never claims less than ±5%."""
+    models = _synthetic()
+    monkeypatch.setattr(E, "model_layers", lambda m, r=None: (m, r, models[(m, r)]))
+    t = next(x for x in get_profile("pixel6").targets if x.backend == "litert-xnnpack")
+    truth = replace(E.roofline_for(t), peak_macs_per_s=2e11, mem_bw_bytes_per_s=1e10, dispatch_s=3e-6)
+    rows = []
+    for i, (key, ls) in enumerate(models.items()):
+        ms = E.estimate_layers(ls, truth).latency_ms * (1.1 if i == 3 else 1.0)
+        rows.append((*key, ms, "lab-a" if i % 2 else "lab-b"))
+    res = E.cross_validate(t, rows)
+    assert {x.split for x in res} == {"model", "source"}
+    lomo = [x for x in res if x.split == "model"]
+    assert len(lomo) == 8
+    worst = max(lomo, key=lambda x: abs(x.log_ratio))
+    assert worst.model == "m3" and float(np.median([abs(x.log_ratio) for x in lomo])) < 0.03
+    lo, hi = E.interval_from(lomo)
+    assert lo <= 0.95 and hi >= 1.05 and hi >= max(x.measured_ms / x.predicted_ms for x in lomo) * 0.99
+    assert E.interval_from(lomo[:2]) is None
+    nt, rep = E.calibrate(t, rows)
+    assert rep["interval"] and "leave-one-source-out" in nt.roofline["interval_basis"]
+    est = E.estimate_layers(models[("m0", 224)], E.roofline_for(nt))
+    assert est.low_ms < est.latency_ms < est.high_ms and "8 rows" in est.basis
+
+
+def test_conformal_interval_order_statistics():
+    def res(vals):
+        return [E.Residual("m", 224, "s", float(np.exp(v)), 1.0, 1.0, "model") for v in vals]
+
+    ten = [-0.3, -0.2, -0.1, 0.0, 0.0, 0.1, 0.1, 0.2, 0.3, 0.4]
+    lo, hi = E.interval_from(res(ten))  # n=10: k = floor(11·0.1) = 1, the extremes
+    assert np.log(lo) == pytest.approx(-0.3) and np.log(hi) == pytest.approx(0.4)
+    lo, hi = E.interval_from(res([0.1, 0.2, 0.3]))  # too few for k ≥ 1: extremes stretched by range/n
+    assert np.log(hi) == pytest.approx(0.3 + 0.2 / 3) and np.log(lo) == pytest.approx(np.log(0.95))
+
+
+def test_estimate_json_carries_an_interval_and_its_basis(tmp_path):
+    """Issue 15's first example: RepViT on the iPhone 12 Neural Engine was 2.4-2.9× too slow; fitted on the
+    RepViT authors' table it now says ~1 ms, with the interval and what it rests on."""
+    r = _run("estimate", "repvit_m0_9", "repvit_m2_3", "--device", "iphone12", "--target", "coreml-ane",
+             "--no-store", "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    by = {x["model"]: x for x in json.loads(r.stdout)}
+    for model, published in (("repvit_m0_9", 0.9), ("repvit_m2_3", 2.3)):
+        x = by[model]
+        assert x["low_ms"] < x["latency_ms"] < x["high_ms"] and x["coverage"] == 0.8
+        assert x["low_ms"] <= published <= x["high_ms"]
+        assert "repvit-readme" in x["basis"]
+    # a target never fitted says so, with the wide default
+    r = _run("estimate", "repvit_m0_9", "--device", "iphone12", "--target", "coreml-cpu", "--no-store", "--json")
+    (x,) = json.loads(r.stdout)
+    assert x["high_ms"] == pytest.approx(4 * x["low_ms"]) and "not fitted" in x["basis"]
+
+
+def test_zoo_layers_are_cached_by_source(tmp_path, monkeypatch):
+    """The second estimate of a model reads its layers from the cache, without counting (no torch run)."""
+    import deploykit.analysis as A
+
+    monkeypatch.setenv("DEPLOYKIT_CACHE", str(tmp_path))
+    first = E.zoo_layers("mnv1_025", 128)
+    monkeypatch.setattr(A, "analyze_spec", lambda *a, **k: pytest.fail("counted again"))
+    assert E.zoo_layers("mnv1_025", 128) == first
+    assert list(tmp_path.glob("layers-*/mnv1_025@128.json"))
+    monkeypatch.setattr("deploykit.catalog.source_hash", lambda: "changed")
+    with pytest.raises(pytest.fail.Exception):
+        E.zoo_layers("mnv1_025", 128)
 
 
 @pytest.mark.parametrize("device", ["coral-usb", "coral-devboard"])
@@ -258,3 +354,21 @@ def test_coral_profiles_reproduce_coral_benchmarks(device):
         est = E.estimate_layers(E.layers_from_analysis(analyze_spec(model)), r)
         assert est.latency_ms == pytest.approx(ms, rel=0.05), model
         assert est.latency_ms - r.invoke_s * 1e3 < 0.3 * ms  # the datasheet part stays what it was
+
+
+def test_a_target_without_rows_borrows_its_sibling_scaled_and_says_so():
+    """Same name and precision on a sibling device: peak and bandwidth scaled by the datasheet peak ratio, the
+    transfer's (leave-one-device-out) interval, and a fit note naming the sibling."""
+    sib = next(t for t in get_profile("s23").targets if t.backend == "litert-gpu")
+    sib = replace(sib, roofline={**sib.roofline, "datasheet_peak_macs_per_s": 1e12})
+    mine = replace(sib, device="other", peak_macs_per_s=2e12, roofline=None)
+    residuals = [E.Residual("m", 224, "s", ms, 1.0, 1.0, "device") for ms in (0.7, 0.8, 0.9, 1.0, 1.1, 1.3, 1.5)]
+    nt, rep = E.borrow(mine, sib, residuals)
+    assert rep["scale"] == pytest.approx(2.0)
+    assert nt.peak_macs_per_s == pytest.approx(2 * sib.peak_macs_per_s, rel=1e-3)
+    assert nt.mem_bw_bytes_per_s == pytest.approx(2 * sib.mem_bw_bytes_per_s, rel=1e-3)
+    assert "borrowed from s23/litert-gpu/fp16" in nt.roofline["fit"] and "paper_target" not in nt.roofline
+    lo, hi = nt.roofline["interval"]
+    assert lo <= 0.7 and hi >= 1.5 and "leave-one-device-out" in nt.roofline["interval_basis"]
+    # the datasheet peak survives a fit that moves the profile's, so a later borrow still scales by datasheets
+    assert E.datasheet_peak(nt) == 2e12

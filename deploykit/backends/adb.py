@@ -39,6 +39,9 @@ _REPLACING = re.compile(
     r"Replacing (\d+) out of (\d+) node\(s\) with delegate \((\w+)\) node, yielding (\d+) partitions"
 )
 _DELEGATE_KERNELS = re.compile(r"partially executed by the delegate w/ (\d+) delegate kernels")
+# An external delegate's own summary, e.g. Qualcomm's QNN delegate (tensorflow/tensorflow#83344's log):
+# "TfLiteQnnDelegate delegate: 0 nodes delegated out of 31 nodes with 0 partitions."
+_EXTERNAL = re.compile(r"(\w+) delegate: (\d+) nodes delegated out of (\d+) nodes with (\d+) partitions")
 
 
 @dataclass
@@ -69,6 +72,13 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
                 name=m.group(3),
                 partitions=int(m.group(4)),
             )
+        elif m := _EXTERNAL.search(line):
+            out.delegate.update(
+                name=m.group(1),
+                delegated_nodes=int(m.group(2)),
+                total_nodes=int(m.group(3)),
+                partitions=int(m.group(4)),
+            )
         elif "will be completely executed by the delegate" in line:
             out.delegate.setdefault("fully_delegated", True)
             out.delegate["applied"] = line.split("applied ")[1].split(" delegate")[0] if "applied " in line else None
@@ -83,8 +93,13 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
     return out
 
 
-def benchmark_args(target: Target, remote_model: str, remote_binary: str, runs: int, warmup: int) -> list[str]:
-    """The device-side command for one repetition, as a list of words."""
+def benchmark_args(
+    target: Target, remote_model: str, remote_binary: str, runs: int, warmup: int, delegate: dict | None = None
+) -> list[str]:
+    """The device-side command for one repetition, as a list of words. ``delegate``: an external delegate
+    library already on the phone, ``{"path": remote .so, "options": "key:value;key:value"}``, loaded through
+    benchmark_model's ``--external_delegate_path``/``--external_delegate_options`` (a vendor NPU's delegate,
+    e.g. Qualcomm's libQnnTFLiteDelegate.so with ``backend_type:htp``), its folder on the library paths."""
     args = [
         remote_binary,
         f"--graph={remote_model}",
@@ -102,6 +117,13 @@ def benchmark_args(target: Target, remote_model: str, remote_binary: str, runs: 
         args += ["--use_nnapi=true", "--use_xnnpack=false"]
         if target.nnapi_accelerator:
             args.append(f"--nnapi_accelerator_name={target.nnapi_accelerator}")
+    if delegate:
+        args.append(f"--external_delegate_path={delegate['path']}")
+        if delegate.get("options"):
+            args.append(f"--external_delegate_options={delegate['options']}")
+        folder = delegate["path"].rsplit("/", 1)[0]
+        # the delegate's own libraries (QNN's HTP backend and its DSP skeletons) are looked for on these paths
+        args = ["env", f"LD_LIBRARY_PATH={folder}", f"ADSP_LIBRARY_PATH={folder}", *args]
     if target.affinity:
         args = ["taskset", target.affinity, *args]
     return args
@@ -227,6 +249,10 @@ class Adb(Backend):
             return "adb not on PATH (install Android platform-tools)"
         return f"adb devices: {len(found)} attached, none in state 'device' with model {profile.match!r}"
 
+    def push_delegate(self, dev: AdbDevice, target: Target) -> dict | None:
+        """An external delegate library for this target, pushed to the phone (``adbdelegate.py``); None here."""
+        return None
+
     def target_runtime(self, target: Target) -> tuple[Runtime, str]:
         if target.backend == "litert-nnapi" and (target.nnapi_accelerator or "").endswith("edgetpu"):
             return Runtime("tflite", "npu"), "int8-edgetpu"  # Pixel's Edge TPU takes the EdgeTPU-ready file
@@ -245,11 +271,11 @@ class Adb(Backend):
         dev.push(artifact.path, remote_model)
         dev.push(self.binary or benchmark_binary(), remote_bin)
         dev.shell(["chmod", "755", remote_bin])
+        external = self.push_delegate(dev, target)
         reps, outputs = [], []
         for r in range(method.repetitions):
-            proc = dev.shell(
-                benchmark_args(target, remote_model, remote_bin, method.runs, method.warmup if r == 0 else 0)
-            )
+            warmup = method.warmup if r == 0 else 0
+            proc = dev.shell(benchmark_args(target, remote_model, remote_bin, method.runs, warmup, external))
             parsed = parse_benchmark_output(proc.stdout + "\n" + proc.stderr)
             if proc.returncode != 0 or parsed.avg_us is None:
                 why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]

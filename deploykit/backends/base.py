@@ -20,6 +20,7 @@ inside ``open()``.
 from __future__ import annotations
 
 import importlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -43,6 +44,16 @@ class BackendError(DeploykitError):
     """A backend could not run an artifact on a device (a runtime failure, a lost device): one line, exit 1."""
 
     exit_code = 1
+
+
+class StopRun(DeploykitError):
+    """Not one cell's failure but the whole run's: a hosted service refused the account (exit 2: configure it)
+    or cannot be reached or billed (exit 1). The harness lets it through instead of storing a failed row, so a
+    bench or sweep stops with one line and what it finished stays stored."""
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: int = 1):
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 @dataclass(frozen=True)
@@ -82,12 +93,22 @@ class Backend:
     serves: dict[str, Runtime] = {}
     remote: bool = False  # times itself on the device (``measure``) instead of offering ``run()``
     isolate: bool = True  # in-process backends run their session in a child process (a native crash is a row)
+    # A hosted service's devices (AI Hub): no local device is held, so several jobs may run at once (bounded),
+    # with no per-device lock; targets of this reach name the device through the profile's ``services``.
+    hosted: bool = False
     description: str = ""
     aliases: dict[str, str] = {}  # other names users give a served backend (Core ML's own "CPU_AND_NE", …)
 
     def discover(self) -> list[FoundDevice]:
         """The devices of this backend's reach that are attached now. Must be fast and import no runtime."""
         return []
+
+    def matches(self, profile: Profile, device: FoundDevice) -> bool:
+        """Whether a discovered device is this profile's device: its ``match`` in the device's model name. A
+        hosted service serves every profile that names a device on it."""
+        if self.hosted:
+            return bool(profile.services.get(self.reach))
+        return not profile.match or profile.match.lower() in device.model.lower()
 
     def how_to_reach(self, profile: Profile) -> str:
         """One line for `deploykit devices`/`bench` when a profile of this reach is not attached."""
@@ -97,6 +118,11 @@ class Backend:
         """``(runtime, export precision)`` of a profile target; a plugin overrides this where a target's fields
         change it (an NNAPI target on an Edge TPU takes the int8-edgetpu file and runs on an NPU)."""
         return self.serves[target.backend], target.precision
+
+    def configure(self, options: dict) -> None:
+        """Called with the user's backend options before devices are looked for (a plugin whose devices need a
+        user-supplied binary to be usable, ``--runner``, reports none without it). Must not raise for options
+        it does not use."""
 
     def preflight(self, options: dict) -> None:
         """Called once before a bench or sweep uses this backend, with the user's backend options (e.g.
@@ -116,6 +142,10 @@ class Backend:
         """Remote backends: ``(stats, env, delegate)`` of R repetitions on the device."""
         raise NotImplementedError(f"{self.name} runs sessions in the harness; it does not measure remotely")
 
+
+# Set when a bench or sweep is interrupted: a hosted backend waiting on a remote job returns at once (the job
+# stays recorded, so the next run collects it instead of paying for it again).
+cancelled = threading.Event()
 
 _REGISTRY: dict[str, Backend] = {}
 _loaded = False

@@ -25,7 +25,7 @@ from ..errors import DeploykitError
 from ..machine import host_info
 from ..measurement import LatencyStats, Measurement, Method
 from ..targets import FoundDevice, Target
-from .base import Artifact, Backend
+from .base import Artifact, Backend, StopRun
 
 
 def time_invocations(invoke, method: Method) -> list[list[float]]:
@@ -74,6 +74,8 @@ def measure(
             session = backend.open(artifact, target)
             reps = time_invocations(session.run, method)
             stats, samples, env, delegate = LatencyStats.from_samples(reps), _flat(reps), session.env, session.delegate
+    except StopRun:
+        raise  # the run's failure (a refused token, an unreachable service), not this cell's: nothing is stored
     except (DeploykitError, RuntimeError, OSError, subprocess.TimeoutExpired) as e:
         m.status, m.error = "failed", str(e)
         return m

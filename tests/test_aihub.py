@@ -1,0 +1,232 @@
+"""Qualcomm AI Hub as a backend, driven through a stand-in of its client (tests/fake_qai_hub: the client's
+documented types, the service simulated in a state folder). No test reaches the network or the live service."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from deploykit.store import Store
+from tests.test_cli import EXE
+
+HERE = Path(__file__).parent
+FAKE = HERE / "fake_qai_hub"
+
+
+@pytest.fixture()
+def hub(tmp_path):
+    """An environment where `qai_hub` is the stand-in, with a configured token and its own ledger."""
+    ini = tmp_path / "client.ini"
+    ini.write_text(
+        "[api]\napi_token = tok-123\napi_url = https://app.aihub.qualcomm.com\nweb_url = https://app.aihub.qualcomm.com\n"
+    )
+    state = tmp_path / "hub"
+    state.mkdir()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(FAKE), os.environ.get("PYTHONPATH", "")]),
+        "QAIHUB_CLIENT_INI": str(ini),
+        "FAKE_QAIHUB_STATE": str(state),
+        "DEPLOYKIT_CACHE": str(tmp_path / "cache"),
+        "DEPLOYKIT_AIHUB_POLL_S": "0.02",
+    }
+    return Hub(env, tmp_path, state, ini)
+
+
+class Hub:
+    def __init__(self, env, tmp, state, ini):
+        self.env, self.tmp, self.state, self.ini = env, tmp, state, ini
+
+    def scenario(self, **kw):
+        (self.state / "scenario.json").write_text(json.dumps(kw))
+
+    def service(self) -> dict:
+        p = self.state / "state.json"
+        return json.loads(p.read_text()) if p.exists() else {"submissions": 0, "uploads": 0, "jobs": {}}
+
+    def cli(self, *args, timeout=600):
+        return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=self.env)
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("aihub-a")
+    return export(ExportRequest("mnv1_025", "tflite", "fp32", out=out, resolution=64, verify_samples=2)).path
+
+
+def bench_file(path: Path, db: Path, backend: str = "aihub-litert-cpu") -> list[str]:
+    return ["bench", "--device", "galaxy-s24", "--artifact", str(path), "--backend", backend, "--db", str(db)]
+
+
+def rows(db: Path):
+    with Store(db) as s:
+        return s.query()
+
+
+def test_devices_says_how_to_configure_without_a_token(hub):
+    hub.ini.unlink()
+    r = hub.cli("devices", "--json")
+    assert r.returncode == 0, r.stderr
+    s24 = next(d for d in json.loads(r.stdout) if d["name"] == "galaxy-s24")
+    assert not s24["reachable"] and "qai-hub configure" in s24["how"] and s24["services"]["aihub"]
+    r = hub.cli("bench", "--device", "galaxy-s24", "--model", "mnv1_025")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "qai-hub configure" in r.stderr
+
+
+def test_devices_with_a_token_reads_no_client_and_no_network(hub):
+    """The token is checked in the client's own file: `devices` imports no qai_hub and calls nothing."""
+    code = (
+        "import sys, json; from deploykit.devices import get_profile, reachability;"
+        "r = {n: reachability(get_profile(n)) for n in ('galaxy-s24', 's23')};"
+        "print(json.dumps({n: [x.reachable, sorted(x.unavailable)] for n, x in r.items()}), 'qai_hub' in sys.modules)"
+    )
+    hub.scenario(unreachable=True)  # any call to the service would fail
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=hub.env, timeout=120)
+    said, imported = p.stdout.rsplit(" ", 1)
+    reach = json.loads(said)
+    assert imported.strip() == "False"
+    assert reach["galaxy-s24"] == [True, []]
+    # the S23: one profile, both kinds of targets; its AI Hub targets reachable, its adb ones not (no phone here)
+    assert reach["s23"][0] and reach["s23"][1] == ["s23/litert-gpu/fp16", "s23/litert-xnnpack/int8"]
+
+
+def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
+    """`deploykit bench --device galaxy-s24 --model mnv4_conv_s`: measured rows with the job ids; run again with a
+    fresh database, the ledger collects the same jobs and nothing is submitted or uploaded twice."""
+    args = ["bench", "--device", "galaxy-s24", "--model", "mnv4_conv_s", "--backend", "aihub-litert-npu"]
+    args += ["--precision", "fp32", "--out", str(hub.tmp / "art"), "--db", str(hub.tmp / "r.db"), "--json"]
+    r = hub.cli(*args)
+    assert r.returncode == 0, r.stderr
+    (m,) = rows(hub.tmp / "r.db")
+    assert m.provenance == "measured" and m.status == "ok" and m.target == "galaxy-s24/aihub-litert-npu/fp32"
+    assert m.env["service"] == "Qualcomm AI Hub" and m.env["device"]["model"] == "Samsung Galaxy S24"
+    assert m.env["aihub_job_id"] in hub.service()["jobs"] and m.env["options"] == "--compute_unit npu"
+    assert m.env["peak_memory_bytes"] == 12_345_678 and m.env["hub_version"]
+    assert m.delegate["compute_units"] == {"NPU": 9, "CPU": 1} and m.delegate["fallback_layers"] == [
+        "layer_9 (Softmax)"
+    ]
+    assert m.stats.repetitions == 5 and m.stats.n == 100 and 0.2 < m.median_ms < 5
+    # the report draws the row, and puts AI Hub's real fallbacks beside `check`'s static findings
+    r = hub.cli("report", "--db", str(hub.tmp / "r.db"), "--out", str(hub.tmp / "r.html"))
+    page = (hub.tmp / "r.html").read_text()
+    assert r.returncode == 0 and "galaxy-s24/aihub-litert-npu/fp32: 1 of 10 layers off NPU (layer_9 (Softmax))" in page
+    assert "Qualcomm AI Hub: Samsung Galaxy S24" in page  # the machine that measured is the service's phone
+    before = hub.service()
+    r = hub.cli(*args[:-3], "--db", str(hub.tmp / "again.db"))
+    assert r.returncode == 0, r.stderr
+    (again,) = rows(hub.tmp / "again.db")
+    after = hub.service()
+    assert (after["submissions"], after["uploads"]) == (before["submissions"], before["uploads"]) == (1, 1)
+    assert again.env["aihub_job_id"] == m.env["aihub_job_id"]
+
+
+def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
+    hub.scenario(fail_devices=["Samsung Galaxy S24"])
+    db = hub.tmp / "f.db"
+    r = hub.cli(*bench_file(tiny_tflite, db))
+    assert r.returncode == 1
+    (m,) = rows(db)
+    assert (
+        m.status == "failed"
+        and "QNN delegate rejected op RESHAPE" in m.error
+        and "failed on Samsung Galaxy S24" in m.error
+    )
+    # a retry submits afresh (the failed job is forgotten), it does not collect the failure again
+    hub.scenario()
+    r = hub.cli(*bench_file(tiny_tflite, db))
+    assert r.returncode == 0, r.stderr
+    assert hub.service()["submissions"] == 2 and hub.service()["uploads"] == 1  # the model was uploaded once
+
+
+@pytest.mark.parametrize(
+    "scenario, code, said",
+    [
+        ({"revoked": ["tok-123"]}, 2, "rejected the API token"),
+        ({"unreachable": True}, 1, "cannot be reached"),
+        ({"quota": True}, 1, "refused more jobs"),
+    ],
+)
+def test_account_and_service_errors_stop_the_run_in_one_line_storing_nothing(hub, tiny_tflite, scenario, code, said):
+    hub.scenario(**scenario)
+    db = hub.tmp / "e.db"
+    r = hub.cli("bench", "--device", "galaxy-s24", "--artifact", str(tiny_tflite), "--db", str(db))
+    assert r.returncode == code, r.stderr
+    assert said in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not db.exists() or rows(db) == []
+    if code == 2:
+        assert "qai-hub configure" in r.stderr
+
+
+def test_timeout_keeps_the_job_and_a_rerun_collects_it(hub, tiny_tflite):
+    hub.scenario(never_finish=True)
+    db = hub.tmp / "t.db"
+    args = [
+        "bench",
+        "--device",
+        "galaxy-s24",
+        "--artifact",
+        str(tiny_tflite),
+        "--backend",
+        "aihub-litert-gpu",
+        "--db",
+        str(db),
+    ]
+    r = hub.cli(*args, "--precision", "fp32", "--timeout", "0.3")
+    assert r.returncode == 1
+    (m,) = rows(db)
+    assert m.status == "failed" and "still MEASURING_PERFORMANCE" in m.error and "run again to collect it" in m.error
+    hub.scenario()
+    r = hub.cli(*args, "--precision", "fp32")
+    assert r.returncode == 0, r.stderr
+    assert hub.service()["submissions"] == 1 and rows(db)[-1].status == "ok"
+
+
+def test_sweep_runs_hosted_jobs_at_once_and_resumes_without_paying_twice(hub):
+    """A sweep on an AI Hub phone: jobs run concurrently (bounded), the interrupted sweep's submitted jobs are
+    collected by the re-run, never resubmitted."""
+    hub.scenario(never_finish=True)
+    db = hub.tmp / "s.db"
+    args = ["sweep", "--models", "mnv1_025,mnv1_050", "--devices", "galaxy-s24,s23", "--formats", "onnx"]
+    args += ["--db", str(db), "--out", str(hub.tmp / "art"), "--json"]
+    p = subprocess.Popen([EXE, *args], env=hub.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 400
+    while time.time() < deadline and hub.service()["submissions"] < 4:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    first = hub.service()
+    assert first["submissions"] >= 4 and first["max_in_flight"] >= 2  # several waited on at once
+    hub.scenario()
+    r = hub.cli(*args)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    measured = [m for m in rows(db) if m.provenance == "measured"]
+    assert summary["failed"] == 0 and len(measured) == 8  # 2 models x 2 devices x (onnx cpu, onnx npu)
+    assert first["submissions"] == 4 and hub.service()["submissions"] == 8  # the 4 in flight were collected
+    assert len({m.env["aihub_job_id"] for m in measured}) == 8
+    r = hub.cli(*args)  # all done: nothing runs, nothing is submitted
+    assert json.loads(r.stdout)["ran"] == 0 and hub.service()["submissions"] == 8
+
+
+def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(hub):
+    r = hub.cli("sweep", "--models", "mnv1_025", "--devices", "s23", "--plan")
+    assert r.returncode == 0, r.stderr
+    modes = {j["target"]: j["mode"] for j in json.loads(r.stdout)}
+    assert modes["s23/aihub-litert-npu/int8"] == "measure" and modes["s23/litert-gpu/fp16"] == "estimate"
+    hub.ini.unlink()
+    modes = {
+        j["target"]: j["mode"]
+        for j in json.loads(hub.cli("sweep", "--models", "mnv1_025", "--devices", "s23", "--plan").stdout)
+    }
+    assert set(modes.values()) == {"estimate"} and "s23/aihub-litert-npu/int8" in modes  # estimated like the rest

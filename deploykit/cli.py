@@ -1091,6 +1091,15 @@ def sweep(
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
+    executor: Annotated[
+        str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
+    ] = "serial",
+    address: Annotated[
+        str | None, typer.Option(help="--executor ray: the farm's head, HEAD:PORT (default: a Ray on this host).")
+    ] = None,
+    grace: Annotated[
+        float, typer.Option(help="--executor ray: seconds a device may be gone before its jobs are device-unavailable.")
+    ] = 60.0,
     as_json: JsonOpt = False,
 ):
     """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix.
@@ -1102,7 +1111,19 @@ def sweep(
 
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
     _check_method(runs, repetitions, warmup, strict)
-    jobs = plan_sweep(split(models), split(devices), split(formats) if formats else None, profiles)
+    if executor not in ("serial", "ray"):
+        raise DeploykitError(f"--executor {executor!r}: give serial or ray")
+    if address and executor != "ray":
+        raise DeploykitError("--address is the Ray head's: it goes with --executor ray")
+    farm = reach = None
+    if executor == "ray":
+        from .farm.executor import FarmOptions, cluster_reach, connect
+
+        farm = FarmOptions(address=address, grace_s=grace)
+        connect(farm)  # the plan asks the cluster which devices are attached
+        reach = cluster_reach()
+    plan_args = (split(models), split(devices), split(formats) if formats else None, profiles)
+    jobs = plan_sweep(*plan_args, reach=reach) if reach else plan_sweep(*plan_args)
     if plan_only:
         print(json.dumps([j.to_dict() for j in jobs], indent=2))
         return
@@ -1131,7 +1152,12 @@ def sweep(
     with _bar(as_json) as progress:
         listener = _BarListener(progress)
         try:
-            summary = run_sweep(jobs, opts, listener)
+            if farm is not None:
+                from .farm.executor import run_sweep_ray
+
+                summary = run_sweep_ray(jobs, opts, listener, farm)
+            else:
+                summary = run_sweep(jobs, opts, listener)
         except KeyboardInterrupt:
             err.print(f"interrupted: finished jobs are stored in {db}; run the same command to resume")
             raise typer.Exit(130) from None
@@ -1146,7 +1172,9 @@ def sweep(
         noisy = f", {summary['noisy']} noisy" if summary.get("noisy") else ""
         out.print(
             f"sweep: {summary['jobs']} job(s), {summary['skipped']} already done, ran {summary['ran']}: "
-            f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed{noisy};"
+            f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed{noisy}"
+            + (f", {summary['device-unavailable']} device-unavailable" if summary.get("device-unavailable") else "")
+            + ";"
             f" results in {db}",
         )
         for cell in summary["failed_cells"]:
@@ -1157,6 +1185,74 @@ def sweep(
             out.print(f"report: {summary['report']}")
     if summary["failed_cells"]:
         raise typer.Exit(1)
+
+
+farm_app = typer.Typer(help="A device farm on Ray: hosts advertise their devices; `sweep --executor ray` uses them.")
+app.add_typer(farm_app, name="farm")
+
+
+@farm_app.command("resources")
+def farm_resources(as_json: JsonOpt = False):
+    """The Ray resources (one per attached device, and this host) and labels this host would advertise."""
+    from .farm.node import local_versions, version_labels
+    from .farm.resources import host_devices, node_resources
+
+    resources, labels = node_resources(host_devices())
+    labels.update(version_labels(local_versions()))
+    if as_json:
+        print(json.dumps({"resources": resources, "labels": labels}, indent=2))
+        return
+    for name in resources:
+        out.print(name, markup=False, highlight=False)
+    for k, v in labels.items():
+        out.print(f"label {k}={v}", markup=False, highlight=False)
+
+
+@farm_app.command("up")
+def farm_up(
+    port: Annotated[int, typer.Option(help="The head's port.")] = 6379,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the `ray start` command only.")] = False,
+):
+    """Start the farm's head on this host (token authentication on; a token is created if none exists)."""
+    from .farm.node import TOKEN_PATH, up
+
+    cmd = up(port, dry_run)
+    out.print(" ".join(cmd) if dry_run else f"farm head up on port {port}", markup=False, highlight=False)
+    if not dry_run:
+        out.print(f"other hosts: copy {TOKEN_PATH} to ~/.ray/ there, then `deploykit farm join THIS_HOST:{port}`")
+
+
+@farm_app.command("join")
+def farm_join(
+    address: Annotated[str, typer.Argument(help="The head, HEAD:PORT.")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check, then print the `ray start` command only.")] = False,
+):
+    """Start a worker node advertising this host's attached devices (join again after plugging a phone in)."""
+    from .farm.node import join
+
+    cmd = join(address, dry_run)
+    out.print(" ".join(cmd) if dry_run else f"joined {address}", markup=False, highlight=False)
+
+
+@farm_app.command("status")
+def farm_status(
+    address: Annotated[str | None, typer.Option(help="The head, HEAD:PORT (default: this host's Ray).")] = None,
+    as_json: JsonOpt = False,
+):
+    """The farm's nodes, their devices, and the jobs in flight."""
+    from .farm.node import status
+
+    s = status(address)
+    if as_json:
+        print(json.dumps(s, indent=2))
+        return
+    for n in s["nodes"]:
+        state = "alive" if n["alive"] else "dead"
+        out.print(f"{n['address']} {state} {n['cpus']:g} CPU: {', '.join(n['devices']) or 'no devices'}", markup=False)
+    jobs = s["in_flight"]["jobs"]
+    out.print(f"{len(jobs)} job(s) in flight" + (f" (driver {s['in_flight']['driver']})" if jobs else ""))
+    for j in jobs:
+        out.print(f"  {j['model']} on {j['target']} ({j['device'] or 'hosted'})", markup=False)
 
 
 def main() -> None:

@@ -19,7 +19,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 
 PROVENANCES = ("measured", "estimated", "published")
-STATUSES = ("ok", "failed", "unsupported")
+# device-unavailable: a farm bench job whose device left the cluster (deploykit.farm); not final, a re-run retries it
+STATUSES = ("ok", "failed", "unsupported", "device-unavailable")
 QUALITIES = ("clean", "noisy")
 
 

@@ -25,7 +25,7 @@ from .errors import DeploykitError
 from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Migration N takes the database from version N-1 to N. Never edit a released one; append.
 MIGRATIONS: list[str] = [
@@ -92,6 +92,41 @@ MIGRATIONS: list[str] = [
     ALTER TABLE measurements ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE accuracy ADD COLUMN weights_real INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE accuracy ADD COLUMN weights_source TEXT;
+    """,
+    # 5: status 'device-unavailable' (a farm's bench job whose device left the cluster). SQLite cannot change a
+    # CHECK constraint in place: the table is rebuilt, every row and id kept.
+    """
+    CREATE TABLE measurements_v5 (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created TEXT NOT NULL,
+        model TEXT NOT NULL,
+        resolution INTEGER NOT NULL,
+        format TEXT NOT NULL,
+        precision TEXT NOT NULL,
+        target TEXT NOT NULL,
+        device TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        provenance TEXT NOT NULL CHECK (provenance IN ('measured', 'estimated', 'published')),
+        status TEXT NOT NULL CHECK (status IN ('ok', 'failed', 'unsupported', 'device-unavailable')),
+        artifact_sha256 TEXT,
+        artifact TEXT,
+        median_ms REAL,
+        stats TEXT NOT NULL,
+        env TEXT NOT NULL,
+        delegate TEXT NOT NULL,
+        error TEXT,
+        samples BLOB,
+        details TEXT NOT NULL DEFAULT '{}',
+        quality TEXT CHECK (quality IN ('clean', 'noisy')),
+        warnings TEXT NOT NULL DEFAULT '[]'
+    );
+    INSERT INTO measurements_v5 SELECT id, created, model, resolution, format, precision, target, device, backend,
+        provenance, status, artifact_sha256, artifact, median_ms, stats, env, delegate, error, samples, details,
+        quality, warnings FROM measurements;
+    DROP TABLE measurements;
+    ALTER TABLE measurements_v5 RENAME TO measurements;
+    CREATE INDEX measurements_target ON measurements (target, model);
+    CREATE INDEX measurements_model ON measurements (model, provenance);
     """,
 ]
 

@@ -4,6 +4,8 @@ the device is attached and estimated where it is not, stored, and reported.
 A sweep is a list of independent :class:`Job` values (plain data, ``to_dict``/``from_dict``), so another
 executor can run them anywhere; :func:`run_job` runs one against a results database. The sweep is resumable:
 a job whose result (ok or unsupported) is already in the database is skipped, failed ones are retried.
+This module is the serial executor; :mod:`deploykit.farm` runs the same jobs on a Ray cluster, through
+:func:`measure_job` (no store: the farm's driver alone writes it) and with the same job keys.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .devices import backend_of, get_profile, reachability
 from .errors import DeploykitError
 from .events import Listener
 from .exporters import base as formats_registry
-from .measurement import Method
+from .measurement import STATUSES, Method
 from .store import Store
 
 
@@ -50,7 +52,10 @@ class SweepOptions:
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
 
 
-def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None) -> list[Job]:
+def plan_sweep(
+    models: list[str], devices: list[str], formats: list[str] | None = None, profiles=None, reach=reachability
+) -> list[Job]:
+    """The jobs; ``reach(profile)`` says which targets' devices answer (here, or for the farm: in the cluster)."""
     from . import estimator as E
     from .zoo import get_spec
 
@@ -62,11 +67,11 @@ def plan_sweep(models: list[str], devices: list[str], formats: list[str] | None 
     jobs = []
     for device in devices:
         profile = get_profile(device, profiles)
-        reach = reachability(profile)
+        found = reach(profile)
         # Measured where a device of the target's reach answers; estimated where no device of its reach does
         # (an S23 not on this desk but on AI Hub: its AI Hub targets measured, its adb targets estimated).
-        reached = {t.reach for t in profile.targets if t.id not in reach.unavailable}
-        measured = [t for t in profile.targets if t.available and t.id not in reach.unavailable]
+        reached = {t.reach for t in profile.targets if t.id not in found.unavailable}
+        measured = [t for t in profile.targets if t.available and t.id not in found.unavailable]
         try:
             estimated = [t for t in E.select_targets(profile) if t.reach not in reached]
         except DeploykitError:
@@ -91,13 +96,25 @@ def run_job(job: Job, opts: SweepOptions):
 
 def prepare_job(job: Job, opts: SweepOptions) -> tuple:
     """What a job needs before it runs: its target and, to measure, its artifact (exported now when missing)."""
-    from .bench import BenchRequest, prepare_cell
+    from .bench import prepare_cell
 
     profile = get_profile(job.device, opts.profiles)
-    target = next(t for t in profile.targets if t.id == job.target)
+    target = target_of(job, opts.profiles)
     if job.mode == "estimate":
         return target, None, None, None
-    req = BenchRequest(
+    req = bench_request(job, opts)
+    return target, req, reachability(profile), prepare_cell(req, job.model, target)
+
+
+def target_of(job: Job, profiles=None):
+    return next(t for t in get_profile(job.device, profiles).targets if t.id == job.target)
+
+
+def bench_request(job: Job, opts: SweepOptions):
+    """The bench request a measured job runs under (the farm's export and bench tasks use the same one)."""
+    from .bench import BenchRequest
+
+    return BenchRequest(
         device=job.device,
         models=[job.model],
         method=opts.method,
@@ -107,7 +124,21 @@ def prepare_job(job: Job, opts: SweepOptions) -> tuple:
         strict=opts.strict,
         weights=weights_for(job.model, opts.weights),
     )
-    return target, req, reachability(profile), prepare_cell(req, job.model, target)
+
+
+def measure_job(job: Job, opts: SweepOptions, serial: str | None = None, artifact=None):
+    """One job's ``(Measurement, manifest)``, not stored (the farm's bench task): ``serial`` is which attached
+    device; ``artifact`` the export already made for it (the farm's export task) instead of preparing it here."""
+    from .bench import prepare_cell
+
+    target = target_of(job, opts.profiles)
+    if job.mode == "estimate":
+        return finish_job(job, (target, None, None, None))
+    req = bench_request(job, opts)
+    reach = reachability(get_profile(job.device, opts.profiles))
+    if serial is not None:
+        reach.devices = [d for d in reach.devices if d.id == serial]
+    return finish_job(job, (target, req, reach, artifact or prepare_cell(req, job.model, target)))
 
 
 def finish_job(job: Job, prepared: tuple):
@@ -161,7 +192,8 @@ def weights_plan(models: list[str], choice: str | None) -> dict[str, str]:
 
 def finished(jobs: list[Job], db: Path, retry_failed: bool = False) -> set[Job]:
     """Jobs with a result in the store: ok or unsupported, and failed ones too unless ``retry_failed`` (a failure
-    is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing)."""
+    is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing).
+    ``device-unavailable`` (the farm's device left the cluster) is never final: the next run tries again."""
     if not Path(db).exists():
         return set()
     final = ("ok", "unsupported") if retry_failed else ("ok", "unsupported", "failed")
@@ -223,7 +255,7 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     skip = finished(jobs, opts.db, opts.retry_failed)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
-    counts = {"ok": 0, "failed": 0, "unsupported": 0}
+    counts = dict.fromkeys(STATUSES, 0)
     cells = run_cells(
         todo,
         label=lambda job: f"{job.mode} {job.model} on {job.target}",
@@ -239,5 +271,9 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
             if m.quality == "noisy":
                 counts["noisy"] = counts.get("noisy", 0) + 1
             listener.finished(m)
+    return summary(jobs, opts, skip, todo, counts)
+
+
+def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> dict:
     failed = failed_cells(jobs, opts.db)
     return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts, "failed_cells": failed}

@@ -5,7 +5,10 @@ It answers the exact argument lists deploykit's adb runner sends, records every 
 list per line), and plays back recorded real benchmark_model output from tests/fixtures/benchmark_model: the GPU
 log for --use_gpu, the NNAPI log for --use_nnapi, the (constructed) QNN-delegate log for --external_delegate_path,
 the XNNPACK log otherwise; for the user's ExecuTorch ``executor_runner`` it prints that runner's ET_LOG lines.
-$STANDIN_DISCONNECT_AFTER=N makes the device vanish after N benchmark runs, as a pulled cable does.
+$STANDIN_DISCONNECT_AFTER=N makes the device vanish after N benchmark runs, as a pulled cable does; a number K in
+the file $STANDIN_STATE.flaky makes the next K benchmark runs fail as a briefly dropped device does.
+$STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches other phones instead of the one Pixel 8 (the farm tests'
+FAKE_A, FAKE_B).
 """
 
 import json
@@ -15,6 +18,7 @@ from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures" / "benchmark_model"
 SERIAL, MODEL = "37071FDJH0005C", "Pixel 8"
+PHONES = dict(p.split("=", 1) for p in os.environ.get("STANDIN_SERIALS", f"{SERIAL}={MODEL}").split(","))
 args = sys.argv[1:]
 state = Path(os.environ.get("STANDIN_STATE", "/tmp/adb-standin-state"))
 if os.environ.get("STANDIN_LOG"):
@@ -23,16 +27,20 @@ if os.environ.get("STANDIN_LOG"):
 
 if args[:2] == ["devices", "-l"]:
     print("List of devices attached")
-    print(f"{SERIAL}          device usb:1-1 product:shiba model:{MODEL.replace(' ', '_')} device:shiba transport_id:3")
+    for i, (serial, model) in enumerate(PHONES.items()):
+        print(
+            f"{serial}          device usb:1-{i + 1} product:shiba model:{model.replace(' ', '_')} device:shiba transport_id:3"
+        )
     sys.exit(0)
-if args[:2] != ["-s", SERIAL]:
+if len(args) < 2 or args[0] != "-s" or args[1] not in PHONES:
     print(f"adb: device '{args[1] if len(args) > 1 else ''}' not found", file=sys.stderr)
     sys.exit(1)
 runs = int(state.read_text()) if state.exists() else 0
 limit = os.environ.get("STANDIN_DISCONNECT_AFTER")
 if limit is not None and runs >= int(limit):
-    print(f"adb: device '{SERIAL}' not found", file=sys.stderr)
+    print(f"adb: device '{args[1]}' not found", file=sys.stderr)
     sys.exit(1)
+SERIAL, MODEL = args[1], PHONES[args[1]]
 cmd = args[2:]
 if cmd[0] == "push":
     print(f"{cmd[1]}: 1 file pushed, 0 skipped. 45.2 MB/s (3570000 bytes in 0.075s)")
@@ -75,6 +83,12 @@ elif cmd[0] == "shell" and any(w.endswith("/executor_runner") for w in cmd):
         file=sys.stderr,  # ET_LOG writes to stderr on POSIX
     )
 elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
+    flaky = state.with_suffix(".flaky")
+    dropped = int(flaky.read_text()) if flaky.exists() else 0
+    if dropped > 0 and any(w.startswith("--graph=") for w in cmd):  # a run, not the chmod
+        flaky.write_text(str(dropped - 1))
+        print(f"adb: device '{SERIAL}' not found", file=sys.stderr)
+        sys.exit(1)
     state.write_text(str(runs + 1))
     name = (
         "gpu.txt"

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Top to bottom: a module may import its own layer and the layers below it, never one above.
 LAYERS = [
     ("cli", ["deploykit.cli", "deploykit.__main__"]),
+    ("farm", ["deploykit.farm"]),  # the Ray executor runs the sweep's jobs: above it, below the CLI
     ("orchestration", ["deploykit.sweep"]),
     ("stages", ["deploykit.bench", "deploykit.evaluate", "deploykit.reports", "deploykit.estimator",
                 "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer"]),
@@ -224,7 +225,14 @@ print('HEAVY=' + ','.join(heavy))
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["models", "--json"], ["devices", "--json"], ["results", "--db", "{db}"], ["formats", "--json"]],
+    [
+        ["--help"],
+        ["models", "--json"],
+        ["devices", "--json"],
+        ["results", "--db", "{db}"],
+        ["formats", "--json"],
+        ["farm", "resources", "--json"],
+    ],
 )
 def test_fast_commands_import_no_runtime(args, tmp_path):
     """`--help`, `models`, `devices`, `results` and `formats` answer without torch, LiteRT, ONNX Runtime,

@@ -239,6 +239,10 @@ class Adb(Backend):
             return []
         return [FoundDevice("adb", d["serial"], d.get("model", ""), d["state"], how="adb devices -l") for d in found]
 
+    def transient(self, error: str) -> bool:
+        """adb's words for a phone that dropped off the bus (a cable, a USB reset): worth another try."""
+        return any(w in error for w in ("not found", "device offline", "no devices/emulators", "closed"))
+
     def how_to_reach(self, profile: Profile) -> str:
         found = find_adb_devices()
         if found is None:

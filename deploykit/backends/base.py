@@ -128,6 +128,11 @@ class Backend:
         """Called once before a bench or sweep uses this backend, with the user's backend options (e.g.
         ``benchmark_binary``): raise DeploykitError for what is missing, before any slow work."""
 
+    def transient(self, error: str) -> bool:
+        """Is a failed row's error a passing device fault (a cable, a reconnect) worth running the job again for?
+        The farm retries such jobs a bounded number of times; conversion and runtime errors never are."""
+        return False
+
     def open(self, artifact: Artifact, target: Target) -> Session:
         raise NotImplementedError(f"{self.name} measures remotely; it has no in-process session")
 

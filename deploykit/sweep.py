@@ -158,8 +158,7 @@ def is_hosted(job: Job, opts: SweepOptions) -> bool:
     """A job on a hosted service's device (AI Hub): it may run beside others."""
     if job.mode != "measure":
         return False
-    target = next(t for t in get_profile(job.device, opts.profiles).targets if t.id == job.target)
-    return backend_of(target).hosted
+    return backend_of(target_of(job, opts.profiles)).hosted
 
 
 @functools.lru_cache(maxsize=64)

@@ -179,6 +179,15 @@ class AdbDevice:
     def shell(self, words: list[str]) -> subprocess.CompletedProcess:
         return self._adb("shell", *words)
 
+    def stage(self, model: Path, tool: Path, tool_name: str) -> tuple[str, str]:
+        """Push a model file and the tool that times it into deploykit's folder on the phone: their remote paths."""
+        self.shell(["mkdir", "-p", REMOTE_DIR])
+        remote_model, remote_tool = f"{REMOTE_DIR}/{model.name}", f"{REMOTE_DIR}/{tool_name}"
+        self.push(model, remote_model)
+        self.push(tool, remote_tool)
+        self.shell(["chmod", "755", remote_tool])
+        return remote_model, remote_tool
+
     def thermal(self) -> dict:
         p = self._adb("shell", "dumpsys", "thermalservice", timeout=30)
         return parse_thermal(p.stdout) if p.returncode == 0 else {"status": None, "max_temp_c": None}
@@ -266,11 +275,7 @@ class Adb(Backend):
         env = {"device": dev.metadata(), "runtime": "benchmark_model", "threads": target.threads}
         env["affinity"] = target.affinity
         before, waited = dev.cool_down(self.cooldown_s)
-        dev.shell(["mkdir", "-p", REMOTE_DIR])
-        remote_model, remote_bin = f"{REMOTE_DIR}/{artifact.path.name}", f"{REMOTE_DIR}/benchmark_model"
-        dev.push(artifact.path, remote_model)
-        dev.push(self.binary or benchmark_binary(), remote_bin)
-        dev.shell(["chmod", "755", remote_bin])
+        remote_model, remote_bin = dev.stage(artifact.path, self.binary or benchmark_binary(), "benchmark_model")
         external = self.push_delegate(dev, target)
         reps, outputs = [], []
         for r in range(method.repetitions):

@@ -37,7 +37,7 @@ from pathlib import Path
 from ..errors import DeploykitError
 from ..measurement import LatencyStats
 from ..targets import FoundDevice, Profile
-from .adb import _LOGCAT_PREFIX, REMOTE_DIR, AdbDevice, find_adb_devices
+from .adb import _LOGCAT_PREFIX, AdbDevice, find_adb_devices
 from .base import Artifact, Backend, BackendError, Runtime, register
 
 # ET_LOG's POSIX prefix: level, time since start, "executorch:FILE:LINE] ".
@@ -142,11 +142,7 @@ class AdbExecutorch(Backend):
         env = {"device": dev.metadata(), "runtime": "executorch executor_runner", "threads": target.threads}
         env["affinity"] = target.affinity
         before, waited = dev.cool_down(self.cooldown_s)
-        dev.shell(["mkdir", "-p", REMOTE_DIR])
-        remote_model, remote_bin = f"{REMOTE_DIR}/{artifact.path.name}", f"{REMOTE_DIR}/executor_runner"
-        dev.push(artifact.path, remote_model)
-        dev.push(self.runner or runner_binary(), remote_bin)
-        dev.shell(["chmod", "755", remote_bin])
+        remote_model, remote_bin = dev.stage(artifact.path, self.runner or runner_binary(), "executor_runner")
         reps, totals, load_ms = [], [], None
         for r in range(method.repetitions):
             warm = method.warmup  # every repetition is a new process, cold again: warm-up in each

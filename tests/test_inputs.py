@@ -84,10 +84,18 @@ def test_report_out_a_folder_is_one_line_and_leaves_nothing(tmp_path):
     assert not any(".partial" in p.name for p in tmp_path.rglob("*"))
 
 
-def test_a_fit_on_as_few_rows_as_parameters_says_so(tmp_path):
-    r = run("estimate", "--fit", "--device", "pixel8", "--published", "--db", str(tmp_path / "none.db"))
-    assert r.returncode == 0, r.stderr
-    assert "reproduces them exactly" in r.stderr
+def test_a_fit_on_as_few_rows_as_parameters_says_so():
+    """Two rows, two free parameters: the fit passes through both, and says its error means nothing. (Shipped
+    targets now fit on their whole corpus, e.g. pixel8's Edge TPU on 11 rows, so this is built from two.)"""
+    from deploykit import estimator as E
+    from deploykit.devices import get_profile
+
+    tpu = next(t for t in get_profile("pixel8").targets if t.name == "edgetpu")
+    _, two = E.calibrate(tpu, [("mnv4_conv_s", 224, 0.7, "paper"), ("mnv4_conv_l", 384, 2.4, "paper")])
+    assert len(two["free"]) == 2 and "reproduces them exactly" in two["caveat"]
+    _, more = E.calibrate(tpu, [(m, r, ms, "paper") for m, r, ms in (("mnv4_conv_s", 224, 0.7), ("mnv4_conv_l", 384, 2.4),
+                                                                      ("mnv2_100", 224, 0.7), ("mnv1_100", 224, 0.8))])  # fmt: skip
+    assert more["caveat"] is None or len(more["free"]) >= 4
 
 
 def test_an_export_prints_deploykits_lines_only(tmp_path):

@@ -840,8 +840,8 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
         for t in [t for t in prof.targets if t.peak_macs_per_s and t.mem_bw_bytes_per_s]:
             if names and not (set(names) & (corpus.names_of(t) | {t.id})):
                 continue
-            rows = E.training_rows(t, None, published=True)
-            if len({(m, r) for m, r, *_ in rows}) >= 2:
+            rows = E.training_rows(t, None, published=True)  # split=fit only: held-out rows never reach a fit
+            if len({(m, r) for m, r, *_ in rows}) >= 2 or corpus.rows_for(t, "heldout"):
                 results.append(E.validate_target(t, rows))
     if device and not results:
         raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
@@ -864,6 +864,20 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
             pct(loso.get("median_ape")), pct(loso.get("baseline_median_ape")), num(t16.get("spearman_roofline")),
         )  # fmt: skip
     out.print(t)
+    held = [r for r in results if r.get("heldout")]
+    h = Table(title="held-out (independent sources): the shipped profile, not refitted, on split=heldout rows")
+    for c in ("target", "rows", "sources", "med. err", "Spearman", "80% coverage", "fitted on"):
+        h.add_column(c, justify="left" if c in ("target", "sources", "fitted on") else "right")
+    for r in held:
+        x = r["heldout"]
+        h.add_row(
+            r["target"], str(x["rows"]), ", ".join(x["sources"]), pct(x["median_ape"]), num(x["spearman"]),
+            pct(x["interval_coverage"]), x["fitted_on"],
+        )  # fmt: skip
+    if held:
+        out.print(h)
+    else:
+        out.print("held-out (independent sources): no split=heldout rows for these targets")
     if families:
         f = Table(title="leave one device out: each device predicted from its siblings' pooled rows")
         for c in (

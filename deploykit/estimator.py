@@ -814,7 +814,49 @@ def validate_target(target: Target, rows) -> dict:
         "leave_one_model_out": {**summarize(residuals, "model"), "interval_coverage": coverage(lomo)},
         "leave_one_source_out": summarize(residuals, "source"),
         "paper_table16": table16,
+        "heldout": heldout_target(target),
         "residuals": [asdict(x) for x in residuals],
+    }
+
+
+def heldout_target(target: Target) -> dict:
+    """Score the *shipped* profile of a target on its corpus rows with ``split = heldout`` (independent sources,
+    never in any fit): median absolute error, Spearman and the share inside each row's stated interval. Nothing
+    is refitted here: the figures are what the profile ships, with the rows it was fitted on (``fitted_on``, its
+    ``[targets.roofline] fit`` note) beside them. Empty when the target has no held-out rows."""
+    from . import corpus
+
+    held = corpus.rows_for(target, "heldout")
+    if not held:
+        return {}
+    r = roofline_for(target)
+    scored = []
+    for row in held:
+        e = estimate_layers(model_layers(row.model, row.resolution)[2], r)
+        if e.latency_ms is None:
+            continue
+        scored.append((row, e))
+    ape = [abs(e.latency_ms / row.latency_ms - 1) for row, e in scored]
+    inside = [e.low_ms <= row.latency_ms <= e.high_ms for row, e in scored]
+    return {
+        "rows": len(scored),
+        "sources": sorted({row.source for row, _ in scored}),
+        "median_ape": float(np.median(ape)) if ape else None,
+        "spearman": spearman([row.latency_ms for row, _ in scored], [e.latency_ms for _, e in scored]),
+        "interval_coverage": float(np.mean(inside)) if inside else None,
+        "fitted_on": (target.roofline or {}).get("fit") or "not fitted (datasheet figures)",
+        "residuals": [
+            {
+                "model": row.model,
+                "resolution": row.resolution,
+                "source": row.source,
+                "measured_ms": row.latency_ms,
+                "predicted_ms": e.latency_ms,
+                "low_ms": e.low_ms,
+                "high_ms": e.high_ms,
+            }
+            for row, e in scored
+        ],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import zipfile
 from pathlib import Path
 
@@ -151,3 +152,38 @@ def test_a_bad_corpus_row_is_refused(monkeypatch, bad):
             corpus.rows()
     finally:
         corpus.rows.cache_clear()
+
+
+def test_heldout_rows_never_reach_a_fit_and_are_scored_on_the_shipped_profile(monkeypatch):
+    """Rows with split=heldout (other labs' measurements) are kept out of every fit: the training rows and the
+    fitted parameters are the same with or without them, even with a wild one added, while the held-out
+    figures (`estimate --validate`) score the shipped profile, not refitted, on exactly those rows."""
+    from dataclasses import replace
+
+    from deploykit import estimator as E
+
+    ane12 = next(t for t in get_profile("iphone12").targets if t.backend == "coreml-ane")
+    real = corpus.rows()
+    held = corpus.rows_for(ane12, "heldout")
+    assert held and {r.source for r in held}.isdisjoint({r.source for r in real if r.split == "fit"})
+    rows = E.training_rows(ane12, None, published=True)
+    before = E.fit_target(ane12, rows)
+    wild = replace(held[0], model="mnv2_050", latency_ms=50.0, source="wild")  # 100x slower than anything fitted
+    monkeypatch.setattr(corpus, "rows", lambda: (*real, wild))
+    assert E.training_rows(ane12, None, published=True) == rows
+    assert E.fit_target(ane12, rows).roofline == before.roofline
+    with_wild = E.fit_target(ane12, [*rows, (wild.model, wild.resolution, wild.latency_ms, wild.source)])
+    assert with_wild.roofline != before.roofline  # had it reached the fit, the fit would have moved
+
+    got = E.heldout_target(ane12)
+    assert got["rows"] == len(held) + 1 and "wild" in got["sources"]
+    assert got["fitted_on"] == ane12.roofline["fit"] and "repvit-readme" in got["fitted_on"]
+    est = E.estimate_layers(E.model_layers(held[0].model, held[0].resolution)[2], E.roofline_for(ane12))
+    first = got["residuals"][0]
+    assert first["predicted_ms"] == pytest.approx(est.latency_ms) and first["low_ms"] == pytest.approx(est.low_ms)
+    apes = [abs(x["predicted_ms"] / x["measured_ms"] - 1) for x in got["residuals"]]
+    assert got["median_ape"] == pytest.approx(statistics.median(apes))
+    assert 0.0 <= got["interval_coverage"] <= 1.0
+    assert E.validate_target(ane12, rows)["heldout"]["rows"] == len(held) + 1
+    monkeypatch.undo()
+    assert E.heldout_target(ane12)["rows"] == len(held)

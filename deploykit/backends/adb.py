@@ -151,6 +151,17 @@ def parse_thermal(text: str) -> dict:
     return {"status": int(status.group(1)) if status else None, "max_temp_c": max(temps) if temps else None}
 
 
+def open_phone(device: FoundDevice | None, target: Target, method, cooldown_s: float, runtime: str):
+    """The attached phone a target runs on, the env every adb row starts from, and its thermal state after
+    waiting up to ``cooldown_s`` to cool: ``(AdbDevice, env, before, waited_s)``."""
+    if device is None:
+        raise BackendError(f"no phone attached for {target.id}")
+    dev = AdbDevice(device.id, method.timeout_s)
+    env = {"device": dev.metadata(), "runtime": runtime, "threads": target.threads, "affinity": target.affinity}
+    before, waited = dev.cool_down(cooldown_s)
+    return dev, env, before, waited
+
+
 class AdbDevice:
     def __init__(self, serial: str, timeout: float = 900):
         self.serial, self.timeout = serial, timeout
@@ -269,12 +280,7 @@ class Adb(Backend):
 
     def measure(self, artifact: Artifact, target: Target, method, device: FoundDevice | None):
         """R repetitions of ``benchmark_model`` on the phone; a lost device raises, and becomes the row."""
-        if device is None:
-            raise BackendError(f"no phone attached for {target.id}")
-        dev = AdbDevice(device.id, method.timeout_s)
-        env = {"device": dev.metadata(), "runtime": "benchmark_model", "threads": target.threads}
-        env["affinity"] = target.affinity
-        before, waited = dev.cool_down(self.cooldown_s)
+        dev, env, before, waited = open_phone(device, target, method, self.cooldown_s, "benchmark_model")
         remote_model, remote_bin = dev.stage(artifact.path, self.binary or benchmark_binary(), "benchmark_model")
         external = self.push_delegate(dev, target)
         reps, outputs = [], []

@@ -37,7 +37,7 @@ from pathlib import Path
 from ..errors import DeploykitError
 from ..measurement import LatencyStats
 from ..targets import FoundDevice, Profile
-from .adb import _LOGCAT_PREFIX, AdbDevice, find_adb_devices
+from .adb import _LOGCAT_PREFIX, find_adb_devices, open_phone
 from .base import Artifact, Backend, BackendError, Runtime, register
 
 # ET_LOG's POSIX prefix: level, time since start, "executorch:FILE:LINE] ".
@@ -136,12 +136,7 @@ class AdbExecutorch(Backend):
         return f"no phone in state 'device' with model {profile.match!r}"
 
     def measure(self, artifact: Artifact, target, method, device: FoundDevice | None):
-        if device is None:
-            raise BackendError(f"no phone attached for {target.id}")
-        dev = AdbDevice(device.id, method.timeout_s)
-        env = {"device": dev.metadata(), "runtime": "executorch executor_runner", "threads": target.threads}
-        env["affinity"] = target.affinity
-        before, waited = dev.cool_down(self.cooldown_s)
+        dev, env, before, waited = open_phone(device, target, method, self.cooldown_s, "executorch executor_runner")
         remote_model, remote_bin = dev.stage(artifact.path, self.runner or runner_binary(), "executor_runner")
         reps, totals, load_ms = [], [], None
         for r in range(method.repetitions):

@@ -981,8 +981,11 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
         )
     path = None
     if write:
+        # every target of the profile is written back, refitted or as it was (those without roofline figures,
+        # or not named with --target, included)
+        by_id = {t.id: t for t in fitted}
         path = write_profile(
-            replace(profile, targets=fitted),
+            replace(profile, targets=[by_id.get(t.id, t) for t in profile.targets]),
             Path(write) / f"{profile.name}.toml",
             header=f"{profile.display}: fitted by `deploykit estimate --fit`",
         )
@@ -1002,7 +1005,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             f"{r['dispatch_s'] * 1e6:.2f}",
             f"{r['invoke_s'] * 1e6:.1f}",
             f"{r['efficiency'].get('dwconv', float('nan')):.3f}",
-            f"{r['rms_log_error']:.3f}",
+            "–" if r["rms_log_error"] is None else f"{r['rms_log_error']:.3f}",  # borrowed: fitted on no row
         )
     out.print(t)
     for r in report:

@@ -21,16 +21,21 @@ _DEFAULTS = {f.name: f.default for f in fields(Target)}
 
 def profile_toml(profile: Profile, header: str = "") -> str:
     doc = {k: getattr(profile, k) for k in SCHEMA["profile"] if k != "targets" and getattr(profile, k)}
-    doc["targets"] = [
-        {
-            k: getattr(t, k)
-            for k in SCHEMA["target"]
-            if getattr(t, k) is not None and (k in ("backend", "precision") or getattr(t, k) != _DEFAULTS[k])
-        }
-        for t in profile.targets
-    ]
+    doc["targets"] = [target_table(t, profile) for t in profile.targets]
     comments = "".join(f"# {line}\n" for line in header.splitlines())
     return comments + tomli_w.dumps(doc)
+
+
+def target_table(t: Target, profile: Profile) -> dict:
+    """One ``[[targets]]`` table: the fields that differ from the default, and the target's reach only where
+    it is not the profile's (the loader gives every target its profile's reach)."""
+    return {
+        k: getattr(t, k)
+        for k in SCHEMA["target"]
+        if getattr(t, k) is not None
+        and (k in ("backend", "precision") or getattr(t, k) != _DEFAULTS[k])
+        and not (k == "reach" and t.reach == profile.reach)
+    }
 
 
 def write_profile(profile: Profile, path: Path, header: str = "") -> Path:

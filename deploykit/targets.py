@@ -28,7 +28,9 @@ ROOFLINE_FIELDS = {
     # measured/estimated factors bounding the target's 80% interval, from cross-validated residuals of its fit
     "interval": ((list,), (1e-3, 1e3)),
     "interval_basis": ((str,), None),
+    # the profile's own figures before any fit moved them: where a refit and cross-validation start from
     "datasheet_peak_macs_per_s": ((int, float), (1e6, 1e18)),
+    "datasheet_mem_bw_bytes_per_s": ((int, float), (1e6, 1e15)),
 }
 # Ranges of a target's numeric fields: a negative peak or bandwidth would give estimates that look fine.
 TARGET_RANGES = {

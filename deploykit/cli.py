@@ -856,7 +856,7 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
             "base Spearman", "LOSO med. err", "LOSO base err", "Tab.16 Spearman")  # fmt: skip
     for c in cols:
         t.add_column(c, justify="left" if c in ("target", "sources") else "right")
-    for r in results:
+    for r in [r for r in results if r["models"] >= 2]:  # a target with held-out rows only is in the next table
         lomo, loso, t16 = r["leave_one_model_out"], r["leave_one_source_out"], r["paper_table16"] or {}
         t.add_row(
             r["target"], str(r["rows"]), ", ".join(r["sources"]), pct(lomo.get("median_ape")), num(lomo.get("spearman")),

@@ -56,6 +56,10 @@ def test_rows_match_the_targets_they_measure():
     assert {r.model for r in npu} == {"mnv2_100", "mnv3_large_100", "mnv3_small_100", "mnv4_conv_m", "repvit_m2_3"}
     ane12 = next(t for t in get_profile("iphone12").targets if t.backend == "coreml-ane")
     assert sorted(r.latency_ms for r in corpus.rows_for(ane12)) == [0.9, 1.0, 1.1, 1.5, 2.3]
+    # a device the corpus measures gets a profile: the X Elite laptop's ONNX Runtime NPU rows fit its targets
+    xe = {(t.name or t.backend) + "/" + t.precision: t for t in get_profile("snapdragon-x-elite").targets}
+    assert len(corpus.rows_for(xe["aihub-onnx-npu/fp32"])) == 5 and len(corpus.rows_for(xe["aihub-onnx-npu/int8"])) == 3
+    assert "on 5 aihub row(s)" in xe["aihub-onnx-npu/fp32"].roofline["fit"]
     cpu12 = next(t for t in get_profile("iphone12").targets if t.backend == "coreml-cpu")
     assert corpus.rows_for(cpu12) == []  # no published CPU rows: nothing borrowed silently
 

@@ -400,7 +400,7 @@ def test_npu_fits_keep_their_peak_physical():
     bound (1e17 MAC/s, meaning nothing). With the per-op cost freed first it stays within a decade of the
     vendor's figure on every shipped NPU target, and the fit explains its rows."""
     fitted = 0
-    for device in ("galaxy-s22", "galaxy-s24", "galaxy-s25", "galaxy-s26", "iphone13", "pixel8"):
+    for device in ("galaxy-s22", "galaxy-s24", "galaxy-s25", "galaxy-s26", "iphone13", "pixel8", "snapdragon-x-elite"):
         for t in get_profile(device).targets:
             if t.processor != "npu" or "fit" not in (t.roofline or {}):
                 continue

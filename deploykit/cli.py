@@ -845,7 +845,7 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
                 results.append(E.validate_target(t, rows))
     if device and not results:
         raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
-    families = _device_families(devices, profiles) if not device else []
+    families = E.family_transfer(load_profiles(profiles)) if not device else []
     if as_json:
         print(json.dumps({"targets": results, "leave_one_device_out": families}, indent=2))
         return
@@ -901,45 +901,6 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
         out.print(f)
 
 
-def _device_families(devices, profiles) -> list[dict]:
-    """Leave-one-device-out within a vendor family of the corpus: rows of one source, target name and
-    precision measured on three or more devices (AI Hub's Snapdragon phones, for one)."""
-    from collections import defaultdict
-
-    from . import corpus
-    from . import estimator as E
-    from .devices import load_profiles
-
-    known = load_profiles(profiles)
-    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
-    for r in corpus.rows():
-        if r.split != "fit" or r.source != "aihub":
-            continue
-        family = "Snapdragon phones" if r.device.startswith("galaxy-") else None
-        if family:
-            groups[(family, r.target, r.precision)][r.device].append((r.model, r.resolution, r.latency_ms, r.source))
-    out = []
-    for (family, target, precision), by_dev in sorted(groups.items()):
-        if len(by_dev) < 3:
-            continue
-        # AI Hub's rows all ran on the NPU, which runs a float model in fp16 (see estimator.roofline_for)
-        bytes_as = {"fp32": "fp16"}.get(precision, precision if precision in E.BYTES_PER_ELEM else "int8")
-        base = E.Roofline(1e13, 5e10, bytes_as, invoke_s=1e-4,
-                          efficiency={"dwconv": 0.1}, fuse_elementwise=True)  # fmt: skip
-        # scaled by the datasheet peaks of the profiles' targets of that name, where every device has one
-        peaks = {}
-        for d in by_dev:
-            prof = known.get(d)
-            t = next((t for t in (prof.targets if prof else []) if (t.name, t.precision) == (target, precision)), None)
-            if t is not None and t.peak_macs_per_s:
-                peaks[d] = E.datasheet_peak(t)
-        scale = {d: max(peaks.values()) / peaks[d] for d in by_dev} if len(peaks) == len(by_dev) else {}
-        for row in E.leave_one_device_out(by_dev, base, scale)[0]:
-            out.append({"family": family, "target": target, "precision": precision, "datasheet_scaled": bool(scale),
-                        **row})  # fmt: skip
-    return out
-
-
 def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     from dataclasses import replace
     from pathlib import Path
@@ -960,12 +921,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             borrowed = E.transfer(t, profile, load_profiles()) if published else None
             if borrowed:
                 fitted.append(borrowed[0])
-                report.append({**borrowed[1], "rows": 0, "sources": [], "free": [], "rms_log_error": None,
-                               "peak_macs_per_s": borrowed[0].peak_macs_per_s,
-                               "mem_bw_bytes_per_s": borrowed[0].mem_bw_bytes_per_s,
-                               "dispatch_s": borrowed[0].roofline.get("dispatch_s", 0.0),
-                               "invoke_s": borrowed[0].roofline.get("invoke_s", 0.0),
-                               "efficiency": borrowed[0].roofline.get("efficiency", {}), "caveat": None})  # fmt: skip
+                report.append(borrowed[1])
             else:
                 fitted.append(t)
             continue

@@ -41,13 +41,17 @@ class Row:
         return (self.model, self.resolution)
 
 
+def commented_csv(text: str) -> list[dict]:
+    """Rows of a CSV whose ``#`` lines say where its figures come from (deploykit/reference/*.csv)."""
+    return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
+
+
 @lru_cache(maxsize=1)
 def rows() -> tuple[Row, ...]:
     """Every corpus row, checked: positive latency, a known split, a citation."""
     text = resources.files("deploykit.reference").joinpath(FILE).read_text()
     out = []
-    recs = csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#"))
-    for i, rec in enumerate(recs, start=1):
+    for i, rec in enumerate(commented_csv(text), start=1):
         try:
             r = Row(**{**rec, "resolution": int(rec["resolution"]), "latency_ms": float(rec["latency_ms"])})
         except (TypeError, ValueError) as e:
@@ -71,7 +75,3 @@ def rows_for(t: Target, split: str = "fit") -> list[Row]:
     names = names_of(t)
     return [r for r in rows() if r.split == split and r.device == t.device and r.precision == t.precision
             and r.target in names]  # fmt: skip
-
-
-def sources(rs: list[Row]) -> list[str]:
-    return sorted({r.source for r in rs})

@@ -28,7 +28,6 @@ Every parameter lives in the device profile (``[targets.roofline]``) with its so
 
 from __future__ import annotations
 
-import csv
 from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 
@@ -330,14 +329,14 @@ def fit(
     free: tuple[str, ...] = ("peak_macs_per_s", "dispatch_s"),
     tie_ridge: bool = True,
     _warm: bool = True,
-    datasheet_peak: float | None = None,
+    pull_peak_to: float | None = None,
 ) -> FitResult:
     """Least squares on log(latency) over ``samples`` = [(layers, measured ms)], moving ``free`` parameters.
 
     ``tie_ridge`` keeps the ridge point (peak / bandwidth) fixed while the peak moves: with two or three
     published rows per target there is not enough data to fit both, and the ridge is what the paper published.
     With fewer rows than free parameters, the trailing free parameters are dropped. A free peak is pulled
-    towards ``datasheet_peak`` (:data:`PRIOR_WEIGHT`) where one is given."""
+    towards ``pull_peak_to`` (:data:`PRIOR_WEIGHT`), the datasheet peak, where one is given."""
     from scipy.optimize import least_squares
 
     if not samples:
@@ -356,7 +355,7 @@ def fit(
             rr = _set(rr, name, float(v), ridge)
         return rr
 
-    pull = free.index("peak_macs_per_s") if datasheet_peak and "peak_macs_per_s" in free else None
+    pull = free.index("peak_macs_per_s") if pull_peak_to and "peak_macs_per_s" in free else None
 
     def residuals(x):
         rr = build(x)
@@ -366,7 +365,7 @@ def fit(
     def objective(x):
         if pull is None:
             return residuals(x)
-        return np.append(residuals(x), PRIOR_WEIGHT * (x[pull] - np.log(datasheet_peak)))
+        return np.append(residuals(x), PRIOR_WEIGHT * (x[pull] - np.log(pull_peak_to)))
 
     lo = x0 - 12.0
     hi = x0 + 12.0
@@ -391,7 +390,7 @@ def fit(
         # a kink with more parameters doing worse than fewer: start again from the fit of one parameter fewer
         # (itself warm-started) and keep the better of the two.
         sub_tie = tie_ridge or "mem_bw_bytes_per_s" not in free[:-1]
-        prev = fit(r, samples, free[:-1], sub_tie, datasheet_peak=datasheet_peak).roofline
+        prev = fit(r, samples, free[:-1], sub_tie, pull_peak_to=pull_peak_to).roofline
         x1 = np.clip(np.log([max(_get(prev, n), 1e-12) for n in free]), lo + 1e-9, hi - 1e-9)
         sol2 = least_squares(objective, x1, bounds=(lo, hi), method="trf", x_scale=1.0)
         if sol2.cost < sol.cost:
@@ -403,14 +402,22 @@ def fit(
 # ---------------------------------------------------------------------------------------- published figures
 
 
-def commented_csv(text: str) -> list[dict]:
-    """Rows of a CSV whose ``#`` lines say where its figures come from."""
-    return list(csv.DictReader(line for line in text.splitlines() if line and not line.startswith("#")))
+def _ridge_records() -> dict[str, dict]:
+    """ridge_points.csv (the paper's Table 16) by target name."""
+    from .corpus import commented_csv
+
+    text = resources.files("deploykit.reference").joinpath("ridge_points.csv").read_text()
+    return {rec["target"]: rec for rec in commented_csv(text)}
 
 
 def published_ridge_points() -> dict[str, float]:
-    text = resources.files("deploykit.reference").joinpath("ridge_points.csv").read_text()
-    return {rec["target"]: float(rec["ridge_point_macs_per_byte"]) for rec in commented_csv(text)}
+    return {name: float(rec["ridge_point_macs_per_byte"]) for name, rec in _ridge_records().items()}
+
+
+def table16(paper_target: str | None) -> dict[str, float] | None:
+    """Table 16's row (ridge point, Spearman of its roofline and of MACs) for a paper target, if it has one."""
+    rec = _ridge_records().get(_RIDGE_NAMES.get(paper_target, f"{paper_target}_int8")) if paper_target else None
+    return {k: float(v) for k, v in rec.items() if k != "target"} if rec else None
 
 
 # --------------------------------------------------------------------------------------------- baselines
@@ -605,16 +612,13 @@ def default_free(target: Target, n_rows: int, n_models: int | None = None) -> tu
     leaves a fit that is not an interpolation, in the order of ``_FREE_ORDER`` for the target's class. While the
     bandwidth is not free the ridge point stays the profile's (published where the paper gives one)."""
     order = _FREE_ORDER[target_class(target)]
-    n = n_rows if n_models is None else min(n_rows, n_models)
-    if n <= 2:
-        k = max(1, n)
-    elif n <= 5:
-        k = 2
-    elif n <= 8:
-        k = 3
-    else:
-        k = len(order)
-    return order[:k]
+    return order[: _free_count(n_rows if n_models is None else min(n_rows, n_models), len(order))]
+
+
+def _free_count(n_models: int, most: int) -> int:
+    """How many parameters ``n_models`` distinct models support: one or two for one or two, two for 3-5, three
+    for 6-8, ``most`` beyond."""
+    return max(1, n_models) if n_models <= 2 else 2 if n_models <= 5 else 3 if n_models <= 8 else most
 
 
 def _samples(rows) -> list[tuple[list[Layer], float]]:
@@ -641,7 +645,7 @@ def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tu
         samples,
         free=free,
         tie_ridge="mem_bw_bytes_per_s" not in free,
-        datasheet_peak=datasheet_peak(target),
+        pull_peak_to=datasheet_peak(target),
     )
 
 
@@ -690,7 +694,7 @@ def cross_validate(target: Target, rows: list[tuple[str, int, float, str]]) -> l
             [samples[i] for i in train],
             free=free,
             tie_ridge="mem_bw_bytes_per_s" not in free,
-            datasheet_peak=datasheet_peak(target),
+            pull_peak_to=datasheet_peak(target),
         )
         baseline = macs_baseline([(_macs(samples[i][0]), samples[i][1]) for i in train])
         for i in test:
@@ -755,18 +759,23 @@ def fitted_target(target: Target, result: FitResult, note: str, interval=None, b
         roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
     if r.efficiency:
         roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
-    if interval is not None:
-        roof["interval"] = [float(f"{interval[0]:.3g}"), float(f"{interval[1]:.3g}")]
-        roof["interval_basis"] = basis
-    else:
-        roof.pop("interval", None)
-        roof.pop("interval_basis", None)
+    _set_interval(roof, interval, basis)
     return replace(
         target,
         peak_macs_per_s=float(f"{r.peak_macs_per_s:.4g}"),
         mem_bw_bytes_per_s=float(f"{r.mem_bw_bytes_per_s:.4g}"),
         roofline=roof,
     )
+
+
+def _set_interval(roof: dict, interval: tuple[float, float] | None, basis: str) -> None:
+    """Write a target's interval and its basis into its ``[targets.roofline]`` table, or drop both."""
+    if interval is None:
+        roof.pop("interval", None)
+        roof.pop("interval_basis", None)
+    else:
+        roof["interval"] = [float(f"{interval[0]:.3g}"), float(f"{interval[1]:.3g}")]
+        roof["interval_basis"] = basis
 
 
 def interval_basis(residuals: list[Residual], rows) -> str:
@@ -836,15 +845,6 @@ def validate_target(target: Target, rows) -> dict:
     interval coverage, and the MACs-affine baseline beside each."""
     residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
     lomo = [x for x in residuals if x.split == "model"]
-    paper = (target.roofline or {}).get("paper_target")
-    table16 = None
-    if paper:
-        from importlib import resources as _res
-
-        text = _res.files("deploykit.reference").joinpath("ridge_points.csv").read_text()
-        for rec in commented_csv(text):
-            if rec["target"] == _RIDGE_NAMES.get(paper, f"{paper}_int8"):
-                table16 = {k: float(v) for k, v in rec.items() if k != "target"}
     return {
         "target": target.id,
         "rows": len(rows),
@@ -852,7 +852,7 @@ def validate_target(target: Target, rows) -> dict:
         "sources": sorted({s for *_, s in rows}),
         "leave_one_model_out": {**summarize(residuals, "model"), "interval_coverage": coverage(lomo)},
         "leave_one_source_out": summarize(residuals, "source"),
-        "paper_table16": table16,
+        "paper_table16": table16((target.roofline or {}).get("paper_target")),
         "heldout": heldout_target(target),
         "residuals": [asdict(x) for x in residuals],
     }
@@ -870,8 +870,8 @@ def heldout_target(target: Target) -> dict:
         return {}
     r = roofline_for(target)
     scored = []
-    for row in held:
-        e = estimate_layers(model_layers(row.model, row.resolution)[2], r)
+    for row, (layers, _) in zip(held, _samples([(x.model, x.resolution, x.latency_ms) for x in held])):
+        e = estimate_layers(layers, r)
         if e.latency_ms is None:
             continue
         scored.append((row, e))
@@ -928,11 +928,48 @@ def leave_one_device_out(
     return out, every
 
 
+def family_transfer(profiles: dict) -> list[dict]:
+    """Leave-one-device-out within a vendor family of the corpus: rows of one source, target name and
+    precision measured on three or more devices (AI Hub's Snapdragon phones, for one), each device predicted from
+    its siblings' pooled rows (:func:`leave_one_device_out`), scaled by datasheet peaks where ``profiles`` give
+    every device one."""
+    from collections import defaultdict
+
+    from . import corpus
+
+    groups: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in corpus.rows():
+        if r.split != "fit" or r.source != "aihub":
+            continue
+        family = "Snapdragon phones" if r.device.startswith("galaxy-") else None
+        if family:
+            groups[(family, r.target, r.precision)][r.device].append((r.model, r.resolution, r.latency_ms, r.source))
+    out = []
+    for (family, target, precision), by_dev in sorted(groups.items()):
+        if len(by_dev) < 3:
+            continue
+        # AI Hub's rows all ran on the NPU, which runs a float model in fp16 (see roofline_for)
+        bytes_as = {"fp32": "fp16"}.get(precision, precision if precision in BYTES_PER_ELEM else "int8")
+        base = Roofline(1e13, 5e10, bytes_as, invoke_s=1e-4, efficiency={"dwconv": 0.1}, fuse_elementwise=True)
+        # scaled by the datasheet peaks of the profiles' targets of that name, where every device has one
+        peaks = {}
+        for d in by_dev:
+            prof = profiles.get(d)
+            t = next((t for t in (prof.targets if prof else []) if (t.name, t.precision) == (target, precision)), None)
+            if t is not None and t.peak_macs_per_s:
+                peaks[d] = datasheet_peak(t)
+        scale = {d: max(peaks.values()) / peaks[d] for d in by_dev} if len(peaks) == len(by_dev) else {}
+        for row in leave_one_device_out(by_dev, base, scale)[0]:
+            out.append({"family": family, "target": target, "precision": precision, "datasheet_scaled": bool(scale),
+                        **row})  # fmt: skip
+    return out
+
+
 def default_free_for_class(r: Roofline, n_models: int) -> tuple[str, ...]:
     """:func:`default_free` for a roofline without a target (pooled family rows): NPU order where the roofline
     fuses elementwise ops with an NPU's dispatch cost, CPU order otherwise."""
     order = _FREE_ORDER["npu" if r.fuse_elementwise and r.dispatch_s <= 5e-6 else "cpu"]
-    return order[: 1 if n_models <= 1 else 2 if n_models <= 5 else 3 if n_models <= 8 else 4]
+    return order[: _free_count(n_models, 4)]
 
 
 def datasheet_peak(t: Target) -> float:
@@ -976,23 +1013,35 @@ def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) ->
         f"borrowed from {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
         f"scaled by the datasheet peak ratio {k:.3g}"
     )
-    iv = interval_from(family_residuals)
-    if iv:
-        roof["interval"] = [float(f"{iv[0]:.3g}"), float(f"{iv[1]:.3g}")]
-        roof["interval_basis"] = (
-            f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
-            f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}"
-        )
-    else:
-        roof.pop("interval", None)
-        roof.pop("interval_basis", None)
+    _set_interval(
+        roof,
+        interval_from(family_residuals),
+        f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
+        f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}",
+    )
     nt = replace(
         target,
         peak_macs_per_s=float(f"{sibling.peak_macs_per_s * k:.4g}"),
         mem_bw_bytes_per_s=float(f"{sibling.mem_bw_bytes_per_s * k:.4g}"),
         roofline=roof,
     )
-    return nt, {"target": target.id, "borrowed_from": sibling.id, "scale": k, "interval": roof.get("interval")}
+    # the shape of calibrate()'s report, fitted on no row of its own
+    return nt, {
+        "target": target.id,
+        "borrowed_from": sibling.id,
+        "scale": k,
+        "rows": 0,
+        "sources": [],
+        "free": [],
+        "rms_log_error": None,
+        "peak_macs_per_s": nt.peak_macs_per_s,
+        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
+        "dispatch_s": roof.get("dispatch_s", 0.0),
+        "invoke_s": roof.get("invoke_s", 0.0),
+        "efficiency": roof.get("efficiency", {}),
+        "interval": roof.get("interval"),
+        "caveat": None,
+    }
 
 
 def vendor(profile) -> str:

@@ -4,12 +4,16 @@ Reads the ``qai-hub-models`` wheel as downloaded (``pip download qai-hub-models 
 never installed, and deploykit does not depend on it), takes each ``qai_hub_models/models/<id>/perf.yaml`` whose
 model is a zoo model, and writes one corpus row per (precision, device, runtime) with its job id::
 
-    .venv/bin/python scripts/extract_aihub_perf.py /tmp/qhm/qai_hub_models-*.whl --check-macs MIRRORS --write
+    .venv/bin/python scripts/extract_aihub_perf.py /tmp/qhm/qai_hub_models-*.whl --check-macs MIRRORS \
+        --torchvision /tmp/qhm/torchvision-0.26.0-*.whl --write
 
 Before a model is matched to a zoo name its definition is checked against the zoo's: the manifest's parameter
-count (every model) and, where the upstream source the manifest pins is given (``--check-macs`` folder holding
-``<owner>+<repo>/repo`` git mirrors), the MACs of that source at the commit the manifest names, counted by
-deploykit's own analysis at the same resolution: both within 1%. A model that fails is left out and said so.
+count (every model) and the MACs of the upstream definition, counted by deploykit's own analysis at the same
+resolution: both within 1%. A model that fails is left out and said so. Upstream definitions are read, never
+installed: git mirrors (``--check-macs`` folder holding ``<owner>+<repo>/repo``) at the commit the manifest pins,
+and for the MobileNet-v3 models, which AI Hub builds with ``torchvision.models``, the torchvision wheel
+(``pip download torchvision==0.26.0 --no-deps -d /tmp/qhm``: the newest the 0.65 wheel's ``torchvision<=0.26.0``
+allows; installing it would replace the project's CPU torch).
 
 ``--write`` replaces the AI Hub rows of ``deploykit/reference/published_latencies.csv`` (other sources' rows are
 kept as they are).
@@ -187,11 +191,61 @@ def _timm_shim() -> dict:
             "timm.models.vision_transformer": vt}  # fmt: skip
 
 
-def upstream_model(mid: str, manifest: dict, mirrors: Path):
-    """The manifest's upstream definition at its pinned commit, or None where none can be built here
-    (MobileNet-v3 comes from torchvision, which deploykit never installs)."""
+# The torchvision files that define MobileNet-v3, read from the wheel as they are. The rest of the package (image
+# I/O, transforms, the C++ extension) is what cannot import beside the project's torch; the definition needs none
+# of it, only the stand-ins below for logging and for the weight enums' preprocessing preset.
+_TV_FILES = ("models/mobilenetv3.py", "models/_api.py", "models/_utils.py", "models/_meta.py", "ops/misc.py",
+             "_utils.py", "_internally_replaced_utils.py")  # fmt: skip
+_TV_STANDINS = {
+    "utils.py": (
+        "import collections.abc, itertools\n"
+        "def _log_api_usage_once(obj):\n    pass\n"
+        "def _make_ntuple(x, n):\n"
+        "    return tuple(x) if isinstance(x, collections.abc.Iterable) else tuple(itertools.repeat(x, n))\n"
+    ),
+    "transforms/_presets.py": "class ImageClassification:\n    def __init__(self, *args, **kwargs):\n        pass\n",
+}
+
+
+def torchvision_model(wheel: Path, builder: str):
+    """``torchvision.models.<builder>(weights=None)`` built from the wheel's own source files, without installing
+    torchvision."""
+    root = Path(tempfile.mkdtemp()) / "torchvision"
+    with zipfile.ZipFile(wheel) as z:
+        for rel in _TV_FILES:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(z.read(f"torchvision/{rel}"))
+    for rel, text in _TV_STANDINS.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    for pkg in ("", "models", "ops", "transforms"):
+        (root / pkg / "__init__.py").write_text("")
+
+    def forget():  # never let this copy stand in for another (or for an installed torchvision) later on
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+
+    forget()
+    sys.path.insert(0, str(root.parent))
+    try:
+        mobilenetv3 = importlib.import_module("torchvision.models.mobilenetv3")
+        return getattr(mobilenetv3, builder)(weights=None).eval()
+    finally:
+        sys.path.remove(str(root.parent))
+        forget()
+
+
+# AI Hub model id → the torchvision builder its model.py calls
+TORCHVISION_BUILDERS = {"mobilenet_v3_large": "mobilenet_v3_large", "mobilenet_v3_small": "mobilenet_v3_small"}
+
+
+def upstream_model(mid: str, manifest: dict, mirrors: Path | None, torchvision: Path | None = None):
+    """The manifest's upstream definition (at its pinned commit, or the torchvision wheel's), or None where its
+    source was not given."""
+    if mid in TORCHVISION_BUILDERS:
+        return torchvision_model(torchvision, TORCHVISION_BUILDERS[mid]) if torchvision else None
     repos = manifest.get("external_repos") or {}
-    if not repos:
+    if not repos or mirrors is None:
         return None
     (repo,) = repos.values()
     owner_name = repo["repo_url"].removeprefix("https://github.com/").removesuffix(".git").replace("/", "+")
@@ -215,15 +269,19 @@ def upstream_model(mid: str, manifest: dict, mirrors: Path):
     return None
 
 
-def check_definition(mid: str, manifest: dict, mirrors: Path | None) -> tuple[bool, str]:
-    """Parameters (manifest) and, where the upstream source is at hand, MACs against the zoo, both within 1%."""
+def check_definition(
+    mid: str, manifest: dict, mirrors: Path | None, torchvision: Path | None = None
+) -> tuple[str, str]:
+    """("ok" | "mismatch" | "unchecked", notes): the manifest's parameters and the upstream definition's MACs
+    against the zoo's, both within 1%. A model whose upstream source was not given is "unchecked" and, like a
+    mismatch, left out: no row is matched to a zoo name before its MACs are checked."""
     from deploykit.analysis import analyze, analyze_spec
 
     zoo, res = MODELS[mid]
     mine = analyze_spec(zoo, res, deploy=False)
     deployed = analyze_spec(zoo, res)  # fused, single head: the form whose parameters the manifest counts
     notes = []
-    ok = True
+    ok, checked = True, True
     published = str(manifest.get("technical_details", {}).get("Number of parameters", ""))
     if published.endswith("M"):
         p = float(published[:-1]) * 1e6
@@ -231,29 +289,33 @@ def check_definition(mid: str, manifest: dict, mirrors: Path | None) -> tuple[bo
         rel = abs(deployed.params - p) / p
         notes.append(f"params {deployed.params / 1e6:.2f}M vs manifest {published} ({rel:.1%})")
         ok &= rel <= 0.01
-    if mirrors is not None:
-        model = upstream_model(mid, manifest, mirrors)
-        if model is None:
-            notes.append("MACs: upstream is torchvision, not built here")
-        else:
-            theirs = analyze(model, res)
-            zoo_macs = mine.macs  # both in training form (RepViT's upstream is unfused, as AI Hub exports it)
-            rel = abs(theirs.macs - zoo_macs) / zoo_macs
-            notes.append(f"MACs {theirs.macs / 1e6:.1f}M vs zoo {zoo_macs / 1e6:.1f}M ({rel:.2%})")
-            ok &= rel <= 0.01
-    return ok, "; ".join(notes)
+    model = upstream_model(mid, manifest, mirrors, torchvision)
+    if model is None:
+        notes.append("MACs: upstream source not given, not checked")
+        checked = False
+    else:
+        theirs = analyze(model, res)
+        zoo_macs = mine.macs  # both in training form (RepViT's upstream is unfused, as AI Hub exports it)
+        rel = abs(theirs.macs - zoo_macs) / zoo_macs
+        notes.append(f"MACs {theirs.macs / 1e6:.1f}M vs zoo {zoo_macs / 1e6:.1f}M ({rel:.2%})")
+        ok &= rel <= 0.01
+    return ("mismatch" if not ok else "ok" if checked else "unchecked"), "; ".join(notes)
 
 
 def write_corpus(aihub_rows: list[dict]) -> int:
     text = CORPUS.read_text()
     header = [line for line in text.splitlines() if line.startswith("#")]
     body = [line for line in text.splitlines() if line and not line.startswith("#")]
-    keep = [r for r in csv.DictReader(body) if r["source"] != SOURCE]
+    old = list(csv.DictReader(body))
+    # the new AI Hub rows take the old ones' place, so a rerun that finds the same rows changes nothing
+    at = next((i for i, r in enumerate(old) if r["source"] == SOURCE), len(old))
+    before = [r for r in old[:at] if r["source"] != SOURCE]
+    after = [r for r in old[at:] if r["source"] != SOURCE]
     buf = io.StringIO()
     buf.write("\n".join(header) + "\n")
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
-    for r in keep + aihub_rows:
+    for r in before + aihub_rows + after:
         w.writerow(r)
     CORPUS.write_text(buf.getvalue())
     return len(aihub_rows)
@@ -263,14 +325,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("wheel", type=Path)
     ap.add_argument("--check-macs", type=Path, default=None, help="folder of <owner>+<repo>/repo git mirrors")
+    ap.add_argument("--torchvision", type=Path, default=None, help="torchvision wheel (for MobileNet-v3's source)")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args(argv)
     version, perf, manifest = read_wheel(a.wheel)
     rows = []
     for mid in MODELS:
-        ok, note = check_definition(mid, manifest[mid], a.check_macs)
-        print(f"{mid} → {MODELS[mid][0]}@{MODELS[mid][1]}: {'ok' if ok else 'MISMATCH, left out'}: {note}")
-        if ok:
+        status, note = check_definition(mid, manifest[mid], a.check_macs, a.torchvision)
+        verdict = "ok" if status == "ok" else f"{status.upper()}, left out"
+        print(f"{mid} → {MODELS[mid][0]}@{MODELS[mid][1]}: {verdict}: {note}")
+        if status == "ok":
             got = rows_of(mid, perf[mid], version)
             print(f"  {len(got)} rows")
             rows += got

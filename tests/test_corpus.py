@@ -118,23 +118,55 @@ def test_extraction_reads_perf_yaml_from_the_wheel(tmp_path, monkeypatch):
     assert text.count(",mnv4-paper,") == 73 and "jdef" in text
 
 
-def test_a_model_whose_definition_differs_is_left_out(tmp_path, monkeypatch):
-    """The parameter check refuses a manifest count more than 1% off the zoo's (the MACs check of the pinned
-    upstream source runs in the script with --check-macs; it needs the upstream repositories)."""
+def test_a_model_is_matched_only_once_its_parameters_and_macs_are_checked(monkeypatch):
+    """A manifest count or upstream MACs more than 1% off the zoo's is a mismatch; a model whose upstream source
+    was not given is unchecked; both are left out."""
     import types
 
     import deploykit.analysis as A
 
     mod = _script()
-    # the zoo's count is stubbed at what analysis gives MobileNetV3-Small (2.54 M deployed): the decision is
-    # under test here, the counting in test_analysis.py
-    monkeypatch.setattr(A, "analyze_spec", lambda *a, **k: types.SimpleNamespace(params=2_542_856, macs=58_000_000))
-    ok, note = mod.check_definition("mobilenet_v3_small", {"technical_details": {"Number of parameters": "2.54M"}},
-                                    None)  # fmt: skip
-    assert ok, note
-    ok, note = mod.check_definition("mobilenet_v3_small", {"technical_details": {"Number of parameters": "3.0M"}},
-                                    None)  # fmt: skip
-    assert not ok and "params 2.54M vs manifest 3.0M" in note
+    # the zoo's counts are stubbed at what analysis gives MobileNetV3-Small (2.54 M deployed, 56.5 M MACs): the
+    # decision is under test here, the counting in test_analysis.py
+    zoo = types.SimpleNamespace(params=2_542_856, macs=56_510_400)
+    monkeypatch.setattr(A, "analyze_spec", lambda *a, **k: zoo)
+    upstream_macs = {"macs": 56_510_400}
+    monkeypatch.setattr(A, "analyze", lambda model, res: types.SimpleNamespace(macs=upstream_macs["macs"]))
+    manifest = {"technical_details": {"Number of parameters": "2.54M"}}
+    status, note = mod.check_definition("mobilenet_v3_small", manifest, None)
+    assert status == "unchecked" and "not checked" in note
+    monkeypatch.setattr(mod, "upstream_model", lambda *a: object())
+    status, note = mod.check_definition("mobilenet_v3_small", manifest, None)
+    assert status == "ok", note
+    upstream_macs["macs"] = 60_000_000  # 6% more than the zoo's
+    status, note = mod.check_definition("mobilenet_v3_small", manifest, None)
+    assert status == "mismatch" and "MACs 60.0M vs zoo 56.5M" in note
+    status, note = mod.check_definition("mobilenet_v3_small", {"technical_details": {"Number of parameters": "3.0M"}},
+                                        None)  # fmt: skip
+    assert status == "mismatch" and "params 2.54M vs manifest 3.0M" in note
+
+
+def test_torchvision_definitions_are_built_from_the_wheel_without_installing_it(tmp_path):
+    """MobileNet-v3's upstream is torchvision's own file, read from the downloaded wheel with its package imports
+    (ops.misc, utils, the weights API) resolved there; nothing named torchvision stays imported afterwards."""
+    import sys
+
+    mod = _script()
+    wheel = tmp_path / "torchvision-0.0.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for rel in set(mod._TV_FILES) - {"ops/misc.py", "models/mobilenetv3.py"}:
+            z.writestr(f"torchvision/{rel}", "")
+        z.writestr(
+            "torchvision/ops/misc.py",
+            "import torch\nfrom ..utils import _log_api_usage_once, _make_ntuple\n"
+            "def conv(c):\n    _log_api_usage_once(None)\n    return torch.nn.Conv2d(3, c, _make_ntuple(3, 2))\n",
+        )
+        z.writestr("torchvision/models/mobilenetv3.py", "from ..ops.misc import conv\n"
+                   "from ..transforms._presets import ImageClassification\n"
+                   "def mobilenet_v3_small(weights=None):\n    assert weights is None\n    return conv(8)\n")  # fmt: skip
+    net = mod.torchvision_model(wheel, "mobilenet_v3_small")
+    assert net.out_channels == 8 and net.kernel_size == (3, 3) and not net.training
+    assert not any(m == "torchvision" or m.startswith("torchvision.") for m in sys.modules)
 
 
 @pytest.mark.parametrize("bad", ["0", "-1"])

@@ -12,7 +12,9 @@ profile's reach what they discover, and matches the profile's ``match`` against 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import pickle
 import tomllib
 import types
 import typing
@@ -91,10 +93,36 @@ def get_profile(name: str, extra: str | Path | None = None) -> Profile:
     return profiles[name]
 
 
+# Parsed profiles, keyed by the file's path and content and by the backend plugins registered: a sweep asks for
+# the profiles several times a job (preparing it, finding its target, asking whether it is hosted), and parsing
+# the TOML is most of the 14-16 ms a full load costs. Keyed on content, not mtime: file times tick coarsely
+# enough that a file rewritten within a few milliseconds keeps its mtime.
+# Held pickled: a fresh copy for each caller by unpickling takes half the time of copy.deepcopy (a full load of
+# the shipped profiles on this project's 2-core VM: 16 ms parsed each time, 4.5 ms deep-copied, 2.4 ms unpickled).
+_PARSED: dict[tuple, bytes] = {}
+
+
 def load_profile(path: Path) -> Profile:
+    """The profile in ``path``, validated; each call returns its own copy (callers may change it)."""
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        raw = path.read_bytes()
+    except OSError as e:
+        raise DeploykitError(f"bad device profile {path}: {e}") from None
+    plugins = tuple((b.name, id(b)) for b in backends.backends())
+    key = (str(path), hashlib.blake2b(raw, digest_size=16).digest(), plugins)
+    if key not in _PARSED:
+        _PARSED[key] = pickle.dumps(_parse_profile(path, raw))
+    profile = pickle.loads(_PARSED[key])
+    if profile.name == "host":  # what this machine is, asked every time (never from a cached copy)
+        profile.host = host_info()
+        profile.targets = [_host_target(t, profile.host) if t.processor == "cpu" else t for t in profile.targets]
+    return profile
+
+
+def _parse_profile(path: Path, raw: bytes) -> Profile:
+    try:
+        data = tomllib.loads(raw.decode())
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise DeploykitError(f"bad device profile {path}: {e}") from None
     _validate(data, SCHEMA["profile"], path, "")
     _check_reach(data["reach"], path, "")
@@ -131,7 +159,7 @@ def load_profile(path: Path) -> Profile:
     ids = [t.id for t in targets]
     if len(set(ids)) != len(ids):
         raise DeploykitError(f"bad device profile {path}: two targets share an id; give one a name")
-    profile = Profile(
+    return Profile(
         data["name"],
         data["display"],
         data["reach"],
@@ -141,10 +169,6 @@ def load_profile(path: Path) -> Profile:
         data.get("notes", ""),
         services,
     )
-    if profile.name == "host":
-        profile.host = host_info()
-        profile.targets = [_host_target(t, profile.host) if t.processor == "cpu" else t for t in targets]
-    return profile
 
 
 def _check_reach(reach: str, path: Path, where: str) -> None:

@@ -86,6 +86,32 @@ def test_profiles_load_and_validate(tmp_path):
     assert {r["name"] for r in rows} >= names - {"x"} and next(r for r in rows if r["name"] == "host")["reachable"]
 
 
+def test_profiles_are_parsed_once_but_each_caller_gets_its_own_copy(tmp_path, monkeypatch):
+    """A sweep loads the profiles several times a job: a file is parsed again only when its content changes
+    (even within the same clock tick), and no caller sees another's changes to its copy."""
+    import deploykit.devices as D
+
+    text = 'name = "x"\ndisplay = "x"\nreach = "adb"\n[[targets]]\nbackend = "litert-xnnpack"\nprecision = "fp32"\n'
+    f = tmp_path / "x.toml"
+    f.write_text(text)
+    parsed = []
+    real = D._parse_profile
+    monkeypatch.setattr(D, "_parse_profile", lambda path, raw: parsed.append(path) or real(path, raw))
+    first = load_profiles(tmp_path)["x"]
+    first.targets.clear()
+    first.display = "changed by a caller"
+    again = load_profiles(tmp_path)["x"]
+    assert again.display == "x" and len(again.targets) == 1
+    assert parsed.count(f) == 1  # the second load came from the cache
+    f.write_text(text.replace('display = "x"', 'display = "y"'))  # same size, likely the same mtime tick
+    assert load_profiles(tmp_path)["x"].display == "y" and parsed.count(f) == 2
+    # the host profile says what this machine is on every load, never from a cached copy
+    from deploykit.machine import host_info
+
+    monkeypatch.setattr(D, "host_info", lambda: {**host_info(), "cpu_model": "stand-in CPU"})
+    assert get_profile("host").host["cpu_model"] == "stand-in CPU"
+
+
 def test_summary_statistics():
     s = LatencyStats.from_samples([[1.0, 2.0, 3.0], [2.0, 2.0, 2.0], [10.0, 10.0, 10.0]])
     assert s.median_ms == 2.0 and s.n == 9 and s.min == 1.0 and s.p50 == 2.0 and s.repetitions == 3

@@ -925,7 +925,9 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             else:
                 fitted.append(t)
             continue
-        nt, rep = E.calibrate(t, rows)
+        # one model's rows are too few for a shape of its own: scale a calibrated sibling's to them where one exists
+        one_model = len({(m, r) for m, r, *_ in rows}) == 1
+        nt, rep = (one_model and E.transfer(t, profile, load_profiles(), rows)) or E.calibrate(t, rows)
         fitted.append(nt)
         report.append(rep)
     if store is not None:
@@ -967,6 +969,11 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
     for r in report:
         if r["caveat"]:
             err.print(f"note: {r['target']}: {r['caveat']}")
+        if r.get("borrowed_from"):
+            how = f"scaled by {r['scale']:.3g} to its {r['rows']} row(s)" if r["rows"] else "datasheet-scaled"
+            err.print(
+                f"note: {r['target']}: {r['borrowed_from']}'s fitted shape, {how} (the interval is the transfer's)"
+            )
     if path:
         out.print(f"wrote {path}; use it with --profiles {write}")
 

@@ -212,6 +212,50 @@ def test_cli_fit_from_measured_rows_writes_a_profile(tmp_path):
     assert est == pytest.approx(2 * base, rel=0.05)
 
 
+def test_one_models_rows_scale_a_siblings_shape_instead_of_fitting_one_of_their_own(tmp_path):
+    """A new Samsung phone with one model measured on its NPU target: `--fit` takes the nearest calibrated
+    Galaxy's fitted shape and scales it to that row (passing through it), so the other models keep the sibling's
+    ratios; the interval is the family's one-model transfer's, and the output says whose shape it is."""
+    from deploykit.measurement import Measurement
+    from deploykit.store import Store
+
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    (profiles / "galaxy-new.toml").write_text(
+        'name = "galaxy-new"\ndisplay = "Samsung Galaxy New"\nreach = "aihub"\n'
+        '[services]\naihub = "Samsung Galaxy New"\n'
+        '[[targets]]\nbackend = "litert-qnn"\nprecision = "fp32"\nname = "aihub-litert-npu"\n'
+        'peak_macs_per_s = 4.6e13\nmem_bw_bytes_per_s = 2.5e11\nsource = "test datasheet"\n'
+    )
+    db = tmp_path / "m.db"
+    tid = "galaxy-new/aihub-litert-npu/fp32"
+    with Store(db) as s:
+        s.add(Measurement("mnv2_100", 224, "tflite", "fp32", tid, "galaxy-new", "litert-qnn", median_ms=0.9))
+    out = tmp_path / "fitted"
+    res = _run("estimate", "--fit", "--device", "galaxy-new", "--db", str(db), "--profiles", str(profiles),
+               "--write", str(out), "--json")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    fit = json.loads(res.stdout)["fits"][0]
+    assert fit["rows"] == 1 and fit["free"] == ["scale"] and fit["borrowed_from"].startswith("galaxy-s2")
+    lo, hi = fit["interval"]
+    assert 0.3 < lo < 1 < hi < 3
+    new = next(t for t in load_profile(out / "galaxy-new.toml").targets if t.id == tid)
+    sib_id = fit["borrowed_from"]
+    sibling = next(t for t in get_profile(sib_id.split("/")[0]).targets if t.id == sib_id)
+
+    def ms(target, model):
+        return E.estimate_layers(E.layers_from_analysis(analyze_spec(model)), E.roofline_for(target)).latency_ms
+
+    assert ms(new, "mnv2_100") == pytest.approx(0.9, rel=1e-3)  # through its one row
+    assert ms(new, "repvit_m2_3") / ms(new, "mnv2_100") == pytest.approx(
+        ms(sibling, "repvit_m2_3") / ms(sibling, "mnv2_100"), rel=2e-3
+    )  # the sibling's shape
+    assert "'s fitted shape" in new.roofline["fit"] and "scaled by" in new.roofline["fit"]
+    assert "one of its models" in new.roofline["interval_basis"]
+    table = _run("estimate", "--fit", "--device", "galaxy-new", "--db", str(db), "--profiles", str(profiles))
+    assert table.returncode == 0 and "fitted shape, scaled by" in table.stderr
+
+
 @pytest.mark.parametrize(
     "args, needle",
     [

@@ -1,0 +1,108 @@
+"""How should a target with few kinds of rows be fitted? The figures behind docs/estimator.md's "Rows of one model
+borrow a sibling's shape" and the variant tried and not adopted, on the shipped corpus's fitted rows only:
+
+    .venv/bin/python scripts/estimator_sparse_rows.py
+
+1. One model: each Galaxy S22-S26 NPU target (AI Hub rows) keeps the rows of one of its models, then predicts
+   its other models by (a) a fit of its own on that row (``default_free``: one parameter) and (b) each calibrated
+   sibling's fitted shape scaled to that row. Median error per case, then the median of those.
+2. One family of several sizes: each Table 6 target keeps its MobileNetV2 widths or its MNv4-Conv sizes and
+   predicts its other families with two free parameters (today's rule), one, and a sibling's shape scaled to them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+
+from deploykit import estimator as E
+from deploykit.devices import load_profiles
+
+GALAXY = ("galaxy-s22", "galaxy-s24", "galaxy-s25", "galaxy-s26")
+# Table 6 targets with a sibling of the same processor class on another phone
+TABLE6_PAIRS = [
+    (("pixel6", "pixel6/litert-xnnpack/int8"), ("s23", "s23/litert-xnnpack/int8")),
+    (("pixel7", "pixel7/litert-gpu/fp16"), ("s23", "s23/litert-gpu/fp16")),
+]
+
+
+def family(model: str) -> str:
+    return re.sub(r"_(\d+|s|m|l|xs|xxs|m\d_\d)$", "", model)
+
+
+def ms(model: str, res: int, roof: E.Roofline) -> float:
+    return E.estimate_layers(E.model_layers(model, res)[2], roof).latency_ms
+
+
+def median_ape(pairs) -> float:
+    return statistics.median(abs(p / m - 1) for p, m in pairs)
+
+
+def one_model(profiles) -> tuple[list[float], list[float]]:
+    by_name: dict[tuple, dict] = {}
+    for d in GALAXY:
+        for t in profiles[d].targets:
+            by_name.setdefault((t.name, t.backend, t.precision), {})[d] = t
+    own, sibling = [], []
+    for devs in by_name.values():
+        for d, t in devs.items():
+            rows = {(m, r): v for m, r, v, *_ in E.training_rows(t, published=True)}
+            if len(rows) < 3:
+                continue
+            for (m, r), v in rows.items():
+                rest = [(mm, rr, vv) for (mm, rr), vv in rows.items() if (mm, rr) != (m, r)]
+                fitted = E.fit_target(t, [(m, r, v, "row")]).roofline
+                e_own = median_ape((ms(mm, rr, fitted), vv) for mm, rr, vv in rest)
+                for other, s in devs.items():
+                    if other == d or not (s.roofline or {}).get("fit"):
+                        continue
+                    shape = E.roofline_for(s)
+                    c = v / ms(m, r, shape)
+                    own.append(e_own)
+                    sibling.append(median_ape((c * ms(mm, rr, shape), vv) for mm, rr, vv in rest))
+    return own, sibling
+
+
+def one_family(profiles) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"two (today)": [], "one": [], "sibling + scale": []}
+    target = {t.id: t for p in profiles.values() for t in p.targets}
+    for a, b in TABLE6_PAIRS:
+        for (_, tid), (_, sid) in ((a, b), (b, a)):
+            t, shape = target[tid], E.roofline_for(target[sid])
+            rows = E.training_rows(t, published=True)
+            order = E._FREE_ORDER[E.target_class(t)]
+            for f in ("mnv2", "mnv4_conv"):
+                kept = [x for x in rows if family(x[0]) == f]
+                rest = [x for x in rows if family(x[0]) != f]
+                for label, free in (("two (today)", order[:2]), ("one", order[:1])):
+                    fitted = E.fit_target(t, kept, free=free).roofline
+                    out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
+                c = math.exp(statistics.mean(math.log(v / ms(m, r, shape)) for m, r, v, *_ in kept))
+                out["sibling + scale"].append(median_ape((c * ms(m, r, shape), v) for m, r, v, *_ in rest))
+    # the other Table 6 targets have no sibling: fewer free parameters only
+    for tid in ("pixel4/hexagon/int8", "pixel8/edgetpu/int8", "iphone13/coreml-ane/fp16"):
+        t = target[tid]
+        rows = E.training_rows(t, published=True)
+        order = E._FREE_ORDER[E.target_class(t)]
+        for f in ("mnv2", "mnv4_conv"):
+            kept = [x for x in rows if family(x[0]) == f]
+            rest = [x for x in rows if family(x[0]) != f]
+            for label, free in (("two (today)", order[:2]), ("one", order[:1])):
+                fitted = E.fit_target(t, kept, free=free).roofline
+                out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
+    return out
+
+
+def main() -> None:
+    profiles = load_profiles()
+    own, sibling = one_model(profiles)
+    print(f"1. one model's rows, Galaxy NPU targets ({len(own)} cases; median of per-case median errors):")
+    print(f"   fit of its own {statistics.median(own):.1%}   sibling's shape scaled {statistics.median(sibling):.1%}")
+    print("2. one family's rows, Table 6 targets (median / mean of per-case median errors):")
+    for label, errs in one_family(profiles).items():
+        print(f"   {label:16s} {statistics.median(errs):.1%} / {statistics.mean(errs):.1%}  ({len(errs)} cases)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1005,35 +1005,48 @@ def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) ->
     and the interval of the family's leave-one-device-out residuals (the transfer's, wider than a fit's); its
     fit note says so."""
     k = datasheet_peak(target) / datasheet_peak(sibling)
-    roof = {**(sibling.roofline or {})}
-    roof.pop("paper_target", None)
-    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
-    roof["datasheet_mem_bw_bytes_per_s"] = datasheet_bw(target)
-    roof["fit"] = (
+    nt = _from_sibling(
+        target,
+        replace(
+            sibling, peak_macs_per_s=sibling.peak_macs_per_s * k, mem_bw_bytes_per_s=sibling.mem_bw_bytes_per_s * k
+        ),
         f"borrowed from {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
-        f"scaled by the datasheet peak ratio {k:.3g}"
-    )
-    _set_interval(
-        roof,
-        interval_from(family_residuals),
+        f"scaled by the datasheet peak ratio {k:.3g}",
+        family_residuals,
         f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
         f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}",
     )
-    nt = replace(
+    return nt, _borrowed_report(nt, sibling, k, [], None)
+
+
+def _from_sibling(target: Target, figures: Target, note: str, residuals: list[Residual], basis: str) -> Target:
+    """``target`` with a sibling's (already scaled) fitted ``figures``, its own datasheet figures kept beside
+    them, the fit note, and the interval of ``residuals``."""
+    roof = {**(figures.roofline or {})}
+    roof.pop("paper_target", None)
+    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
+    roof["datasheet_mem_bw_bytes_per_s"] = datasheet_bw(target)
+    roof["fit"] = note
+    _set_interval(roof, interval_from(residuals), basis)
+    return replace(
         target,
-        peak_macs_per_s=float(f"{sibling.peak_macs_per_s * k:.4g}"),
-        mem_bw_bytes_per_s=float(f"{sibling.mem_bw_bytes_per_s * k:.4g}"),
+        peak_macs_per_s=float(f"{figures.peak_macs_per_s:.4g}"),
+        mem_bw_bytes_per_s=float(f"{figures.mem_bw_bytes_per_s:.4g}"),
         roofline=roof,
     )
-    # the shape of calibrate()'s report, fitted on no row of its own
-    return nt, {
-        "target": target.id,
+
+
+def _borrowed_report(nt: Target, sibling: Target, scale: float, rows, rms_log_error: float | None) -> dict:
+    """The shape of :func:`calibrate`'s report for a target that took a sibling's figures."""
+    roof = nt.roofline
+    return {
+        "target": nt.id,
         "borrowed_from": sibling.id,
-        "scale": k,
-        "rows": 0,
-        "sources": [],
-        "free": [],
-        "rms_log_error": None,
+        "scale": scale,
+        "rows": len(rows),
+        "sources": sorted({s for *_, s in rows}),
+        "free": ["scale"] if rows else [],
+        "rms_log_error": rms_log_error,
         "peak_macs_per_s": nt.peak_macs_per_s,
         "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
         "dispatch_s": roof.get("dispatch_s", 0.0),
@@ -1142,40 +1155,17 @@ def anchor(target: Target, sibling: Target, rows, family: dict[str, tuple[Target
     shape = roofline_for(sibling)
     pred = {(m, r): _Arrays(ls).latency_ms(shape) for (m, r, *_), (ls, _) in zip(rows, _samples(rows))}
     c = _scale_to(rows, pred)
-    log_errors = [np.log(c * pred[(m, r)] / ms) for m, r, ms, *_ in rows]
-    nt = scaled(replace(target, roofline={**(sibling.roofline or {})}, peak_macs_per_s=sibling.peak_macs_per_s,
-                        mem_bw_bytes_per_s=sibling.mem_bw_bytes_per_s), c)  # fmt: skip
-    roof = nt.roofline
-    roof.pop("paper_target", None)
-    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
-    roof["datasheet_mem_bw_bytes_per_s"] = datasheet_bw(target)
-    models = sorted({f"{m}@{r}" for m, r, *_ in rows})
-    sources = sorted({s for *_, s in rows})
-    roof["fit"] = (
-        f"{sibling.id}'s fitted shape (its fit: {(sibling.roofline or {}).get('fit', '')}), scaled by {c:.3g} to "
-        f"{len(rows)} {'+'.join(sources)} row(s) of {', '.join(models)}: one model is too few to fit a shape of its own"
-    )
+    models = ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
     residuals = anchored_residuals(family)
-    iv = interval_from(residuals)
-    _set_interval(
-        roof,
-        iv,
+    nt = _from_sibling(
+        target,
+        scaled(sibling, c),
+        f"{sibling.id}'s fitted shape (its fit: {(sibling.roofline or {}).get('fit', '')}), scaled by {c:.3g} to "
+        f"{len(rows)} {'+'.join(sorted({s for *_, s in rows}))} row(s) of {models}: one model is too few to fit a "
+        "shape of its own",
+        residuals,
         f"split-conformal {INTERVAL:.0%} interval from {len(residuals)} residuals of the family's devices, each "
         f"predicted from a sibling's shape scaled to one of its models; scaled from {sibling.id} by {c:.3g}",
     )
-    return nt, {
-        "target": target.id,
-        "borrowed_from": sibling.id,
-        "scale": c,
-        "rows": len(rows),
-        "sources": sources,
-        "free": ["scale"],
-        "rms_log_error": float(np.sqrt(np.mean(np.square(log_errors)))),
-        "peak_macs_per_s": nt.peak_macs_per_s,
-        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
-        "dispatch_s": roof.get("dispatch_s", 0.0),
-        "invoke_s": roof.get("invoke_s", 0.0),
-        "efficiency": roof.get("efficiency", {}),
-        "interval": roof.get("interval"),
-        "caveat": None,
-    }
+    rms = float(np.sqrt(np.mean([np.log(c * pred[(m, r)] / ms) ** 2 for m, r, ms, *_ in rows])))
+    return nt, _borrowed_report(nt, sibling, c, rows, rms)

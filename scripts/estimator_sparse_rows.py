@@ -64,33 +64,31 @@ def one_model(profiles) -> tuple[list[float], list[float]]:
     return own, sibling
 
 
+def _fewer_free(t, kept, rest, out) -> None:
+    """Fit ``t`` on the ``kept`` family's rows with two free parameters and with one; score on the ``rest``."""
+    order = E._FREE_ORDER[E.target_class(t)]
+    for label, free in (("two (today)", order[:2]), ("one", order[:1])):
+        fitted = E.fit_target(t, kept, free=free).roofline
+        out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
+
+
 def one_family(profiles) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"two (today)": [], "one": [], "sibling + scale": []}
     target = {t.id: t for p in profiles.values() for t in p.targets}
-    for a, b in TABLE6_PAIRS:
-        for (_, tid), (_, sid) in ((a, b), (b, a)):
-            t, shape = target[tid], E.roofline_for(target[sid])
-            rows = E.training_rows(t, published=True)
-            order = E._FREE_ORDER[E.target_class(t)]
-            for f in ("mnv2", "mnv4_conv"):
-                kept = [x for x in rows if family(x[0]) == f]
-                rest = [x for x in rows if family(x[0]) != f]
-                for label, free in (("two (today)", order[:2]), ("one", order[:1])):
-                    fitted = E.fit_target(t, kept, free=free).roofline
-                    out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
-                c = math.exp(statistics.mean(math.log(v / ms(m, r, shape)) for m, r, v, *_ in kept))
-                out["sibling + scale"].append(median_ape((c * ms(m, r, shape), v) for m, r, v, *_ in rest))
-    # the other Table 6 targets have no sibling: fewer free parameters only
-    for tid in ("pixel4/hexagon/int8", "pixel8/edgetpu/int8", "iphone13/coreml-ane/fp16"):
+    # Table 6 targets with a sibling of their class on another phone, then those without one
+    cases = [(tid, sid) for a, b in TABLE6_PAIRS for (_, tid), (_, sid) in ((a, b), (b, a))]
+    cases += [(tid, None) for tid in ("pixel4/hexagon/int8", "pixel8/edgetpu/int8", "iphone13/coreml-ane/fp16")]
+    for tid, sid in cases:
         t = target[tid]
         rows = E.training_rows(t, published=True)
-        order = E._FREE_ORDER[E.target_class(t)]
         for f in ("mnv2", "mnv4_conv"):
             kept = [x for x in rows if family(x[0]) == f]
             rest = [x for x in rows if family(x[0]) != f]
-            for label, free in (("two (today)", order[:2]), ("one", order[:1])):
-                fitted = E.fit_target(t, kept, free=free).roofline
-                out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
+            _fewer_free(t, kept, rest, out)
+            if sid:
+                shape = E.roofline_for(target[sid])
+                c = math.exp(statistics.mean(math.log(v / ms(m, r, shape)) for m, r, v, *_ in kept))
+                out["sibling + scale"].append(median_ape((c * ms(m, r, shape), v) for m, r, v, *_ in rest))
     return out
 
 

@@ -740,7 +740,7 @@ def estimate(
     if fit:
         if not device:
             raise DeploykitError("--fit needs --device: the profile whose targets to fit")
-        _estimate_fit(get_profile(device, profiles), target, db, published, write, as_json)
+        _estimate_fit(get_profile(device, profiles), target, db, published, write, as_json, profiles)
         return
     if not model:
         raise DeploykitError(
@@ -901,7 +901,7 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
         out.print(f)
 
 
-def _estimate_fit(profile, names, db, published, write, as_json) -> None:
+def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=None) -> None:
     from dataclasses import replace
     from pathlib import Path
 
@@ -914,11 +914,12 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first, or add --published")
     from .devices import load_profiles
 
+    siblings = load_profiles(profiles_dir)  # a user's own profiles (--profiles) may be a target's siblings too
     fitted, report = [], []
     for t in E.select_targets(profile, names):
         rows = E.training_rows(t, store, published)
         if not rows:
-            borrowed = E.transfer(t, profile, load_profiles()) if published else None
+            borrowed = E.transfer(t, profile, siblings) if published else None
             if borrowed:
                 fitted.append(borrowed[0])
                 report.append(borrowed[1])
@@ -927,7 +928,7 @@ def _estimate_fit(profile, names, db, published, write, as_json) -> None:
             continue
         # one model's rows are too few for a shape of its own: scale a calibrated sibling's to them where one exists
         one_model = len({(m, r) for m, r, *_ in rows}) == 1
-        nt, rep = (one_model and E.transfer(t, profile, load_profiles(), rows)) or E.calibrate(t, rows)
+        nt, rep = (one_model and E.transfer(t, profile, siblings, rows)) or E.calibrate(t, rows)
         fitted.append(nt)
         report.append(rep)
     if store is not None:

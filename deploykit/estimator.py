@@ -794,6 +794,13 @@ def calibrate(target: Target, rows) -> tuple[Target, dict]:
     residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""
+    n_models = len({(m, r) for m, r, *_ in rows})
+    if iv is None:  # fitted, but on too few models to cross-validate: say so rather than "not fitted"
+        iv = UNCALIBRATED
+        basis = (
+            f"fitted on {len(rows)} row(s) of {n_models} model(s): too few left-out residuals for an interval, "
+            f"×{UNCALIBRATED[0]:g}-{UNCALIBRATED[1]:g} assumed"
+        )
     sources = sorted({s for *_, s in rows})
     note = (
         f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "

@@ -64,6 +64,31 @@ def test_rows_match_the_targets_they_measure():
     assert corpus.rows_for(cpu12) == []  # no published CPU rows: nothing borrowed silently
 
 
+def test_every_device_the_corpus_measures_on_a_deploykit_runtime_has_a_fitted_profile():
+    """A source that measures a device deploykit lacks adds its profile: every device with AI Hub rows on LiteRT
+    or ONNX Runtime (QNN) in fp32 or int8 has one, and each such target is fitted on its rows (a target with one
+    model's rows on a calibrated sibling's shape scaled to them)."""
+    from deploykit.devices import load_profiles
+
+    profiles = load_profiles()
+    wanted = {
+        (r.device, r.target, r.precision)
+        for r in corpus.rows()
+        if r.source == "aihub"
+        and r.target in ("aihub-litert-npu", "aihub-onnx-npu")
+        and r.precision in ("fp32", "int8")
+    }
+    assert len({d for d, *_ in wanted}) >= 20
+    for device, name, precision in sorted(wanted):
+        assert device in profiles, device
+        t = next((t for t in profiles[device].targets if (t.name, t.precision) == (name, precision)), None)
+        assert t is not None, (device, name, precision)
+        n = len(corpus.rows_for(t))
+        fit = (t.roofline or {}).get("fit", "")
+        assert n >= 1 and (f"on {n} aihub row(s)" in fit or f"to {n} aihub row(s)" in fit), (t.id, fit)
+        assert t.roofline.get("interval"), t.id
+
+
 def _fake_wheel(tmp_path: Path) -> Path:
     perf = {
         "precisions": {

@@ -70,10 +70,12 @@ def plan_sweep(
         found = reach(profile)
         # Measured where a device of the target's reach answers; estimated where no device of its reach does
         # (an S23 not on this desk but on AI Hub: its AI Hub targets measured, its adb targets estimated).
+        # A target whose file deploykit cannot export (AI Hub's w8a8 ONNX models: deploykit's ONNX export is float
+        # only) is estimated even where its device answers.
         reached = {t.reach for t in profile.targets if t.id not in found.unavailable}
-        measured = [t for t in profile.targets if t.available and t.id not in found.unavailable]
+        measured = [t for t in profile.targets if t.available and t.id not in found.unavailable and _exportable(t)]
         try:
-            estimated = [t for t in E.select_targets(profile) if t.reach not in reached]
+            estimated = [t for t in E.select_targets(profile) if t.reach not in reached or not _exportable(t)]
         except DeploykitError:
             estimated = []
         for mode, targets in (("measure", measured), ("estimate", estimated)):
@@ -84,6 +86,11 @@ def plan_sweep(
     if not jobs:
         raise DeploykitError("the sweep is empty: no target of those devices matches those formats")
     return jobs
+
+
+def _exportable(t) -> bool:
+    """Whether deploykit can write the file a target runs (its format at its artifact precision)."""
+    return t.export_precision in formats_registry.get(t.format).precisions
 
 
 def run_job(job: Job, opts: SweepOptions):

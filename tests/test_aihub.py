@@ -226,6 +226,10 @@ def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(h
     assert r.returncode == 0, r.stderr
     modes = {j["target"]: j["mode"] for j in json.loads(r.stdout)}
     assert modes["s23/aihub-litert-npu/int8"] == "measure" and modes["s23/litert-gpu/fp16"] == "estimate"
+    # AI Hub measures w8a8 ONNX models; deploykit's ONNX export is float only, so that target is estimated
+    r = hub.cli("sweep", "--models", "mnv1_025", "--devices", "galaxy-s24", "--formats", "onnx", "--plan")
+    s24 = {j["target"]: j["mode"] for j in json.loads(r.stdout)}
+    assert s24["galaxy-s24/aihub-onnx-npu/fp32"] == "measure" and s24["galaxy-s24/aihub-onnx-npu/int8"] == "estimate"
     hub.ini.unlink()
     modes = {
         j["target"]: j["mode"]

@@ -936,10 +936,10 @@ def leave_one_device_out(
 
 
 def family_transfer(profiles: dict) -> list[dict]:
-    """Leave-one-device-out within a vendor family of the corpus: rows of one source, target name and
-    precision measured on three or more devices (AI Hub's Snapdragon phones, for one), each device predicted from
-    its siblings' pooled rows (:func:`leave_one_device_out`), scaled by datasheet peaks where ``profiles`` give
-    every device one."""
+    """Leave-one-device-out within a vendor family of the corpus: AI Hub's rows of one target name and precision
+    measured on three or more devices of one vendor (:func:`vendor`: the Samsung Galaxy phones; Qualcomm's own
+    boards and laptops), each device predicted from its siblings' pooled rows (:func:`leave_one_device_out`),
+    scaled by datasheet peaks where ``profiles`` give every device one."""
     from collections import defaultdict
 
     from . import corpus
@@ -948,7 +948,7 @@ def family_transfer(profiles: dict) -> list[dict]:
     for r in corpus.rows():
         if r.split != "fit" or r.source != "aihub":
             continue
-        family = "Snapdragon phones" if r.device.startswith("galaxy-") else None
+        family = vendor(profiles[r.device]) if r.device in profiles else None
         if family:
             groups[(family, r.target, r.precision)][r.device].append((r.model, r.resolution, r.latency_ms, r.source))
     out = []

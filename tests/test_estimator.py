@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 from dataclasses import replace
@@ -210,6 +211,28 @@ def test_cli_fit_from_measured_rows_writes_a_profile(tmp_path):
     est = E.estimate_layers(E.layers_from_analysis(analyze_spec("mnv4_conv_s")), E.roofline_for(t2)).latency_ms
     base = E.estimate_layers(E.layers_from_analysis(analyze_spec("mnv4_conv_s")), r).latency_ms
     assert est == pytest.approx(2 * base, rel=0.05)
+
+
+def test_leave_one_device_out_runs_within_each_vendor_family():
+    """AI Hub's rows, each device predicted from its vendor siblings' pooled rows: the four Galaxy phones form one
+    family, Qualcomm's own boards and laptops another (never mixed), datasheet-scaled where every device has a
+    profile target of that name and precision. Bounds catch gross errors only (docs/estimator.md has the figures)."""
+    from deploykit.devices import load_profiles
+
+    out = E.family_transfer(load_profiles())
+    fams = {r["family"]: set() for r in out}
+    for r in out:
+        fams[r["family"]].add(r["device"])
+    assert fams["Samsung"] == {"galaxy-s22", "galaxy-s24", "galaxy-s25", "galaxy-s26"}
+    assert {"snapdragon-x-elite", "snapdragon-x2-elite", "qcs8550-proxy", "sa8775p-adp"} <= fams["Qualcomm"]
+    s24 = next(
+        r for r in out if (r["device"], r["target"], r["precision"]) == ("galaxy-s24", "aihub-litert-npu", "fp32")
+    )
+    assert s24["datasheet_scaled"] and s24["train_rows"] == 15 and s24["rows"] == 5
+    npu = [
+        r["median_ape"] for r in out if r["target"] in ("aihub-litert-npu", "aihub-onnx-npu") and r.get("median_ape")
+    ]
+    assert 0 < statistics.median(npu) < 0.6
 
 
 def test_one_models_rows_scale_a_siblings_shape_instead_of_fitting_one_of_their_own(tmp_path):

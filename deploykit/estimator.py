@@ -794,12 +794,11 @@ def calibrate(target: Target, rows) -> tuple[Target, dict]:
     residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""
-    n_models = len({(m, r) for m, r, *_ in rows})
     if iv is None:  # fitted, but on too few models to cross-validate: say so rather than "not fitted"
         iv = UNCALIBRATED
         basis = (
-            f"fitted on {len(rows)} row(s) of {n_models} model(s): too few left-out residuals for an interval, "
-            f"×{UNCALIBRATED[0]:g}-{UNCALIBRATED[1]:g} assumed"
+            f"fitted on {len(rows)} row(s) of {len({(m, r) for m, r, *_ in rows})} model(s): too few left-out "
+            f"residuals for an interval, ×{UNCALIBRATED[0]:g}-{UNCALIBRATED[1]:g} assumed"
         )
     sources = sorted({s for *_, s in rows})
     note = (
@@ -1034,7 +1033,10 @@ def _from_sibling(target: Target, figures: Target, note: str, residuals: list[Re
     roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)
     roof["datasheet_mem_bw_bytes_per_s"] = datasheet_bw(target)
     roof["fit"] = note
-    _set_interval(roof, interval_from(residuals), basis)
+    iv = interval_from(residuals)
+    if iv is None:  # a family of one sibling leaves no transfer to score: say so rather than "not fitted"
+        iv, basis = UNCALIBRATED, f"too few transfer residuals for an interval ({len(residuals)}), ×0.5-2 assumed"
+    _set_interval(roof, iv, basis)
     return replace(
         target,
         peak_macs_per_s=float(f"{figures.peak_macs_per_s:.4g}"),
@@ -1145,7 +1147,7 @@ def anchored_residuals(family: dict[str, tuple[Target, list]]) -> list[Residual]
             pred = {(m, r): _Arrays(ls).latency_ms(roof) for (m, r, *_), (ls, _) in zip(rs, _samples(rs))}
             for m, r, *_ in rs:
                 c = _scale_to([x for x in rs if (x[0], x[1]) == (m, r)], pred)
-                out += [
+                out += [  # no MACs baseline for a one-row transfer: its field repeats the prediction
                     Residual(m2, r2, src, ms, c * pred[(m2, r2)], c * pred[(m2, r2)], "anchor")
                     for m2, r2, ms, src in rs
                     if (m2, r2) != (m, r)

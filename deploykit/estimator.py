@@ -1005,7 +1005,9 @@ def datasheet_roofline(t: Target) -> Roofline:
     )
 
 
-def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) -> tuple[Target, dict]:
+def borrow(
+    target: Target, sibling: Target, family_residuals: list[Residual], pool: str = "family"
+) -> tuple[Target, dict]:
     """A target without rows of its own takes a calibrated sibling's fitted figures (same target name and
     precision on another device of its family), peak and bandwidth scaled by the ratio of their datasheet peaks,
     and the interval of the family's leave-one-device-out residuals (the transfer's, wider than a fit's); its
@@ -1020,7 +1022,7 @@ def borrow(target: Target, sibling: Target, family_residuals: list[Residual]) ->
         f"scaled by the datasheet peak ratio {k:.3g}",
         family_residuals,
         f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
-        f"of the family (a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}",
+        f"({pool}: a transfer's, not a fit's); borrowed from {sibling.id} × {k:.3g}",
     )
     return nt, _borrowed_report(nt, sibling, k, [], None)
 
@@ -1071,12 +1073,13 @@ def vendor(profile) -> str:
     return (profile.display or profile.name).split()[0]
 
 
-def _siblings(target: Target, profile, profiles: dict) -> dict[str, tuple[Target, list]]:
+def _siblings(target: Target, profile, profiles: dict, any_vendor: bool = False) -> dict[str, tuple[Target, list]]:
     """device → (target, its corpus rows) for each calibrated sibling of ``target``: a target of the same name,
-    backend and precision on another device of the same vendor, with rows of three or more models."""
+    backend and precision on another device of the same vendor (of any vendor with ``any_vendor``), with rows of
+    three or more models."""
     family = {}
     for p in profiles.values():
-        if p.name == profile.name or vendor(p) != vendor(profile):
+        if p.name == profile.name or (not any_vendor and vendor(p) != vendor(profile)):
             continue
         for s in p.targets:
             if (s.name, s.backend, s.precision) == (
@@ -1090,28 +1093,43 @@ def _siblings(target: Target, profile, profiles: dict) -> dict[str, tuple[Target
     return family
 
 
+def transfer_residuals(target: Target, profile, profiles: dict) -> tuple[list[Residual], str]:
+    """How well a datasheet-scaled transfer carries one device's fit to another, for the interval of a borrowed
+    ``target``: the leave-one-device-out residuals of its vendor family (:func:`leave_one_device_out`), or, where
+    the family has fewer than two calibrated devices (the Pixels' CPU and GPU targets: one each), of every
+    calibrated device of the same target kind whatever its vendor (Pixel 6 ↔ Galaxy S23 CPUs, Pixel 7 ↔ S23 GPUs).
+    Returns the residuals and the pool they came from."""
+    pool, where = _siblings(target, profile, profiles), f"{vendor(profile)} family"
+    if len(pool) < 2:
+        pool, where = _siblings(target, profile, profiles, any_vendor=True), "same target on devices of any vendor"
+    if len(pool) < 2:
+        return [], where
+    ref = datasheet_peak(target)
+    scale = {d: ref / datasheet_peak(s) for d, (s, _) in pool.items()}
+    nearest = _nearest(target, pool)[1][0]  # the pooled fit starts from its datasheet figures
+    _, residuals = leave_one_device_out({d: rs for d, (_, rs) in pool.items()}, datasheet_roofline(nearest), scale)
+    return residuals, where
+
+
+def _nearest(target: Target, family: dict[str, tuple[Target, list]]) -> tuple[str, tuple[Target, list]]:
+    """The member of ``family`` whose datasheet peak is nearest the target's (in ratio)."""
+    return min(family.items(), key=lambda kv: abs(np.log(datasheet_peak(target) / datasheet_peak(kv[1][0]))))
+
+
 def transfer(target: Target, profile, profiles: dict, rows=None) -> tuple[Target, dict] | None:
     """For a target without corpus rows: its nearest calibrated sibling (:func:`_siblings`; nearest by datasheet
-    peak), fitted on its rows, borrowed by :func:`borrow` with the interval of the family's leave-one-device-out
-    residuals. Given ``rows`` of the target's own that cover one model, the borrowed shape is then scaled to them
-    (:func:`anchor`). None where the target has no such sibling."""
-    if not target.name:
-        return None
+    peak), fitted on its rows, borrowed by :func:`borrow` with the interval of :func:`transfer_residuals`. Given
+    ``rows`` of the target's own that cover one model, the borrowed shape is then scaled to them (:func:`anchor`).
+    None where the target has no such sibling."""
     family = _siblings(target, profile, profiles)
     if not family:
         return None
-    name, (sib, sib_rows) = min(
-        family.items(), key=lambda kv: abs(np.log(datasheet_peak(target) / datasheet_peak(kv[1][0])))
-    )
+    _, (sib, sib_rows) = _nearest(target, family)
     fitted, _ = calibrate(sib, sib_rows)
     if rows:
         return anchor(target, fitted, rows, family)
-    ref = datasheet_peak(target)
-    scale = {d: ref / datasheet_peak(s) for d, (s, _) in family.items()}
-    residuals: list[Residual] = []
-    if len(family) >= 2:
-        _, residuals = leave_one_device_out({d: rs for d, (_, rs) in family.items()}, datasheet_roofline(sib), scale)
-    return borrow(target, fitted, residuals)
+    residuals, where = transfer_residuals(target, profile, profiles)
+    return borrow(target, fitted, residuals, where)
 
 
 def scaled(target: Target, c: float) -> Target:

@@ -69,15 +69,18 @@ def one_model(profiles) -> tuple[list[float], list[float]]:
     return own, sibling
 
 
-def _fewer_free(t, kept, rest, out) -> None:
-    """Fit ``t`` on the ``kept`` family's rows with two free parameters and with one; score on the ``rest``."""
+def _fewer_free(t, kept, rest, out, residuals) -> None:
+    """Fit ``t`` on the ``kept`` family's rows with two free parameters and with one; score on the ``rest``
+    (today's rule's residuals kept for the interval an out-of-family prediction would need)."""
     order = E._FREE_ORDER[E.target_class(t)]
     for label, free in (("two (today)", order[:2]), ("one", order[:1])):
         fitted = E.fit_target(t, kept, free=free).roofline
         out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
+        if label == "two (today)":
+            residuals += [E.Residual(m, r, s, v, ms(m, r, fitted), 0.0, "family") for m, r, v, s in rest]
 
 
-def one_family(profiles) -> dict[str, list[float]]:
+def one_family(profiles, residuals: list) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"two (today)": [], "one": [], "sibling + scale": []}
     target = {t.id: t for p in profiles.values() for t in p.targets}
     # Table 6 targets with a sibling of their class on another phone, then those without one
@@ -89,7 +92,7 @@ def one_family(profiles) -> dict[str, list[float]]:
         for f in ("mnv2", "mnv4_conv"):
             kept = [x for x in rows if family(x[0]) == f]
             rest = [x for x in rows if family(x[0]) != f]
-            _fewer_free(t, kept, rest, out)
+            _fewer_free(t, kept, rest, out, residuals)
             if sid:
                 shape = E.roofline_for(target[sid])
                 c = math.exp(statistics.mean(math.log(v / ms(m, r, shape)) for m, r, v, *_ in kept))
@@ -146,8 +149,11 @@ def main() -> None:
     print(f"1. one model's rows, Galaxy NPU targets ({len(own)} cases; median of per-case median errors):")
     print(f"   fit of its own {statistics.median(own):.1%}   sibling's shape scaled {statistics.median(sibling):.1%}")
     print("2. one family's rows, Table 6 targets (median / mean of per-case median errors):")
-    for label, errs in one_family(profiles).items():
+    residuals: list = []
+    for label, errs in one_family(profiles, residuals).items():
         print(f"   {label:16s} {statistics.median(errs):.1%} / {statistics.mean(errs):.1%}  ({len(errs)} cases)")
+    lo, hi = E.interval_from(residuals)
+    print(f"   80% interval of today's out-of-family predictions: ×{lo:.2f}-{hi:.2f} ({len(residuals)} residuals)")
     print("3. one family's rows, pulled towards the sibling's scaled shape (median / mean):")
     for label, errs in pulled(profiles).items():
         print(f"   {label:16s} {statistics.median(errs):.1%} / {statistics.mean(errs):.1%}  ({len(errs)} cases)")

@@ -15,6 +15,7 @@ borrow a sibling's shape" and the variant tried and not adopted, on the shipped 
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import statistics
@@ -143,6 +144,54 @@ def pulled(profiles) -> dict[str, list[float]]:
     return out
 
 
+TWO_FREE = {
+    "per-op + peak, ridge tied (today)": (("dispatch_s", "peak_macs_per_s"), True),
+    "per-op + peak, datasheet bandwidth": (("dispatch_s", "peak_macs_per_s"), False),
+    "per-op + bandwidth, datasheet peak": (("dispatch_s", "mem_bw_bytes_per_s"), False),
+    "per-op + per-inference": (("dispatch_s", "invoke_s"), True),
+}
+
+
+def two_free(profiles) -> dict[str, dict[str, list[float]]]:
+    out: dict[str, dict[str, list[float]]] = {"one family": {}, "any four models": {}}
+    for t in (t for p in profiles.values() for t in p.targets if E.target_class(t) == "npu"):
+        rows = E.training_rows(t, published=True)
+        models = sorted({(m, r) for m, r, *_ in rows})
+        if len(models) < 6:
+            continue
+        sizes: dict[str, list] = {}
+        for k in models:
+            sizes.setdefault(family(k[0]), []).append(k)
+        subsets = [("one family", set(ks)) for ks in sizes.values() if len(ks) >= 3]
+        subsets += [("any four models", set(ks)) for ks in itertools.combinations(models, 4)]
+        for kind, keep in subsets:
+            kept = [x for x in rows if (x[0], x[1]) in keep]
+            rest = [x for x in rows if (x[0], x[1]) not in keep]
+            for label, (free, tie) in TWO_FREE.items():
+                fitted = E.fit(E.datasheet_roofline(t), E._samples(kept), free=free, tie_ridge=tie,
+                               pull_peak_to=E.datasheet_peak(t)).roofline  # fmt: skip
+                err = median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest)
+                out[kind].setdefault(label, []).append(err)
+    return out
+
+
+ATTENTION_KINDS = {"attn_matmul", "softmax", "layer_norm", "layout"}
+
+
+def attention_from_convs(profiles) -> list:
+    residuals = []
+    for t in (t for p in profiles.values() for t in p.targets):
+        rows = E.training_rows(t, published=True)
+        has = {(m, r): bool({x.kind for x in E.model_layers(m, r)[2]} & ATTENTION_KINDS) for m, r, *_ in rows}
+        conv = [x for x in rows if not has[(x[0], x[1])]]
+        if len(conv) == len(rows) or len({(m, r) for m, r, *_ in conv}) < 3:
+            continue
+        fitted = E.fit_target(t, conv).roofline
+        for m, r, v, s in (x for x in rows if has[(x[0], x[1])]):
+            residuals.append(E.Residual(m, r, s, v, ms(m, r, fitted), 0.0, t.id))
+    return residuals
+
+
 def main() -> None:
     profiles = load_profiles()
     own, sibling = one_model(profiles)
@@ -157,6 +206,16 @@ def main() -> None:
     print("3. one family's rows, pulled towards the sibling's scaled shape (median / mean):")
     for label, errs in pulled(profiles).items():
         print(f"   {label:16s} {statistics.median(errs):.1%} / {statistics.mean(errs):.1%}  ({len(errs)} cases)")
+    print("4. two free parameters for a whole-graph accelerator on 3-5 models (median / mean of per-case medians):")
+    for kind, by_label in two_free(profiles).items():
+        for label, errs in by_label.items():
+            print(f"   {kind:16s} {label:36s} {statistics.median(errs):6.1%} / {statistics.mean(errs):6.1%}  ({len(errs)} cases)")
+    res = attention_from_convs(profiles)
+    lo, hi = E.interval_from(res)
+    print(f"5. attention rows predicted by attention-free fits ({len(res)} rows, {len({x.split for x in res})} targets):")
+    for x in res:
+        print(f"   {x.split:32s} {x.model}@{x.resolution}: {x.measured_ms} ms, predicted {x.predicted_ms:.2f} ({x.predicted_ms / x.measured_ms - 1:+.0%})")
+    print(f"   median error {statistics.median(abs(x.predicted_ms / x.measured_ms - 1) for x in res):.1%}, 80% interval ×{lo:.2f}-{hi:.2f}")
 
 
 if __name__ == "__main__":

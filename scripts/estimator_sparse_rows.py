@@ -209,13 +209,21 @@ def main() -> None:
     print("4. two free parameters for a whole-graph accelerator on 3-5 models (median / mean of per-case medians):")
     for kind, by_label in two_free(profiles).items():
         for label, errs in by_label.items():
-            print(f"   {kind:16s} {label:36s} {statistics.median(errs):6.1%} / {statistics.mean(errs):6.1%}  ({len(errs)} cases)")
+            print(
+                f"   {kind:16s} {label:36s} {statistics.median(errs):6.1%} / {statistics.mean(errs):6.1%}  ({len(errs)} cases)"
+            )
     res = attention_from_convs(profiles)
     lo, hi = E.interval_from(res)
-    print(f"5. attention rows predicted by attention-free fits ({len(res)} rows, {len({x.split for x in res})} targets):")
+    print(
+        f"5. attention rows predicted by attention-free fits ({len(res)} rows, {len({x.split for x in res})} targets):"
+    )
     for x in res:
-        print(f"   {x.split:32s} {x.model}@{x.resolution}: {x.measured_ms} ms, predicted {x.predicted_ms:.2f} ({x.predicted_ms / x.measured_ms - 1:+.0%})")
-    print(f"   median error {statistics.median(abs(x.predicted_ms / x.measured_ms - 1) for x in res):.1%}, 80% interval ×{lo:.2f}-{hi:.2f}")
+        print(
+            f"   {x.split:32s} {x.model}@{x.resolution}: {x.measured_ms} ms, predicted {x.predicted_ms:.2f} ({x.predicted_ms / x.measured_ms - 1:+.0%})"
+        )
+    print(
+        f"   median error {statistics.median(abs(x.predicted_ms / x.measured_ms - 1) for x in res):.1%}, 80% interval ×{lo:.2f}-{hi:.2f}"
+    )
 
 
 if __name__ == "__main__":

@@ -792,6 +792,8 @@ def estimate(
         tab.add_column(col, justify="right" if col in numeric else "left")
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
+        if e.unseen_kinds:  # op kinds none of the target's fitted rows had: see the basis line
+            status = "ok, extrapolated"
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
         iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
         tab.add_row(

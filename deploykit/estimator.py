@@ -63,6 +63,7 @@ class Roofline:
     interval_basis: str = ""
     datasheet_peak_macs_per_s: float | None = None
     datasheet_mem_bw_bytes_per_s: float | None = None
+    fitted_kinds: tuple[str, ...] | None = None  # op kinds of the rows it was fitted on; None: not recorded
 
     @property
     def ridge(self) -> float:
@@ -123,6 +124,8 @@ def roofline_for(t: Target) -> Roofline:
     if t.onchip_bytes is not None:
         params.setdefault("onchip_bytes", t.onchip_bytes)
     params["unsupported"] = tuple(params.get("unsupported", ()))
+    if params.get("fitted_kinds") is not None:
+        params["fitted_kinds"] = tuple(params["fitted_kinds"])
     precision = t.export_precision
     if target_class(t) in WHOLE_GRAPH_CLASSES and precision == "fp32":
         precision = "fp16"  # NPUs (Hexagon HTP, Neural Engine) run a float model in fp16: 2 bytes a value
@@ -171,6 +174,7 @@ class Estimate:
     layers: list[LayerTime]
     unsupported_ops: dict[str, int] = field(default_factory=dict)  # kind → count
     params: dict = field(default_factory=dict)
+    unseen_kinds: list[str] = field(default_factory=list)  # the model's UNSEEN_KIND_CHECK kinds no fitted row had
 
     @property
     def low_ms(self) -> float | None:
@@ -193,6 +197,7 @@ class Estimate:
             "coverage": INTERVAL,
             "basis": self.basis,
             "unsupported_ops": self.unsupported_ops,
+            "unseen_kinds": self.unseen_kinds,
             "params": self.params,
             "compute_bound_share": self.share("compute"),
             "memory_bound_share": self.share("memory"),
@@ -213,6 +218,38 @@ INTERVAL = 0.8  # the coverage every estimate's [low_ms, high_ms] is meant to ha
 # iPhone 12 Neural Engine), so that is what it says.
 UNCALIBRATED = (0.5, 2.0)
 UNCALIBRATED_BASIS = "not fitted to any latency (datasheet figures): no residuals, ×0.5-2 assumed"
+
+
+# What a fit learns about an op kind it learns from rows that have it: attention's matmuls and softmax, LayerNorm
+# and the reshapes/transposes around them cost what the rows say only where some row has them. Where that could
+# be checked on fitted rows (scripts/estimator_sparse_rows.py, part 5: the five Table 6 targets with MNv4-Hybrid
+# rows, each fitted on its rows without these kinds), the attention-free fits predicted the Hybrid rows within
+# -17% to +9%, median 5.5%: split-conformal 80% interval x0.92-1.21 over those 10 rows. An estimate of a model with
+# such kinds that none of its target's fitted rows had says which, and its interval is at least that wide. (The
+# held-out Neural Engine rows miss by more, 25-47% too fast on MobileViT and MNv4-Hybrid-M: no fitted row
+# measures that, and the one whole-graph accelerator among the five, the Edge TPU, was the one too fast too.)
+UNSEEN_KIND_CHECK = ("attn_matmul", "softmax", "layer_norm", "layout")
+UNSEEN_KINDS_INTERVAL = (0.92, 1.21)
+
+
+def unseen_kinds(layers: list[Layer], r: Roofline) -> list[str]:
+    """The model's attention-type op kinds that no row ``r`` was fitted on had ([] where that is not recorded)."""
+    if r.fitted_kinds is None:
+        return []
+    return sorted({x.kind for x in layers} & set(UNSEEN_KIND_CHECK) - set(r.fitted_kinds))
+
+
+def _widened_for(unseen: list[str], params: dict) -> dict:
+    """``params`` with the interval at least :data:`UNSEEN_KINDS_INTERVAL` and a basis that says why."""
+    lo, hi = interval_of(params)
+    a, b = UNSEEN_KINDS_INTERVAL
+    basis = params.get("interval_basis") or UNCALIBRATED_BASIS
+    return {
+        **params,
+        "interval": [min(lo, a), max(hi, b)],
+        "interval_basis": f"{basis}; extrapolated: this model has {', '.join(unseen)}, which no row the target "
+        f"was fitted on has (such extrapolations measured ×{a:g}-{b:g} on fitted targets, at least that)",
+    }
 
 
 def interval_of(params: dict) -> tuple[float, float]:
@@ -245,13 +282,17 @@ def estimate_layers(layers: list[Layer], r: Roofline) -> Estimate:
     params = _params_dict(r)
     if bad:
         return Estimate("unsupported", None, rows, bad, params)
-    return Estimate("ok", (sum(x.time_s for x in rows) + r.invoke_s) * 1e3, rows, {}, params)
+    unseen = unseen_kinds(layers, r)
+    if unseen:
+        params = _widened_for(unseen, params)
+    return Estimate("ok", (sum(x.time_s for x in rows) + r.invoke_s) * 1e3, rows, {}, params, unseen)
 
 
 def _params_dict(r: Roofline) -> dict:
     d = asdict(r)
     d["ridge_macs_per_byte"] = r.ridge
     d["unsupported"] = list(r.unsupported)
+    d["fitted_kinds"] = None if r.fitted_kinds is None else list(r.fitted_kinds)
     return d
 
 
@@ -747,9 +788,12 @@ def summarize(residuals: list[Residual], split: str) -> dict:
     }
 
 
-def fitted_target(target: Target, result: FitResult, note: str, interval=None, basis: str = "") -> Target:
-    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval.
-    The datasheet figures stay beside them: the next fit and every cross-validation start from those."""
+def fitted_target(
+    target: Target, result: FitResult, note: str, interval=None, basis: str = "", kinds: set[str] | None = None
+) -> Target:
+    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval and
+    the op ``kinds`` of the rows it was fitted on. The datasheet figures stay beside them: the next fit and every
+    cross-validation start from those."""
     r = result.roofline
     roof = {k: v for k, v in (target.roofline or {}).items() if k not in _FITTED_FIELDS}  # nothing stale
     roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)  # what borrowing siblings scale by
@@ -759,6 +803,8 @@ def fitted_target(target: Target, result: FitResult, note: str, interval=None, b
         roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
     if r.efficiency:
         roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
+    if kinds is not None:
+        roof["fitted_kinds"] = sorted(kinds)
     _set_interval(roof, interval, basis)
     return replace(
         target,
@@ -806,7 +852,8 @@ def calibrate(target: Target, rows) -> tuple[Target, dict]:
         + ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
         + f"; free: {', '.join(res.free)}"
     )
-    nt = fitted_target(target, res, note, iv, basis)
+    kinds = {x.kind for m, r, *_ in rows for x in model_layers(m, r)[2]}
+    nt = fitted_target(target, res, note, iv, basis, kinds)
     return nt, {
         "target": target.id,
         "rows": len(rows),
@@ -989,7 +1036,7 @@ def datasheet_bw(t: Target) -> float:
 
 
 # What a fit writes into [targets.roofline]: dropped again when a fit starts over from the datasheet.
-_FITTED_FIELDS = ("dispatch_s", "invoke_s", "efficiency", "fit", "interval", "interval_basis")
+_FITTED_FIELDS = ("dispatch_s", "invoke_s", "efficiency", "fit", "interval", "interval_basis", "fitted_kinds")
 
 
 def datasheet_roofline(t: Target) -> Roofline:

@@ -28,6 +28,9 @@ ROOFLINE_FIELDS = {
     # measured/estimated factors bounding the target's 80% interval, from cross-validated residuals of its fit
     "interval": ((list,), (1e-3, 1e3)),
     "interval_basis": ((str,), None),
+    # the op kinds of the rows the figures were fitted on: an estimate of a model with attention kinds none of
+    # them had says so and takes at least the interval such extrapolations were measured to need
+    "fitted_kinds": ((list,), None),
     # the profile's own figures before any fit moved them: where a refit and cross-validation start from
     "datasheet_peak_macs_per_s": ((int, float), (1e6, 1e18)),
     "datasheet_mem_bw_bytes_per_s": ((int, float), (1e6, 1e15)),

@@ -175,7 +175,7 @@ def two_free(profiles) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-ATTENTION_KINDS = {"attn_matmul", "softmax", "layer_norm", "layout"}
+ATTENTION_KINDS = set(E.UNSEEN_KIND_CHECK)
 
 
 def attention_from_convs(profiles) -> list:

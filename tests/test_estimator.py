@@ -124,15 +124,38 @@ def test_shipped_profiles_are_fitted_on_their_corpus_rows():
             roof = t.roofline
             assert f"on {len(rows)} " in roof["fit"] and rows[0].source in roof["fit"], t.id
             assert roof["interval"][0] < 1 < roof["interval"][1] and "leave-one-model-out" in roof["interval_basis"]
+            assert roof["fitted_kinds"], t.id  # what an estimate checks its model's op kinds against
             r = E.roofline_for(t)
             if device not in ("iphone12", "s23"):  # counting every Table 6 model costs minutes on a cold cache
                 continue
-            inside = 0
+            inside, kinds = 0, set()
             for row in rows:
-                est = E.estimate_layers(E.model_layers(row.model, row.resolution)[2], r)
+                layers = E.model_layers(row.model, row.resolution)[2]
+                kinds |= {x.kind for x in layers}
+                est = E.estimate_layers(layers, r)
                 inside += est.low_ms <= row.latency_ms <= est.high_ms
             assert inside >= 0.8 * len(rows), (t.id, inside, len(rows))
+            assert roof["fitted_kinds"] == sorted(kinds), t.id
     assert fitted == 8  # Table 6's seven targets and the iPhone 12 Neural Engine
+
+
+def test_an_estimate_with_attention_kinds_no_fitted_row_had_says_so_and_widens_its_interval():
+    """A fit knows what an op kind costs only from rows that have it: a model with softmax on a target fitted on
+    convolutions alone is an extrapolation, flagged, with at least the interval such extrapolations needed."""
+    r = E.Roofline(1e12, 1e10, "fp16", interval=[0.95, 1.05], interval_basis="b", fitted_kinds=("conv", "pwconv"))
+    conv = [E.Layer("c", "conv", 10**6, 100, 1000, 1000)]
+    attn = conv + [E.Layer("s", "softmax", 0, 0, 1000, 1000), E.Layer("q", "attn_matmul", 10**5, 0, 1000, 1000)]
+    plain, extra = E.estimate_layers(conv, r), E.estimate_layers(attn, r)
+    assert plain.unseen_kinds == [] and plain.low_ms == pytest.approx(0.95 * plain.latency_ms)
+    assert extra.unseen_kinds == ["attn_matmul", "softmax"] and "extrapolated" in extra.basis
+    lo, hi = E.UNSEEN_KINDS_INTERVAL
+    assert extra.low_ms == pytest.approx(lo * extra.latency_ms) and extra.high_ms == pytest.approx(hi * extra.latency_ms)
+    assert extra.to_dict()["unseen_kinds"] == ["attn_matmul", "softmax"]
+    # a wider interval of its own stays; fitted on attention rows, or not recorded: nothing to flag
+    wide = E.estimate_layers(attn, replace(r, interval=[0.5, 2.0]))
+    assert (wide.low_ms, wide.high_ms) == pytest.approx((0.5 * wide.latency_ms, 2.0 * wide.latency_ms))
+    for seen in (replace(r, fitted_kinds=("conv", "softmax", "attn_matmul")), replace(r, fitted_kinds=None)):
+        assert E.estimate_layers(attn, seen).unseen_kinds == []
 
 
 def test_macs_baseline_is_exact_on_its_two_rows():
@@ -396,6 +419,15 @@ def test_estimate_json_carries_an_interval_and_its_basis(tmp_path):
     r = _run("estimate", "repvit_m0_9", "--device", "iphone12", "--target", "coreml-cpu", "--no-store", "--json")
     (x,) = json.loads(r.stdout)
     assert x["high_ms"] == pytest.approx(4 * x["low_ms"]) and "not fitted" in x["basis"]
+
+
+def test_the_shipped_iphone13_profile_flags_mobilevit_as_an_extrapolation():
+    """Its nine Table 6 rows are convolutional: MobileViT's attention, LayerNorm and unfold/fold are costs no row
+    showed it (the held-out rows find it 39-47% too fast there), and `estimate` says so."""
+    r = _run("estimate", "mobilevit_xxs", "--device", "iphone13", "--target", "coreml-ane", "--no-store", "--json")
+    assert r.returncode == 0, r.stderr
+    (x,) = json.loads(r.stdout)
+    assert x["unseen_kinds"] == ["attn_matmul", "layer_norm", "layout", "softmax"] and "extrapolated" in x["basis"]
 
 
 def test_zoo_layers_are_cached_by_source(tmp_path, monkeypatch):

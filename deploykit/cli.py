@@ -868,13 +868,17 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
     out.print(t)
     held = [r for r in results if r.get("heldout")]
     h = Table(title="held-out (independent sources): the shipped profile, not refitted, on split=heldout rows")
-    for c in ("target", "rows", "sources", "med. err", "Spearman", "80% coverage", "fitted on"):
+    # "labs' median": each model predicted by the median of its own held-out rows, the reference that the labs'
+    # disagreement leaves to any estimator giving one number per model and chip (estimator.lab_agreement)
+    for c in ("target", "rows", "sources", "med. err", "Spearman", "80% coverage", "labs' median: err / Spearman",
+              "fitted on"):  # fmt: skip
         h.add_column(c, justify="left" if c in ("target", "sources", "fitted on") else "right")
     for r in held:
         x = r["heldout"]
+        la = x["lab_agreement"]
         h.add_row(
             r["target"], str(x["rows"]), ", ".join(x["sources"]), pct(x["median_ape"]), num(x["spearman"]),
-            pct(x["interval_coverage"]), x["fitted_on"],
+            pct(x["interval_coverage"]), f"{pct(la['median_ape'])} / {num(la['spearman'])}", x["fitted_on"],
         )  # fmt: skip
     if held:
         out.print(h)

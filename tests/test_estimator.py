@@ -158,6 +158,15 @@ def test_an_estimate_with_attention_kinds_no_fitted_row_had_says_so_and_widens_i
         assert E.estimate_layers(attn, seen).unseen_kinds == []
 
 
+def test_lab_agreement_predicts_each_model_by_the_median_of_its_own_rows():
+    """Three labs measure model a at 1.0, 1.1 and 3.0 ms, one measures b at 2.0 and c at 5.0: one number per model
+    gets a's outlier 63% wrong whatever estimator gives it, and ranks it below b."""
+    got = E.lab_agreement([("a", 224, 1.0), ("a", 224, 1.1), ("a", 224, 3.0), ("b", 224, 2.0), ("c", 224, 5.0)])
+    assert got["median_ape"] == pytest.approx(0.0) and got["within_15pct"] == 4
+    assert got["spearman"] == pytest.approx(E.spearman([1.0, 1.1, 3.0, 2.0, 5.0], [1.1, 1.1, 1.1, 2.0, 5.0]))
+    assert got["spearman"] < 0.9
+
+
 def test_macs_baseline_is_exact_on_its_two_rows():
     pred = E.macs_baseline([(100, 2.0), (300, 4.0)])
     assert pred(100) == pytest.approx(2.0) and pred(200) == pytest.approx(3.0)

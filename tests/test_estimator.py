@@ -149,7 +149,9 @@ def test_an_estimate_with_attention_kinds_no_fitted_row_had_says_so_and_widens_i
     assert plain.unseen_kinds == [] and plain.low_ms == pytest.approx(0.95 * plain.latency_ms)
     assert extra.unseen_kinds == ["attn_matmul", "softmax"] and "extrapolated" in extra.basis
     lo, hi = E.UNSEEN_KINDS_INTERVAL
-    assert extra.low_ms == pytest.approx(lo * extra.latency_ms) and extra.high_ms == pytest.approx(hi * extra.latency_ms)
+    assert extra.low_ms == pytest.approx(lo * extra.latency_ms) and extra.high_ms == pytest.approx(
+        hi * extra.latency_ms
+    )
     assert extra.to_dict()["unseen_kinds"] == ["attn_matmul", "softmax"]
     # a wider interval of its own stays; fitted on attention rows, or not recorded: nothing to flag
     wide = E.estimate_layers(attn, replace(r, interval=[0.5, 2.0]))

@@ -11,6 +11,10 @@ borrow a sibling's shape" and the variant tried and not adopted, on the shipped 
 3. The same cases, every parameter of the class free but pulled towards the sibling's shape scaled to the kept
    rows (a penalty ``weight`` × log(parameter / sibling's) per parameter): between a fit of its own and the
    sibling's shape.
+4. Two free parameters for a whole-graph accelerator fitted on 3-5 models (iPhone 13, Pixel 8 Edge TPU).
+5. Attention rows predicted by fits on a target's attention-free rows (the five Table 6 targets with Hybrid rows).
+6. A lab change: the two Neural Engine fits (the iPhone 13 on the MobileNetV4 authors' rows, the iPhone 12 on the
+   RepViT authors') predicting each other, scaled by datasheet peaks: leave-one-device-out over fitted rows only.
 """
 
 from __future__ import annotations
@@ -224,6 +228,25 @@ def main() -> None:
     print(
         f"   median error {statistics.median(abs(x.predicted_ms / x.measured_ms - 1) for x in res):.1%}, 80% interval ×{lo:.2f}-{hi:.2f}"
     )
+    summary, res = lab_change(profiles)
+    lo, hi = E.interval_from(res)
+    print("6. a lab change: each Neural Engine fit predicting the other iPhone's rows (another lab), datasheet-scaled:")
+    # leave_one_device_out returns each device's residuals in device order, as its summaries
+    for row, start in zip(summary, itertools.accumulate([0] + [x["rows"] for x in summary])):
+        ratios = [x.measured_ms / x.predicted_ms for x in res[start : start + row["rows"]]]
+        print(
+            f"   {row['device']:9s} {row['rows']} rows: median error {row['median_ape']:.1%}, measured/predicted "
+            f"×{min(ratios):.2f}-{max(ratios):.2f}"
+        )
+    print(f"   80% interval of those {len(res)} residuals: ×{lo:.2f}-{hi:.2f}")
+
+
+def lab_change(profiles) -> tuple[list[dict], list]:
+    ane = {d: next(t for t in profiles[d].targets if t.backend == "coreml-ane") for d in ("iphone12", "iphone13")}
+    rows = {d: E.training_rows(t, published=True) for d, t in ane.items()}
+    ref = E.datasheet_peak(ane["iphone13"])
+    scale = {d: ref / E.datasheet_peak(t) for d, t in ane.items()}
+    return E.leave_one_device_out(rows, E.datasheet_roofline(ane["iphone13"]), scale)
 
 
 if __name__ == "__main__":

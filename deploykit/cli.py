@@ -6,6 +6,7 @@ one line on stderr and exit status 2, never a traceback.
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -289,9 +290,9 @@ def export(
     out.print(Text(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
     from .exporters.fidelity import WHAT_STATUS_MEANS
 
-    out.print(f"  {m.status}: {WHAT_STATUS_MEANS.get(m.status, '')}")
-    for missed in f.get("shortfalls") or []:
-        out.print(f"  below the floor: {missed}")
+    out.print(f"  {m.status}: {WHAT_STATUS_MEANS.get(m.status, '')}", soft_wrap=True)
+    for missed in f.get("shortfalls") or []:  # why the file is not "verified": a fact about it, not a failed export
+        out.print(f"  fixed floor missed (so not 'verified'): {missed}", soft_wrap=True)
     if f.get("verified"):
         out.print(
             f"  fidelity vs {f['reference']}: cosine {f['cosine_min']:.6f} (≥ {f['threshold']:.4f}), "
@@ -462,7 +463,7 @@ def bench(
     from .bench import BenchRequest, run_bench
     from .measurement import Method
 
-    _check_method(runs, repetitions, warmup, strict)
+    _check_method(runs, repetitions, warmup, strict, budget)
     if cooldown < 0:
         raise DeploykitError("--cooldown must be at least 0 seconds")
     req = BenchRequest(
@@ -527,9 +528,39 @@ def _one_line(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
-def _check_method(runs: int, repetitions: int, warmup: int, strict: int) -> None:
+def _check_method(runs: int, repetitions: int, warmup: int, strict: int, budget: float | None = None) -> None:
     if min(runs, repetitions) < 1 or warmup < 0 or strict < 0:
         raise DeploykitError("--runs and --repetitions must be at least 1, --warmup and --strict at least 0")
+    if budget is not None and not budget > 0:  # NaN too
+        raise DeploykitError(f"--budget {budget:g}: give a number of seconds above 0")
+
+
+def _output_path(text: str, option: str, folder: bool = False) -> Path:
+    """An output path checked before any work is done, so that a long run never ends on a path it cannot write:
+    not empty, not a folder where a file is asked for (nor a file where a folder is), and something can be created
+    in the nearest folder that exists (a probe file, removed at once: permission bits alone do not say so for root
+    or for /proc)."""
+    import os
+    import tempfile
+
+    what = "folder" if folder else "file"
+    if not text.strip():
+        raise DeploykitError(f"{option} is empty: give a {what} to write")
+    p = Path(text)
+    if p.exists() and p.is_dir() != folder:
+        raise DeploykitError(f"{option} {text}: that is a {'file' if folder else 'folder'}; give a {what}")
+    existing = p if folder else p.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DeploykitError(f"{option} {text}: {existing} is a file, so nothing can be created under it")
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".deploykit-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise DeploykitError(f"{option} {text}: cannot create files in {existing} ({e.strerror})") from None
+    return p
 
 
 def _say_quality(results: list) -> None:
@@ -587,6 +618,8 @@ def results(
 
     if ctx.invoked_subcommand:
         return
+    if as_json and as_csv:
+        raise DeploykitError("--json and --csv cannot be combined: give one")
     if provenance is not None and provenance not in PROVENANCES:
         raise DeploykitError(f"--provenance {provenance!r} is not one of {', '.join(PROVENANCES)}")
     if model is not None:  # an alias or timm name finds the rows stored under the zoo name
@@ -601,6 +634,13 @@ def results(
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first or give --db")
     with Store(db) as store:
         rows = store.query(model=model, device=device, provenance=provenance)
+    if device is not None and not rows:
+        from .devices import load_profiles
+
+        if device not in load_profiles():  # a misspelt name, not an empty result
+            raise DeploykitError(
+                f"no results for device {device!r}, and no profile has that name", hint="see `deploykit devices`"
+            )
     if as_json:
         print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
     elif as_csv:
@@ -734,6 +774,19 @@ def estimate(
 
     if resolution is not None and resolution < 1:
         raise DeploykitError(f"--resolution {resolution}: must be a positive number of pixels")
+    if target is not None and not all(x.strip() for x in target):
+        raise DeploykitError("--target is empty: give a target name, backend or paper name")
+    # options that belong to another mode are refused rather than ignored
+    modes = [flag for flag, on in (("--validate", validate), ("--fit", fit), ("--sweep", sweep)) if on]
+    if len(modes) > 1:
+        raise DeploykitError(f"{' and '.join(modes)} cannot be combined: give one")
+    if (validate or fit) and model:
+        raise DeploykitError(f"{modes[0]} takes no model names ({model[0]}): it works on the device's targets")
+    for flag, given in (("--write", write is not None), ("--published", published)):
+        if given and not fit:
+            raise DeploykitError(f"{flag} goes with --fit")
+    if write is not None:
+        _output_path(write, "--write", folder=True)
     if validate:
         _estimate_validate(device, target, profiles, as_json)
         return
@@ -792,16 +845,24 @@ def estimate(
         tab.add_column(col, justify="right" if col in numeric else "left")
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
-        if e.unseen_kinds:  # op kinds none of the target's fitted rows had: see the basis line
-            status = "ok, extrapolated"
+        if e.status == "ok":  # fitted targets say "ok"; the others say where their figures came from
+            status = ", ".join(
+                ["ok"]
+                + (
+                    [{"borrowed": "borrowed", "datasheet": "datasheet only"}[e.calibration]]
+                    if e.calibration != "fitted"
+                    else []
+                )
+                + (["extrapolated"] if e.unseen_kinds else [])  # op kinds none of its fitted rows had
+            )
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
         iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
-        tab.add_row(
-            f"{n}@{r}", t.id, lat, iv, f"{e.share('compute'):.0%}", f"{e.params['ridge_macs_per_byte']:.1f}", status
-        )
+        share = "–" if e.latency_ms is None else f"{e.share('compute'):.0%}"
+        tab.add_row(f"{n}@{r}", t.id, lat, iv, share, f"{e.params['ridge_macs_per_byte']:.1f}", status)
     out.print(tab)
-    for basis in sorted({e.basis for *_, e in results}):
-        err.print(f"interval basis: {basis}")
+    # one line per target (and per model where an extrapolation makes the basis differ), in the table's order
+    for tid, basis in dict.fromkeys((t.id, e.basis) for _, _, t, e in results if e.latency_ms is not None):
+        err.print(f"interval basis of {tid}: {basis}", soft_wrap=True)
     if layers:
         for n, r, t, e in results:
             invoke = e.params.get("invoke_s", 0.0)
@@ -998,6 +1059,7 @@ def report(
     from .reports.html import write_report
     from .store import Store
 
+    _output_path(out_file, "--out")
     if not Path(db).exists():
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit sweep` or `deploykit bench` first")
     with Store(db) as store:
@@ -1096,8 +1158,11 @@ def sweep(
     from .measurement import Method
     from .sweep import SweepOptions, plan_sweep, run_sweep, store_published, weights_plan
 
-    split = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
-    _check_method(runs, repetitions, warmup, strict)
+    # a name given twice is one name: a duplicate would run (and store) every job of it twice
+    split = lambda text: list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))  # noqa: E731
+    _check_method(runs, repetitions, warmup, strict, budget)
+    if report_file is not None:
+        _output_path(report_file, "--report")
     if executor not in ("serial", "ray"):
         raise DeploykitError(f"--executor {executor!r}: give serial or ray")
     if address and executor != "ray":
@@ -1151,7 +1216,12 @@ def sweep(
     if report_file:
         from .reports.html import write_report
 
-        summary["report"] = str(write_report(opts.db, report_file, profiles))
+        try:
+            summary["report"] = str(write_report(opts.db, report_file, profiles))
+        except OSError as e:
+            raise DeploykitError(
+                f"results are in {db}, but the report cannot be written: {report_file}: {e.strerror}"
+            ) from None
     _say_quality(listener.results)
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -1258,6 +1328,8 @@ def main() -> None:
         _fail("interrupted", 130)
     except typer.Exit as e:
         rc = e.exit_code
+    except OSError as e:  # a path the checks above did not foresee (a full disk, a folder gone mid-run): one line
+        _fail(f"{e.filename + ': ' if e.filename else ''}{e.strerror or e}", 1)
     except Exception as e:
         # Usage errors (unknown command, bad option value) are click exceptions, which Typer vendors
         # privately; they are recognised by click's public interface and said in one line too.

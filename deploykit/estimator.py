@@ -33,7 +33,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import DeploykitError
+from .errors import DeploykitError, FileError
 from .graph import Layer
 from .targets import ROOFLINE_FIELDS, TARGET_RANGES, Target
 
@@ -188,6 +188,16 @@ class Estimate:
     def basis(self) -> str:
         return self.params.get("interval_basis") or UNCALIBRATED_BASIS
 
+    @property
+    def calibration(self) -> str:
+        """Where the target's figures come from, in a word a table can show beside each estimate: "fitted" (to
+        rows of its own), "borrowed" (a sibling's fit, datasheet-scaled or scaled to one model's rows) or
+        "datasheet" (no latency ever fitted: the x0.5-2 of UNCALIBRATED)."""
+        note = self.params.get("fit") or ""
+        if not note:
+            return "datasheet"
+        return "borrowed" if note.startswith("borrowed from") or "fitted shape" in note else "fitted"
+
     def to_dict(self, layers: bool = False) -> dict:
         d = {
             "status": self.status,
@@ -196,6 +206,7 @@ class Estimate:
             "high_ms": self.high_ms,
             "coverage": INTERVAL,
             "basis": self.basis,
+            "calibration": self.calibration,
             "unsupported_ops": self.unsupported_ops,
             "unseen_kinds": self.unseen_kinds,
             "params": self.params,
@@ -505,6 +516,10 @@ def model_layers(model: str, resolution: int | None = None) -> tuple[str, int, l
 
         manifest = read_manifest(p)
         layers = fmt.graph_layers(p)
+        if layers is not None and not any(x.macs or x.out_elems for x in layers):
+            # a parser can read junk as an empty graph (protobuf takes a few stray bytes for an empty ModelProto):
+            # an estimate of nothing would be 0 ms, stored as a result
+            raise FileError(f"{p.name}: its {fmt.name} graph has no operators: not a model deploykit can estimate")
         if layers is not None:
             if manifest is None:
                 return p.stem, 0, layers

@@ -432,6 +432,21 @@ def test_estimate_json_carries_an_interval_and_its_basis(tmp_path):
     assert x["high_ms"] == pytest.approx(4 * x["low_ms"]) and "not fitted" in x["basis"]
 
 
+def test_the_estimate_table_says_per_row_whether_its_target_is_fitted_borrowed_or_datasheet_only():
+    """A table whose every row said "ok" above unlabelled basis lines hid which estimates were x0.5-2 guesses."""
+    r = _run("estimate", "mnv1_025", "-r", "64", "--device", "pixel8", "--no-store")
+    assert r.returncode == 0, r.stderr
+    status = {line.split("│")[2].strip(): line.split("│")[7].strip() for line in r.stdout.splitlines()
+              if line.startswith("│")}  # fmt: skip
+    assert status == {"pixel8/edgetpu/int8": "ok", "pixel8/litert-xnnpack/int8": "ok, borrowed",
+                      "pixel8/litert-gpu/fp16": "ok, borrowed", "pixel8/executorch-xnnpack/int8": "ok, datasheet only"}  # fmt: skip
+    basis = [line for line in r.stderr.splitlines() if line.startswith("interval basis of ")]
+    assert [line.split(":")[0].split()[-1] for line in basis] == list(status)  # one per target, in the table's order
+    assert "borrowed from pixel6" in basis[1] and "not fitted" in basis[3]
+    j = _run("estimate", "mnv1_025", "-r", "64", "--device", "pixel8", "--no-store", "--json")
+    assert [x["calibration"] for x in json.loads(j.stdout)] == ["fitted", "borrowed", "borrowed", "datasheet"]
+
+
 def test_the_shipped_iphone13_profile_flags_mobilevit_as_an_extrapolation():
     """Its nine Table 6 rows are convolutional: MobileViT's attention, LayerNorm and unfold/fold are costs no row
     showed it (the held-out rows find it 39-47% too fast there), and `estimate` says so."""

@@ -119,3 +119,55 @@ def test_the_readme_python_example_runs(tmp_path):
     out = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "1271183360" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["estimate", "--fit", "--published", "--device", "pixel8", "--write", "/proc/nope"], "cannot create files in"),
+        (["estimate", "--fit", "--published", "--device", "pixel8", "--write", "{file}"], "that is a file"),
+        (["report", "--out", ""], "--out is empty"),
+        (["report", "--out", "{dir}"], "that is a folder"),
+        (["sweep", "--models", "mnv1_025", "--devices", "pixel8", "--report", "{file}/x.html"], "is a file, so nothing"),
+        (["estimate", "mnv1_025", "--validate", "--device", "iphone13"], "--validate takes no model names"),
+        (["estimate", "--validate", "--fit", "--device", "iphone13"], "--validate and --fit cannot be combined"),
+        (["estimate", "mnv1_025", "--device", "pixel8", "--write", "{dir}"], "--write goes with --fit"),
+        (["estimate", "mnv1_025", "--device", "pixel8", "--target", ""], "--target is empty"),
+        (["results", "--json", "--csv"], "--json and --csv cannot be combined"),
+        (["bench", "--device", "host", "--model", "mnv1_025", "--budget", "-1"], "--budget -1"),
+    ],
+)  # fmt: skip
+def test_bad_output_paths_and_options_that_do_not_go_together_are_refused_before_any_work(tmp_path, args, needle):
+    """A long run must not end on a path it cannot write (the sweep's report was a traceback after the sweep), and
+    an option that another mode owns is refused rather than silently ignored."""
+    (tmp_path / "f.txt").write_text("x")
+    args = [a.format(file=tmp_path / "f.txt", dir=tmp_path) for a in args]
+    db = tmp_path / "r.db"
+    line = one_line(run(*args, *(["--db", str(db)] if args[0] in ("sweep", "estimate") else []), cwd=tmp_path))
+    assert needle in line
+    assert not db.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]  # nothing written
+
+
+def test_a_file_whose_graph_has_no_operators_is_not_estimated_at_zero_ms(tmp_path):
+    """Protobuf reads a few stray bytes as an empty ONNX model: an estimate of nothing (0 ms) was stored."""
+    junk = tmp_path / "model.onnx"
+    junk.write_text("x\n")
+    db = tmp_path / "r.db"
+    line = one_line(run("estimate", str(junk), "--device", "pixel8", "--db", str(db)), code=1)
+    assert "model.onnx" in line and "no operators" in line and not db.exists()
+
+
+def test_results_for_a_device_no_profile_names_is_an_error_not_an_empty_list(tmp_path):
+    db = tmp_path / "r.db"
+    assert run("estimate", "mnv1_025", "-r", "64", "--device", "pixel8", "--db", str(db)).returncode == 0
+    assert "no profile has that name" in one_line(run("results", "--device", "pixle8", "--db", str(db)))
+    ok = run("results", "--device", "pixel6", "--db", str(db), "--json")  # a real device with no rows: empty list
+    assert ok.returncode == 0 and json.loads(ok.stdout) == []
+
+
+def test_a_sweep_runs_a_name_given_twice_once(tmp_path):
+    r = run("sweep", "--models", "mnv1_025,mnv1_025", "--devices", "coral-usb,coral-usb", "--db",
+            str(tmp_path / "r.db"), "--plan")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    jobs = json.loads(r.stdout)
+    assert len(jobs) == len({json.dumps(j, sort_keys=True) for j in jobs}) > 0

@@ -248,7 +248,7 @@ def test_a_farm_sweep_stores_what_the_serial_one_does_one_job_per_device_at_a_ti
     watch = Status()
     summary = run_sweep_ray(jobs, _opts(farm, "ray"), watch, FarmOptions(grace_s=30))
     print(f"serial {t1 - t0:.1f} s, ray {time.perf_counter() - t1:.1f} s")
-    assert serial["ok"] == summary["ok"] == 8 and summary["failed_cells"] == []
+    assert serial["ok"] == summary["ok"] == 8 and summary["failed_cells"] == [], (serial, summary)
     s, r = _rows(farm["tmp"] / "serial.db"), _rows(farm["tmp"] / "ray.db")
     assert s.keys() == r.keys()
     for key, m in r.items():

@@ -499,6 +499,24 @@ def test_a_target_without_rows_borrows_its_sibling_scaled_and_says_so():
     assert E.datasheet_peak(nt) == 2e12
 
 
+def test_the_shipped_iphone14pro_and_15pro_profiles_are_the_iphone13_fit_borrowed_and_scored_on_apples_rows():
+    """A source measuring a device deploykit lacked (Apple's coremltools guide: iPhone 14 Pro, 15 Pro) added its
+    profile: the Neural Engine target is the iPhone 13's fit scaled by datasheet peaks (regenerated here, so the
+    shipped file cannot drift from `--fit --published`), and its held-out rows are scored on it, not fitted."""
+    from deploykit.devices import load_profiles
+
+    profiles = load_profiles()
+    for device, n in (("iphone14pro", 2), ("iphone15pro", 1)):
+        prof = profiles[device]
+        t = next(t for t in prof.targets if t.backend == "coreml-ane")
+        again, rep = E.transfer(t, prof, profiles)
+        assert rep["borrowed_from"] == "iphone13/coreml-ane/fp16" and t.roofline["fit"].startswith("borrowed from")
+        assert again.peak_macs_per_s == t.peak_macs_per_s and again.roofline["interval"] == t.roofline["interval"]
+        held = E.heldout_target(t)
+        assert held["rows"] == n and held["sources"] == ["coremltools-docs"]
+        assert E.training_rows(t, published=True) == []  # Apple's rows never reach a fit
+
+
 def test_a_phones_cpu_and_gpu_targets_borrow_too_with_the_interval_of_cross_vendor_transfers():
     """Borrowing is not only for AI Hub's named targets: the Pixel 4's GPU target (no rows) takes the Pixel 7
     GPU's fit (the one calibrated Google GPU). A family of one sibling leaves no leave-one-device-out residuals,

@@ -846,15 +846,8 @@ def estimate(
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
         if e.status == "ok":  # fitted targets say "ok"; the others say where their figures came from
-            status = ", ".join(
-                ["ok"]
-                + (
-                    [{"borrowed": "borrowed", "datasheet": "datasheet only"}[e.calibration]]
-                    if e.calibration != "fitted"
-                    else []
-                )
-                + (["extrapolated"] if e.unseen_kinds else [])  # op kinds none of its fitted rows had
-            )
+            words = ("ok", _CALIBRATION_SAYS[e.calibration], "extrapolated" if e.unseen_kinds else "")
+            status = ", ".join(w for w in words if w)
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
         iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
         share = "–" if e.latency_ms is None else f"{e.share('compute'):.0%}"
@@ -887,6 +880,10 @@ def estimate(
             out.print(lt)
     if not no_store:
         out.print(f"stored {len(results)} estimate(s) in {db} (provenance: estimated)")
+
+
+# What the estimate table's status adds for each Estimate.calibration (a fitted target's row says just "ok")
+_CALIBRATION_SAYS = {"fitted": "", "borrowed": "borrowed", "datasheet": "datasheet only"}
 
 
 def _estimate_validate(device, names, profiles, as_json) -> None:

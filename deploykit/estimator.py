@@ -196,7 +196,7 @@ class Estimate:
         note = self.params.get("fit") or ""
         if not note:
             return "datasheet"
-        return "borrowed" if note.startswith("borrowed from") or "fitted shape" in note else "fitted"
+        return "borrowed" if note.startswith(BORROWED_NOTE) or ANCHORED_NOTE in note else "fitted"
 
     def to_dict(self, layers: bool = False) -> dict:
         d = {
@@ -241,6 +241,11 @@ UNCALIBRATED_BASIS = "not fitted to any latency (datasheet figures): no residual
 # measures that, and the one whole-graph accelerator among the five, the Edge TPU, was the one too fast too.)
 UNSEEN_KIND_CHECK = ("attn_matmul", "softmax", "layer_norm", "layout")
 UNSEEN_KINDS_INTERVAL = (0.92, 1.21)
+
+# How the fit notes of a target that took a sibling's figures begin (borrow) and what they say (anchor): written
+# into the profiles by those two functions, read back by Estimate.calibration.
+BORROWED_NOTE = "borrowed from"
+ANCHORED_NOTE = "'s fitted shape"
 
 
 def unseen_kinds(layers: list[Layer], r: Roofline) -> list[str]:
@@ -1100,7 +1105,7 @@ def borrow(
         replace(
             sibling, peak_macs_per_s=sibling.peak_macs_per_s * k, mem_bw_bytes_per_s=sibling.mem_bw_bytes_per_s * k
         ),
-        f"borrowed from {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
+        f"{BORROWED_NOTE} {sibling.id} (its fit: {(sibling.roofline or {}).get('fit', '')}), peak and bandwidth "
         f"scaled by the datasheet peak ratio {k:.3g}",
         family_residuals,
         f"split-conformal {INTERVAL:.0%} interval from {len(family_residuals)} leave-one-device-out residuals "
@@ -1269,7 +1274,7 @@ def anchor(target: Target, sibling: Target, rows, family: dict[str, tuple[Target
     nt = _from_sibling(
         target,
         scaled(sibling, c),
-        f"{sibling.id}'s fitted shape (its fit: {(sibling.roofline or {}).get('fit', '')}), scaled by {c:.3g} to "
+        f"{sibling.id}{ANCHORED_NOTE} (its fit: {(sibling.roofline or {}).get('fit', '')}), scaled by {c:.3g} to "
         f"{len(rows)} {'+'.join(sorted({s for *_, s in rows}))} row(s) of {models}: one model is too few to fit a "
         "shape of its own",
         residuals,

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .errors import DeploykitError
+from .errors import DeploykitError, plain_text
 
 app = typer.Typer(
     name="deploykit",
@@ -310,7 +310,7 @@ def export(
         found = f"{s['errors']} errors, {s['warnings']} warnings" if c["findings_total"] else "no findings"
         out.print(f"  {target}: {found}")
     for note in m.notes:
-        out.print(f"  note: {note}")
+        out.print(f"  note: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -525,7 +525,7 @@ def _named_shapes(specs: list[str]) -> dict[str, list[int]]:
 
 
 def _one_line(text: str | None) -> str:
-    return " ".join((text or "").split())
+    return " ".join(plain_text(text or "").split())
 
 
 def _check_method(runs: int, repetitions: int, warmup: int, strict: int, budget: float | None = None) -> None:
@@ -801,17 +801,7 @@ def estimate(
         )
     resolved = [E.model_layers(m, resolution) for m in model]
     if sweep:
-        rows = [{"model": n, "resolution": r, "sweep": E.sweep_ridge(ls, "int8")} for n, r, ls in resolved]
-        if as_json:
-            print(json.dumps(rows, indent=2))
-            return
-        t = Table(title="latency (ms) across ridge points, peak 1 T MAC/s, int8 bytes")
-        t.add_column("ridge MACs/B", justify="right")
-        for r in rows:
-            t.add_column(r["model"], justify="right")
-        for i, point in enumerate(rows[0]["sweep"]):
-            t.add_row(str(point["ridge"]), *(f"{r['sweep'][i]['latency_ms']:.3f}" for r in rows))
-        out.print(t)
+        _estimate_sweep(resolved, get_profile(device, profiles) if device else None, target, as_json)
         return
     if not device:
         raise DeploykitError("--device is required", hint="see `deploykit devices` for profiles")
@@ -880,6 +870,50 @@ def estimate(
             out.print(lt)
     if not no_store:
         out.print(f"stored {len(results)} estimate(s) in {db} (provenance: estimated)")
+
+
+def _estimate_sweep(resolved, profile, target_names, as_json) -> None:
+    """``estimate --sweep``: each model's latency as the ridge point moves over 0-500 MACs/byte. Without a device,
+    at a generic 1 T MAC/s peak with int8 bytes (the paper's figure); with one, at each of its targets' own peak
+    and precision, that target's ridge marked."""
+    from . import estimator as E
+
+    if profile is None:
+        if target_names:
+            raise DeploykitError("--target with --sweep needs --device: targets belong to a device profile")
+        cases = [(None, 1e12, "int8")]
+        title = "latency (ms) across ridge points, peak 1 T MAC/s, int8 bytes"
+    else:
+        cases = [(t, E.roofline_for(t).peak_macs_per_s, t.precision) for t in E.select_targets(profile, target_names)]
+    rows = []
+    for t, peak, precision in cases:
+        for n, r, ls in resolved:
+            row = {"model": n, "resolution": r}
+            if t is not None:
+                row |= {
+                    "target": t.id,
+                    "peak_macs_per_s": peak,
+                    "precision": precision,
+                    "target_ridge": E.roofline_for(t).ridge,
+                }
+            rows.append(row | {"sweep": E.sweep_ridge(ls, precision, peak=peak)})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for t, peak, precision in cases:
+        mine = [r for r in rows if r.get("target") == (t.id if t else None)]
+        if t is not None:
+            title = (
+                f"{t.id}: latency (ms) across ridge points, peak {peak / 1e12:.3g} T MAC/s, {precision} bytes"
+                f" (the target's own ridge: {E.roofline_for(t).ridge:.0f} MACs/B)"
+            )
+        tab = Table(title=title)
+        tab.add_column("ridge MACs/B", justify="right")
+        for r in mine:
+            tab.add_column(Text(r["model"]), justify="right")
+        for i, point in enumerate(mine[0]["sweep"]):
+            tab.add_row(str(point["ridge"]), *(f"{r['sweep'][i]['latency_ms']:.3f}" for r in mine))
+        out.print(tab)
 
 
 # What the estimate table's status adds for each Estimate.calibration (a fitted target's row says just "ok")
@@ -1337,7 +1371,7 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    line = Text("error:", style="red") + Text(" " + " ".join(message.split()))
+    line = Text("error:", style="red") + Text(" " + " ".join(plain_text(message).split()))
     err.print(line, highlight=False, soft_wrap=True)
     sys.exit(code)
 

@@ -7,6 +7,17 @@ with status 2, never a traceback. Bugs in deploykit itself stay ordinary excepti
 
 from __future__ import annotations
 
+import re
+
+# Terminal control sequences (colour, cursor movement) that libraries' own messages carry when they think they
+# talk to a terminal: CSI sequences like ESC[96m, OSC sequences like hyperlinks, and lone ESC/BEL bytes.
+_TERMINAL_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|[\x1b\x07]")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without terminal control sequences: a converter's coloured error, stored or printed, reads as text."""
+    return _TERMINAL_CONTROL.sub("", text)
+
 
 class DeploykitError(Exception):
     """A user-caused error: one line of message plus an optional hint on how to fix it."""
@@ -15,8 +26,8 @@ class DeploykitError(Exception):
 
     def __init__(self, message: str, hint: str | None = None):
         # One line: the CLI prints exactly this, so newlines would break the contract.
-        self.message = " ".join(message.split())
-        self.hint = " ".join(hint.split()) if hint else None
+        self.message = " ".join(plain_text(message).split())
+        self.hint = " ".join(plain_text(hint).split()) if hint else None
         super().__init__(self.message)
 
     def __str__(self) -> str:

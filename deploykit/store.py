@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
-from .errors import DeploykitError
+from .errors import DeploykitError, plain_text
 from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
@@ -224,6 +224,9 @@ class Store:
     @staticmethod
     def _insert(c: sqlite3.Connection, m: Measurement) -> int:
         row = m.to_dict()
+        # a failure's text often comes straight from a converter or runtime, colour codes and all
+        row["error"] = plain_text(row["error"]) if row["error"] else row["error"]
+        row["warnings"] = [plain_text(w) for w in row["warnings"]]
         for k in ("stats", "env", "delegate", "details", "warnings"):
             row[k] = json.dumps(row[k], default=str)
         row["samples"] = array("f", m.samples_ms).tobytes() if m.samples_ms else None

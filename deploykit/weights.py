@@ -47,6 +47,20 @@ from .zoo.registry import ModelSpec
 _WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "module")
 
 
+_WEIGHTS_HINT = "give a .safetensors file or a .pth/.pt state dict saved with torch.save (read with weights_only=True)"
+
+
+def _reader_says(e: Exception) -> str:
+    """What a reader's failure tells a user. The unpickler's own errors on stray bytes (``KeyError: 101``, ``pop
+    from empty list``) name its internals, not the file, so they are said as what they mean."""
+    text = str(e).splitlines()[0] if str(e) else ""
+    if isinstance(e, (KeyError, IndexError, EOFError)) or type(e).__name__ == "UnpicklingError":
+        if "Unsupported global" in str(e):  # a real pickle that holds objects other than tensors
+            return "a pickle of Python objects, not only tensors: torch.load refuses it with weights_only=True"
+        return "neither a zip nor a pickle that torch.save writes: the file is damaged or of another kind"
+    return f"{type(e).__name__}: {text}"
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
@@ -60,8 +74,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # any reader failure is a bad file, said in one line
         raise WeightsError(
-            f"cannot read weights file {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
-            hint="give a .safetensors file or a .pth/.pt state dict (read with weights_only=True)",
+            f"{path} is not a weights file deploykit reads ({_reader_says(e)})", hint=_WEIGHTS_HINT
         ) from None
     for key in _WRAPPER_KEYS:
         if isinstance(sd, dict) and key in sd and isinstance(sd[key], dict):

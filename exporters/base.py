@@ -185,6 +185,7 @@ def user_manifest(path: Path, fmt: str, precision: str, inputs: list, outputs: l
 class Format:
     name: str = ""
     suffix: str | None = None  # None: no file (the PyTorch model itself)
+    is_folder: bool = False  # its artifact is a folder (a Core ML .mlpackage), not one file
     precisions: tuple[str, ...] = ("fp32",)
     default_precision: str = "fp32"
     options: tuple[str, ...] = ()  # export options only this format takes (e.g. fp16_input)
@@ -275,8 +276,14 @@ def for_path(path: str | Path) -> Format:
     suffix = Path(path).suffix.lower()
     for f in formats():
         if f.suffix and f.suffix == suffix:
+            if Path(path).is_dir() and not f.is_folder:  # readers would say only "Is a directory"
+                raise DeploykitError(
+                    f"{path} is a folder, not a {f.suffix} file", hint=f"give the {f.suffix} file itself"
+                )
             return f
     known = ", ".join(f.suffix for f in formats() if f.suffix)
+    if Path(path).is_dir():
+        raise DeploykitError(f"{path} is a folder, not an exported model", hint=f"give one {known} file in it")
     raise DeploykitError(f"{Path(path).name}: not a file deploykit reads", hint=f"give a {known} file")
 
 

@@ -42,6 +42,10 @@ def synthetic_images(n: int, resolution: int, seed: int = 0) -> torch.Tensor:
 
 def list_images(directory: str | Path) -> list[Path]:
     d = Path(directory)
+    if d.exists() and not d.is_dir():
+        raise DeploykitError(
+            f"--calibration {d} is a file: it takes a folder of images", hint="give a folder of .jpg/.png images"
+        )
     if not d.is_dir():
         raise DeploykitError(f"calibration folder not found: {d}", hint="give a folder of .jpg/.png images")
     files = sorted(p for p in d.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())

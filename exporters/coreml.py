@@ -127,6 +127,7 @@ class CoremlSession(HostSession):
 class Coreml(Format):
     name = "coreml"
     suffix = ".mlpackage"
+    is_folder = True
     precisions = ("fp16", "fp32", "int8")  # int8 = int8 weight compression with fp16 compute
     default_precision = "fp16"
     options = ("fp16_input",)

@@ -317,6 +317,11 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
             "no --weights: seeded random weights, BatchNorm statistics estimated on synthetic images"
             " (fidelity tests the converter, not accuracy)"
         )
+    if calib_info and calib_info.get("source") == "synthetic":
+        notes.append(
+            f"no --calibration: int8 ranges calibrated on {calib_info['samples']} synthetic images (random colour"
+            " fields), not photos; give --calibration FOLDER of real images for a file to ship"
+        )
     res = b.resolution
     described = formats.get(req.fmt).describe(path, req.precision, {**info, "resolution": res})
     notes += described.notes

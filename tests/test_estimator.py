@@ -586,3 +586,27 @@ def test_fit_write_keeps_every_target_and_writes_reach_only_where_it_differs(tmp
     assert [t.reach for t in again.targets] == [t.reach for t in orig.targets]
     text = (tmp_path / "s23.toml").read_text()
     assert 'reach = "adb"' not in text.split("[[targets]]", 1)[1] and 'reach = "aihub"' in text
+
+
+def test_a_ridge_sweep_for_a_device_uses_each_targets_own_peak_and_precision(tmp_path):
+    """`estimate --sweep --device D` ignored the device (always 1 T MAC/s, int8 bytes); now one sweep per target."""
+    from deploykit.devices import get_profile
+    from tests.test_cli import EXE
+
+    def sweep(*args):
+        r = subprocess.run(
+            [EXE, "estimate", "mnv1_025", "-r", "64", "--sweep", "--json", *args], capture_output=True, text=True
+        )
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    [generic] = sweep()
+    assert "target" not in generic  # unchanged without a device
+    rows = sweep("--device", "pixel8")
+    targets = E.select_targets(get_profile("pixel8"))
+    assert [r["target"] for r in rows] == [t.id for t in targets]
+    for row, t in zip(rows, targets, strict=True):
+        assert row["peak_macs_per_s"] == E.roofline_for(t).peak_macs_per_s and row["precision"] == t.precision
+        assert row["sweep"][0]["latency_ms"] != generic["sweep"][0]["latency_ms"]  # compute-only at its own peak
+    [gpu] = sweep("--device", "pixel8", "--target", "litert-gpu")
+    assert gpu["target"] == "pixel8/litert-gpu/fp16"

@@ -178,6 +178,21 @@ def test_own_model_by_factory(tmp_path):
     assert Path(tmp_path, summary["artifact"]).name == "mymodels.tiny-64-onnx-fp32.onnx"
 
 
+def test_a_converters_coloured_error_reads_as_text(tmp_path):
+    """Converters colour their messages with terminal escapes (ESC[96m); deploykit's one line carries none."""
+    (tmp_path / "colour.py").write_text(
+        "import torch.nn as nn\n"
+        "class Bad(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise RuntimeError('\\x1b[96mcannot\\x1b[0m \\x1b]8;;http://x\\x07lower\\x1b]8;;\\x07 this op')\n"
+        "def bad():\n"
+        "    return Bad()\n"
+    )
+    r = run_cli("export", "colour:bad", "--to", "onnx", "--input-shape", "1,3,32,32", "-o", "out", cwd=tmp_path)
+    assert r.returncode != 0 and "\x1b" not in r.stderr + r.stdout and "\x07" not in r.stderr
+    assert "cannot lower this op" in r.stderr, r.stderr
+
+
 def run_cli(*args, cwd=None):
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
 
@@ -192,6 +207,7 @@ def run_cli(*args, cwd=None):
         (["export", "nope.module:f", "--input-shape", "1,3,64,64"], "cannot load"),
         (["check", "missing.tflite"], "not found"),
         (["check", "x.onnx", "--target", "tpu"], "unknown check target"),
+        (["check", "."], "is a folder, not an exported model"),
     ],
 )
 def test_bad_export_inputs_exit_2(tmp_path, args, needle):
@@ -210,6 +226,16 @@ def test_unwritable_out_empty_calibration_and_corrupt_file(tmp_path):
     r = run_cli("export", "mnv4_conv_s", "--precision", "int8", "--calibration", str(empty), "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "no images in calibration folder" in r.stderr and str(empty) in r.stderr
     assert not any((tmp_path / "o").glob("*.tflite"))  # nothing half-written
+    a_file = tmp_path / "images.txt"
+    a_file.write_text("x")
+    r = run_cli("export", "mnv4_conv_s", "--precision", "int8", "--calibration", str(a_file), "-o", str(tmp_path / "o"))
+    assert r.returncode == 2 and f"--calibration {a_file} is a file" in r.stderr  # was "calibration folder not found"
+    for folder in ("f.tflite", "f.onnx", "f.pte"):  # a folder named like a file: was "re-export it" or a traceback
+        (tmp_path / folder).mkdir()
+        for args in (("check", folder), ("estimate", folder, "--device", "pixel8", "--no-store")):
+            r = run_cli(*args, cwd=tmp_path)
+            assert r.returncode == 2 and f"{folder} is a folder, not a" in r.stderr, r.stderr
+            assert len(r.stderr.splitlines()) == 1
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"\x00" * 64)
     r = run_cli("check", str(bad))
@@ -290,3 +316,5 @@ def test_int8_on_random_weights_is_not_called_verified(out):
                         "--samples", "8"], capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 0 and "converter-consistent: computes what PyTorch's own int8 program computes" in r.stdout
     assert "fixed floor missed (so not 'verified'): vs float: " in r.stdout
+    # no --calibration: said on screen, not only in the manifest (a user would ship synthetic ranges unawares)
+    assert "note: no --calibration: int8 ranges calibrated on 8 synthetic images" in r.stdout

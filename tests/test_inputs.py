@@ -171,3 +171,24 @@ def test_a_sweep_runs_a_name_given_twice_once(tmp_path):
     assert r.returncode == 0, r.stderr
     jobs = json.loads(r.stdout)
     assert len(jobs) == len({json.dumps(j, sort_keys=True) for j in jobs}) > 0
+
+
+def test_terminal_escapes_never_reach_a_message_or_the_store(tmp_path):
+    """A converter's or runtime's coloured text (ESC[96m…ESC[0m, OSC hyperlinks) is stored and said as text."""
+    from deploykit.errors import DeploykitError, plain_text
+    from deploykit.measurement import LatencyStats, Measurement
+    from deploykit.store import Store
+
+    coloured = "\x1b[96mcannot\x1b[0m lower \x1b]8;;http://x\x07this\x1b]8;;\x07 op\x07"
+    assert plain_text(coloured) == "cannot lower this op"
+    e = DeploykitError(coloured, hint="\x1b[1mre-export\x1b[0m")
+    assert str(e) == "cannot lower this op (hint: re-export)"
+    m = Measurement(
+        model="m", resolution=64, format="onnx", precision="fp32", target="host/onnxruntime/fp32", device="host",
+        backend="onnxruntime", provenance="measured", status="failed", stats=LatencyStats(1, [1], 1, 1, 1),
+        error=coloured, warnings=[coloured],
+    )  # fmt: skip
+    with Store(tmp_path / "r.db") as store:
+        store.add(m)
+        [row] = store.query()
+    assert row.error == "cannot lower this op" and row.warnings == ["cannot lower this op"]

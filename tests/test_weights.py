@@ -321,3 +321,35 @@ def test_wrong_checkpoint_for_the_model_is_named(hub, mnv4_bytes):
 
 def _sha(path: pathlib.Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "content, says",
+    [
+        (b"hello", "neither a zip nor a pickle"),  # the unpickler said "KeyError: 101" (the byte 'e')
+        (b"e" * 50, "neither a zip nor a pickle"),  # ... or "IndexError: pop from empty list"
+        (bytes(range(256)) * 4, "neither a zip nor a pickle"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_is_said_so_not_in_the_unpicklers_words(tmp_path, content, says):
+    from deploykit.weights import read_state_dict
+
+    path = tmp_path / "junk.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError) as e:
+        read_state_dict(path)
+    assert f"{path} is not a weights file deploykit reads ({says}" in str(e.value)
+    assert "KeyError" not in str(e.value) and "IndexError" not in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_pickle_of_objects_is_told_apart_from_a_damaged_file(tmp_path):
+    import argparse
+
+    import torch
+
+    from deploykit.weights import read_state_dict
+
+    path = tmp_path / "objects.pth"
+    torch.save({"args": argparse.Namespace(lr=0.1)}, path)
+    with pytest.raises(WeightsError, match="a pickle of Python objects, not only tensors"):
+        read_state_dict(path)

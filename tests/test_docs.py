@@ -1,0 +1,108 @@
+"""The docs a user copies from say what the program does: every `deploykit ...` command line in README.md and
+docs/*.md names commands and options the CLI really has (issue 26: the README's `estimate --fit` line lacked
+--db/--profiles; its counts had drifted from the data)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import typer
+
+from deploykit.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# a command is an inline code span that starts with `deploykit `, or a line of a fenced block that does
+_SPAN = re.compile(r"`(?:\S*/)?deploykit\s+([^`]+)`")
+_FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+_SHELL_LINE = re.compile(r"^\s*(?:\$\s*)?(?:\S*/)?deploykit\s+(.*)$", re.M)
+_OPTION = re.compile(r"(?<![\w/.=-])(--?[a-zA-Z][\w-]*)")
+
+
+def _command_lines(path: Path) -> list[str]:
+    text = path.read_text()
+    found = _SPAN.findall(_FENCED.sub("", text))
+    for block in _FENCED.findall(text):
+        found += _SHELL_LINE.findall(block)
+    # a shell comment or pipe ends the command; `\|` is a table cell's escaped "or"
+    return [re.split(r"\s#\s|\s\|\s", line)[0].replace("\\|", "|").strip() for line in found]
+
+
+def _resolve(root, words: list[str]) -> list[tuple]:
+    """The commands a line's leading words name; a word like `resources|up|join` names each alternative."""
+    found = [("deploykit", root)]
+    for word in words:
+        nxt = []
+        for name, cmd in found:
+            if not hasattr(cmd, "commands"):  # a command, not a group (Typer vendors click: no isinstance)
+                return found
+            alternatives = [w for w in word.split("|") if w]
+            subs = [(f"{name} {w}", cmd.commands[w]) for w in alternatives if w in cmd.commands]
+            if not subs:
+                return found
+            nxt += subs
+        found = nxt
+    return found
+
+
+def _options(cmd) -> set[str]:
+    return {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)} | {"--help"}
+
+
+def _every_command_line() -> list:
+    return [pytest.param(line, id=f"{p.name}:{line[:60]}") for p in DOCS for line in _command_lines(p)]
+
+
+def test_the_docs_have_command_lines_to_check():
+    assert len(_every_command_line()) > 30
+
+
+@pytest.mark.parametrize("line", _every_command_line())
+def test_every_documented_command_line_names_real_commands_and_options(line):
+    root = typer.main.get_command(app)
+    words = line.split()
+    commands = _resolve(root, words)
+    assert commands != [("deploykit", root)] or not words or words[0].startswith("-"), f"no command in {line!r}"
+    for name, cmd in commands:
+        if hasattr(cmd, "commands") and not cmd.invoke_without_command:
+            continue  # `deploykit farm` alone: a group's listing
+        unknown = sorted(set(_OPTION.findall(line)) - _options(cmd))
+        assert not unknown, f"{name} has no option {', '.join(unknown)} (documented as {line!r})"
+
+
+def test_readme_counts_come_from_the_data():
+    """A count of corpus rows or held-out rows in the README drifts as the corpus grows: none is written there."""
+    readme = (ROOT / "README.md").read_text()
+    assert not re.search(r"\b\d{2,} (?:published latencies|held-out rows|corpus rows)", readme)
+
+
+def test_the_check_catches_what_the_cli_lacks():
+    root = typer.main.get_command(app)
+    [(name, cmd)] = _resolve(root, "estimate --fit --nope".split())
+    assert name == "deploykit estimate" and "--nope" not in _options(cmd) and "--fit" in _options(cmd)
+    assert [n for n, _ in _resolve(root, "farm resources|status".split())] == [
+        "deploykit farm resources",
+        "deploykit farm status",
+    ]
+
+
+def test_the_profile_schema_page_documents_every_field_and_no_other():
+    """docs/profiles.md's three tables list exactly what a profile file may hold (read off the dataclasses)."""
+    from deploykit.devices import SCHEMA
+    from deploykit.targets import ROOFLINE_FIELDS
+
+    page = (ROOT / "docs" / "profiles.md").read_text()
+    sections = re.split(r"^## ", page, flags=re.M)
+    documented = {}
+    for title, key in (
+        ("The profile's fields", "profile"),
+        ("A target's fields", "target"),
+        ("The estimator", "roofline"),
+    ):
+        [section] = [s for s in sections if s.startswith(title)]
+        documented[key] = set(re.findall(r"^\| `(\w+)` \|", section, flags=re.M))
+    assert documented["profile"] == set(SCHEMA["profile"])
+    assert documented["target"] == set(SCHEMA["target"])
+    assert documented["roofline"] == set(ROOFLINE_FIELDS)

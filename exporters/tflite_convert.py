@@ -168,10 +168,18 @@ def symmetric_same_padding(model: nn.Module, example: torch.Tensor) -> tuple[nn.
     return model, [f"TF-SAME padding: {grown} asymmetric-pad conv(s) exported with a grown kernel"] if grown else []
 
 
+def _import_litert_torch():
+    """litert-torch, imported with its C++ runtime's start-up lines (absl's "All log messages before
+    absl::InitializeLog()", oneDNN's notice, torchao's kernel libraries) kept off the user's terminal."""
+    with quiet():
+        import litert_torch
+    return litert_torch
+
+
 def export_tflite(
     model: nn.Module, example: torch.Tensor, out: Path, precision: str, calibration: torch.Tensor | None
 ) -> dict:
-    import litert_torch
+    litert_torch = _import_litert_torch()
 
     notes: list[str] = []
     if precision in ("int8", "int8-edgetpu"):
@@ -195,7 +203,7 @@ def export_tflite(
 
 
 def _convert_static_int8(model: nn.Module, x: torch.Tensor, calib: torch.Tensor):
-    import litert_torch
+    litert_torch = _import_litert_torch()
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
@@ -235,6 +243,7 @@ _FIXED_OUTPUT = {
 
 
 def _full_int8_quantizer_class():
+    _import_litert_torch()
     from litert_torch.quantize import pt2e_quantizer as pq
     from litert_torch.quantize import pt2e_quantizer_utils as pqu
     from torchao.quantization.pt2e.quantizer import (

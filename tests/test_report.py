@@ -314,7 +314,8 @@ def test_report_layout_fits_a_1400px_window(report_db, tmp_path):
     roofline section that names its device and has plots (this store has no pixel6 estimates)."""
     from deploykit.reports.html import write_report
 
-    layout = _layout_at_1400px(write_report(report_db, tmp_path / "r.html"), tmp_path)
+    # a long file name without spaces: the Reproduce line that names it must wrap, not widen the page
+    layout = _layout_at_1400px(write_report(report_db, tmp_path / ("report_" * 30 + ".html")), tmp_path)
     assert 1300 <= layout["clientWidth"] <= 1400, layout["clientWidth"]  # the window size took effect
     assert layout["scrollWidth"] <= layout["clientWidth"], "the page scrolls sideways"
     assert not layout["overlapping"], layout["overlapping"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import shlex
 import time
 from importlib import resources
 from pathlib import Path
@@ -23,9 +24,12 @@ from deploykit.reports.pareto import interval_fronts, pareto_front
 PROVENANCE_ORDER = ("measured", "estimated", "published")
 
 
-def collect(db: str | Path, profiles: str | Path | None = None, roofline_target: str = "pixel6") -> dict:
+def collect(db: str | Path, profiles: str | Path | None = None, roofline_device: str = "pixel6") -> dict:
     """The report's data, from the results store alone (plus the zoo's published facts and, for display
-    names only, the device profiles): artifact files, the estimator and this machine are never consulted."""
+    names only, the device profiles): artifact files, the estimator and this machine are never consulted.
+
+    A row's identity is its label (the model, plus its input shapes where they are not the model's plain
+    batch-1 input), target and provenance: the same file at batch 1 and batch 8 is two points, two table rows."""
     from deploykit import __version__
     from deploykit.store import Store
     from deploykit.zoo import get_spec
@@ -34,10 +38,10 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         rows = store.query()
         acc_rows = store.accuracy()
         manifests = store.artifacts()
-    # the latest row per (model, target, provenance), except that a clean ok row beats a newer noisy one
+    # the latest row per (label, target, provenance), except that a clean ok row beats a newer noisy one
     latest: dict[tuple[str, str, str], object] = {}
     for r in rows:
-        key = (r.model, r.target, r.provenance)
+        key = (row_label(r), r.target, r.provenance)
         have = latest.get(key)
         if have is not None and r.quality == "noisy" and have.quality != "noisy" and have.status == "ok":
             continue
@@ -53,7 +57,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             pool[a["model"]] = a
 
     models: dict[str, dict] = {}
-    for model in sorted({k[0] for k in latest} | set(measured_acc) | set(beside)):
+    for model in sorted({r.model for r in latest.values()} | set(measured_acc) | set(beside)):
         info: dict = {"name": model}
         try:
             spec = get_spec(model)
@@ -84,10 +88,12 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
     displays = _displays(profiles)
     targets = sorted({k[1] for k in latest})
     cells = []
-    for (model, target, prov), r in sorted(latest.items()):
+    for (label, target, prov), r in sorted(latest.items()):
         cells.append(
             {
-                "model": model,
+                "model": r.model,
+                "label": label,
+                "input_shapes": (r.env or {}).get("input_shapes"),
                 "target": target,
                 "device": r.device,
                 "provenance": prov,
@@ -125,18 +131,22 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
                 # latencies known only within their interval (estimates): optimal only where the intervals
                 # allow it; the rest of the possibly-optimal points are listed apart
                 sure, possible = interval_fronts([(c["low_ms"], c["high_ms"], models[c["model"]]["top1"]) for c in pts])
-                fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in sure]
-                maybe = [pts[i]["model"] for i in possible if i not in sure]
+                fronts.setdefault(target, {})[prov] = [pts[i]["label"] for i in sure]
+                maybe = [pts[i]["label"] for i in possible if i not in sure]
                 if maybe:
                     possibly.setdefault(target, {})[prov] = maybe
             else:
                 idx = pareto_front([(c["median_ms"], models[c["model"]]["top1"]) for c in pts])
-                fronts.setdefault(target, {})[prov] = [pts[i]["model"] for i in idx]
-    universality = {m: [] for m in models}
+                fronts.setdefault(target, {})[prov] = [pts[i]["label"] for i in idx]
+    # one table row per label (a model at each input shape it has rows for), and one per model known only by
+    # its accuracy
+    labels = {c["label"]: c["model"] for c in cells}
+    labels.update((m, m) for m in models if m not in labels.values())
+    universality = {label: [] for label in labels}
     for target, by_prov in fronts.items():
         primary = next(p for p in PROVENANCE_ORDER if p in by_prov)  # measured beats estimated beats published
-        for m in by_prov[primary]:
-            universality[m].append(target)
+        for label in by_prov[primary]:
+            universality[label].append(target)
 
     fidelity, compat = [], []
     shas = dict.fromkeys(r.artifact_sha256 for r in latest.values() if r.artifact_sha256)
@@ -207,10 +217,11 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
             "db": Path(db).name,
             "deploykit": __version__,
             "machines": _machines([r for r in latest.values() if r.provenance == "measured"]),
-            "reproduce": "make demo   # or: deploykit sweep --db " + Path(db).name + " && deploykit report",
+            "reproduce": reproduce_command(db),
             "measurements": len(rows),
         },
         "models": models,
+        "labels": dict(sorted(labels.items())),
         "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
         "cells": cells,
         "fronts": fronts,
@@ -218,7 +229,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_target:
         "universality": universality,
         "fidelity": fidelity,
         "compat": compat,
-        "roofline": _roofline(latest, roofline_target),
+        **_roofline(latest, roofline_device, displays),
     }
 
 
@@ -259,15 +270,48 @@ def _machines(measured: list) -> list[dict]:
     return sorted(out.values(), key=lambda m: m["name"])
 
 
-def _roofline(latest: dict, device: str) -> dict:
-    """Per model: the stored per-layer breakdown and ridge sweep of its estimate on one reference device."""
+def _roofline(latest: dict, preferred: str, displays: dict[str, str]) -> dict:
+    """Per model: the stored per-layer breakdown and ridge sweep of its estimate on one device, and which device
+    that is (``roofline_device``, None when no estimate has a breakdown): ``preferred`` where it has estimates,
+    else the device with the most estimated models (the first by name on a tie). The others are named too."""
+    estimated = [r for r in latest.values() if r.provenance == "estimated" and r.details.get("layers")]
+    models_on: dict[str, set[str]] = {}
+    for r in estimated:
+        models_on.setdefault(r.device, set()).add(r.model)
+    if not models_on:
+        return {"roofline": {}, "roofline_device": None}
+    device = preferred if preferred in models_on else min(models_on, key=lambda d: (-len(models_on[d]), d))
     out = {}
-    for (model, target, prov), r in sorted(latest.items()):
-        if prov != "estimated" or r.device != device or model in out or not r.details.get("layers"):
-            continue
-        d = r.details
-        out[model] = {"target": target, "ridge": d.get("ridge"), "layers": d["layers"], "sweep": d.get("sweep", [])}
-    return out
+    for r in sorted(estimated, key=lambda r: (r.model, r.target)):
+        if r.device == device and r.model not in out:
+            d = r.details
+            out[r.model] = {
+                "target": r.target,
+                "ridge": d.get("ridge"),
+                "layers": d["layers"],
+                "sweep": d.get("sweep", []),
+            }
+    shown = {"id": device, "display": displays.get(device, device), "others": sorted(set(models_on) - {device})}
+    return {"roofline": out, "roofline_device": shown}
+
+
+def row_label(r) -> str:
+    """A row's name in the report: its model's, plus the input shapes it was fed (``x [x=8,3,96,96]``) where
+    they are not the model's plain input (one image, batch 1, at the model's resolution): a batch of 8 or a
+    file's dynamic size is another point, never plotted or tabled as the model's batch-1 row."""
+    shapes = (r.env or {}).get("input_shapes") or {}
+    if not shapes or _plain_input(shapes, r.resolution):
+        return r.model
+    fed = "; ".join(f"{name}={','.join(map(str, dims)) or 'scalar'}" for name, dims in shapes.items())
+    return f"{r.model} [{fed}]"
+
+
+def _plain_input(shapes: dict, resolution: int) -> bool:
+    """One batch-1 image at ``resolution``, channels first or last: the shape a zoo model's row implies."""
+    if len(shapes) != 1 or not resolution:
+        return False
+    dims = list(next(iter(shapes.values())))
+    return dims in ([1, 3, resolution, resolution], [1, resolution, resolution, 3])
 
 
 # ------------------------------------------------------------------------------------------------ render
@@ -287,25 +331,27 @@ def _heat(ms: float, lo: float, hi: float) -> str:
 
 
 def _table(table_id: str, headers: list[str], rows: list[str]) -> str:
-    """A table with an id (tests and readers find it by that), escaped header cells and pre-rendered rows."""
+    """A table with an id (tests and readers find it by that), escaped header cells and pre-rendered rows, in a
+    box of the page's width that scrolls sideways when the table is wider (many targets): the page never does."""
     head = "".join(f"<th>{e(h)}</th>" for h in headers)
-    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    table = f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    return f'<div class="table-box">{table}</div>'
 
 
 def _latency_table(data: dict) -> str:
     targets = [t["id"] for t in data["targets"]]
-    by = {(c["model"], c["target"]): [] for c in data["cells"]}
+    by = {(c["label"], c["target"]): [] for c in data["cells"]}
     for c in data["cells"]:
-        by[(c["model"], c["target"])].append(c)
+        by[(c["label"], c["target"])].append(c)
     span = {}  # per target: the latency range its cells are heat-coloured over
     for t in targets:
         vals = [x["median_ms"] for x in data["cells"] if x["target"] == t and x["median_ms"]]
         span[t] = (min(vals), max(vals)) if vals else (1.0, 1.0)
     body = []
-    for model in data["models"]:
+    for label, model in data["labels"].items():
         tds = []
         for t in targets:
-            cs = sorted(by.get((model, t), []), key=lambda c: PROVENANCE_ORDER.index(c["provenance"]))
+            cs = sorted(by.get((label, t), []), key=lambda c: PROVENANCE_ORDER.index(c["provenance"]))
             if not cs:
                 tds.append('<td class="empty">·</td>')
                 continue
@@ -325,23 +371,24 @@ def _latency_table(data: dict) -> str:
                         f'<span class="bad {c["status"]}" title="{why}">{e(c["status"])} <small>{c["provenance"]}</small></span>'
                     )
             tds.append(f"<td{style}>{'<br>'.join(parts)}</td>")
-        n = len(data["universality"].get(model, []))
+        n = len(data["universality"].get(label, []))
         unused = data["models"][model].get("unused_accuracy")
         note = f'<br><small class="unused">{e(unused)}</small>' if unused else ""
-        body.append(f'<tr data-model="{e(model)}"><th>{e(model)}{note}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
+        body.append(f'<tr data-model="{e(label)}"><th>{e(label)}{note}</th><td class="num">{n}</td>{"".join(tds)}</tr>')
     return _table("latency-table", ["model", "Pareto-optimal on", *targets], body)
 
 
 def _universality_table(data: dict) -> str:
     rows = sorted(data["universality"].items(), key=lambda kv: (-len(kv[1]), kv[0]))
     n_targets = len(data["fronts"])
+    # the bar shares the count's cell: a column of its own had no header and, for most models, nothing in it
     body = [
-        f'<tr data-model="{e(m)}"><th>{e(m)}</th><td class="num">{len(ts)} / {n_targets}</td>'
-        f'<td><div class="bar" style="width:{(100 * len(ts) / n_targets) if n_targets else 0:.0f}%"></div></td>'
+        f'<tr data-model="{e(m)}"><th>{e(m)}</th><td class="num">{len(ts)} / {n_targets}'
+        f'<div class="bar" style="width:{(100 * len(ts) / n_targets) if n_targets else 0:.0f}%"></div></td>'
         f"<td>{e(', '.join(ts)) or '–'}</td></tr>"
         for m, ts in rows
     ]
-    return _table("universality-table", ["model", "Pareto-optimal on", "", "targets"], body)
+    return _table("universality-table", ["model", "Pareto-optimal on", "targets"], body)
 
 
 def _fidelity_table(data: dict) -> str:
@@ -372,6 +419,30 @@ def _compat_table(data: dict) -> str:
     headers = ["artifact", "backend", "errors", "warnings", "first unsupported op", "static findings (first 8)"]
     headers.append("measured on the device (layers off the unit asked for)")
     return _table("compat-table", headers, body)
+
+
+def _roofline_section(data: dict) -> str:
+    """The roofline plots of the one device whose estimates they break down, named in the heading; no section
+    at all when no estimate has a per-layer breakdown."""
+    shown = data["roofline_device"]
+    if shown is None:
+        return ""
+    figures = "".join(
+        f'<figure class="plot"><figcaption>{e(name)} on {e(r["target"])}</figcaption>'
+        f'<div class="roofline" data-model="{e(name)}"></div><div class="sweep" data-model="{e(name)}"></div></figure>'
+        for name, r in data["roofline"].items()
+    )
+    others = (
+        f"<p>Estimates on {e(', '.join(shown['others']))} have their own breakdowns, not drawn here"
+        " (<code>deploykit estimate MODEL --device DEVICE --layers --sweep</code> prints one).</p>"
+        if shown["others"]
+        else ""
+    )
+    return (
+        f'<section id="roofline"><h2>Roofline on {e(shown["display"])} <small>({e(shown["id"])})</small>:'
+        " per-layer operational intensity vs share of time, and the ridge-point sweep</h2>"
+        f'{others}<div class="plots">{figures}</div></section>'
+    )
 
 
 def _finite(o):
@@ -406,11 +477,6 @@ def render(data: dict) -> str:
         f'<div class="scatter" data-target="{e(t["id"])}"></div></figure>'
         for t in data["targets"]
     )
-    roof = "".join(
-        f'<figure class="plot"><figcaption>{e(name)} on {e(r["target"])}</figcaption>'
-        f'<div class="roofline" data-model="{e(name)}"></div><div class="sweep" data-model="{e(name)}"></div></figure>'
-        for name, r in data["roofline"].items()
-    )
     # <, > and & as JSON escapes: no string (a model named "<script>", say) can end or open a tag in the page
     payload = (
         json.dumps(_finite(data), default=str, allow_nan=False)
@@ -427,7 +493,7 @@ def render(data: dict) -> str:
 <header><h1>deploykit report</h1>
 <p>Generated {e(m["created"])} from <code>{e(m["db"])}</code> ({m["measurements"]} stored rows) by deploykit {e(m["deploykit"])}.</p>
 <p>Measured on:</p><ul id="machines">{machines}</ul>
-<p>Reproduce: <code>{e(m["reproduce"])}</code></p>
+<p>Reproduce (from the folder it was written in): <code class="reproduce">{e(m["reproduce"])}</code></p>
 <p class="legend"><span class="measured">● measured</span> on attached hardware ·
 <span class="estimated">△ estimated</span> by the roofline model (bar: its 80% interval; on the estimated front a
 model counts as optimal only where the intervals allow it, a label ending in "?" is only possibly optimal) ·
@@ -438,7 +504,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <div id="js-errors"></div>
 </header>
 <nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
-<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a> · <a href="#roofline">Roofline</a></nav>
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}</nav>
 <section id="pareto"><h2>Accuracy vs latency, per target</h2><div class="plots">{plots}</div></section>
 <section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
 <p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
@@ -446,16 +512,28 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <section id="latency"><h2>Model × target latency (median of repetition means)</h2>{_latency_table(data)}</section>
 <section id="fidelity"><h2>Fidelity per artifact</h2>{_fidelity_table(data)}</section>
 <section id="compat"><h2>Compatibility findings</h2>{_compat_table(data)}</section>
-<section id="roofline"><h2>Roofline: per-layer operational intensity vs share of time, and the ridge-point sweep</h2>
-<div class="plots">{roof}</div></section>
+{_roofline_section(data)}
 <script id="report-data" type="application/json">{payload}</script>
 <script>{script}</script>
 </body></html>
 """
 
 
+def reproduce_command(db: str | Path, out: str | Path | None = None, profiles: str | Path | None = None) -> str:
+    """The ``deploykit report`` command that writes this report again from the same store, with the paths as
+    given (the report is a function of the store: no sweep needs to run again)."""
+    words = ["deploykit", "report", "--db", str(db)]
+    if out is not None:
+        words += ["--out", str(out)]
+    if profiles is not None:
+        words += ["--profiles", str(profiles)]
+    return shlex.join(words)
+
+
 def write_report(db: str | Path, out: str | Path, profiles: str | Path | None = None) -> Path:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out, render(collect(db, profiles)))
+    data = collect(db, profiles)
+    data["meta"]["reproduce"] = reproduce_command(db, out, profiles)
+    atomic_write_text(out, render(data))
     return out

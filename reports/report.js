@@ -35,10 +35,13 @@
     return svg;
   }
   function axes(svg, box, xs, ys, xlabel, ylabel, logx) {
-    el("rect", { x: box.l, y: box.t, width: box.w, height: box.h, fill: "none", stroke: "#ccd" }, svg);
+    el("rect", { x: box.l, y: box.t, width: box.w, height: box.h, fill: "none", stroke: "#ccd", class: "frame" }, svg);
+    var lastLabelX = -Infinity;
     xs.ticks.forEach(function (v) {
       var x = xs.f(v);
       el("line", { x1: x, x2: x, y1: box.t, y2: box.t + box.h, stroke: "#eef" }, svg);
+      if (x - lastLabelX < 30) return;  // log ticks crowd at the low end: every gridline, not every number
+      lastLabelX = x;
       text(svg, x, box.t + box.h + 14, logx ? String(+v.toPrecision(2)) : String(v), { "text-anchor": "middle" });
     });
     ys.ticks.forEach(function (v) {
@@ -67,13 +70,66 @@
     return { f: function (v) { return a + (v - lo) / (hi - lo) * (b - a); }, ticks: ticks };
   }
 
+  // A group clipped to the plot frame: what is drawn in it (an interval running past the axis range, say) never
+  // spills over the axis labels or the next plot.
+  var clips = 0;
+  function plotArea(svg, box) {
+    var id = "plot-clip-" + (++clips);
+    var clip = el("clipPath", { id: id }, el("defs", {}, svg));
+    el("rect", { x: box.l, y: box.t, width: box.w, height: box.h }, clip);
+    return el("g", { "clip-path": "url(#" + id + ")", class: "plot-area" }, svg);
+  }
+
+  // Labels that overlap neither each other nor a marker, inside the plot frame: each tries spots around its
+  // point, nearest first, then farther out with a leader line; front points choose first, then the possibly
+  // optimal ones, then the rest. A label that finds no room is listed under the plot instead, so that no point
+  // goes unnamed (its tooltip names it too).
+  var GAPS = [7, 18, 32];
+  var DIRECTIONS = [[1, -1], [1, 1], [-1, -1], [-1, 1], [1, 0], [-1, 0], [0, -1], [0, 1]];
+  function overlaps(a, b) { return a.l < b.r && b.l < a.r && a.t < b.b && b.t < a.b; }
+  function placeLabels(svg, box, items, div) {
+    var taken = items.map(function (p) { return { l: p.x - 6, r: p.x + 6, t: p.y - 6, b: p.y + 6 }; });
+    var unlabelled = [];
+    items.sort(function (a, b) { return a.rank - b.rank || a.x - b.x; });
+    items.forEach(function (p) {
+      var t = text(svg, 0, 0, p.s, p.attrs);
+      var bb = t.getBBox();  // at (0, 0): its width, height and how far the text rises above its baseline
+      var spot = null;
+      GAPS.some(function (gap) {
+        return DIRECTIONS.some(function (d) {
+          var l = p.x + d[0] * gap - (d[0] < 0 ? bb.width : d[0] === 0 ? bb.width / 2 : 0);
+          var top = p.y + d[1] * gap - (d[1] < 0 ? bb.height : d[1] === 0 ? bb.height / 2 : 0);
+          var b = { l: l, r: l + bb.width, t: top, b: top + bb.height };
+          if (b.l < box.l + 1 || b.r > box.l + box.w - 1 || b.t < box.t + 1 || b.b > box.t + box.h - 1) return false;
+          if (taken.some(function (o) { return overlaps(b, o); })) return false;
+          spot = { b: b, gap: gap };
+          return true;
+        });
+      });
+      if (!spot) { t.remove(); unlabelled.push(p.listed); return; }
+      taken.push(spot.b);
+      t.setAttribute("x", spot.b.l);
+      t.setAttribute("y", spot.b.t - bb.y);
+      if (spot.gap > GAPS[0]) {  // far from its point: a leader line to the nearest side of the label
+        var nx = Math.max(spot.b.l, Math.min(p.x, spot.b.r)), ny = Math.max(spot.b.t, Math.min(p.y, spot.b.b));
+        el("line", { x1: p.x, y1: p.y, x2: nx, y2: ny, stroke: p.attrs.fill, "stroke-width": 0.6, class: "leader" }, svg);
+      }
+    });
+    if (unlabelled.length) {
+      var note = document.createElement("p");
+      note.className = "unlabelled";
+      note.textContent = "No room for the label of: " + unlabelled.join("; ");
+      div.appendChild(note);
+    }
+  }
+
   // Accuracy vs latency per target, one front per provenance.
   document.querySelectorAll(".scatter").forEach(function (div) {
     var target = div.getAttribute("data-target");
     var pts = data.cells.filter(function (c) {
       return c.target === target && c.status === "ok" && c.median_ms && data.models[c.model].top1 != null;
     });
-    var W = 440, H = 300, box = { l: 48, t: 10, w: 370, h: 240 };
+    var W = 600, H = 340, box = { l: 48, t: 10, w: 530, h: 280 };
     var svg = frame(div, W, H);
     if (!pts.length) { text(svg, W / 2, H / 2, "no latency with a known accuracy", { "text-anchor": "middle" }); return; }
     var lat = pts.map(function (c) { return c.median_ms; });
@@ -81,27 +137,29 @@
     var xs = logScale(Math.min.apply(null, lat) / 1.25, Math.max.apply(null, lat) * 1.25, box.l, box.l + box.w);
     var ys = linScale(Math.floor(Math.min.apply(null, acc) - 1), Math.ceil(Math.max.apply(null, acc) + 1), box.t + box.h, box.t, 5);
     axes(svg, box, xs, ys, "latency (ms, log scale)", "top-1 (%)", true);
+    var inside = plotArea(svg, box);  // fronts and interval bars: an interval may run past the axis range
     var fronts = data.fronts[target] || {};
+    var toLabel = [];  // [rank, x, y, text, colour, extra attributes]: placed once every marker is drawn
     Object.keys(STYLE).forEach(function (prov) {
       var front = fronts[prov] || [];
-      var fp = front.map(function (m) {
-        return pts.filter(function (c) { return c.model === m && c.provenance === prov; })[0];
+      var fp = front.map(function (label) {
+        return pts.filter(function (c) { return c.label === label && c.provenance === prov; })[0];
       });
       if (fp.length > 1) {
         var d = fp.map(function (c, i) {
           return (i ? "L" : "M") + xs.f(c.median_ms).toFixed(1) + "," + ys.f(data.models[c.model].top1).toFixed(1);
         }).join(" ");
-        el("path", { d: d, fill: "none", stroke: STYLE[prov].color, "stroke-width": 1.5, "stroke-dasharray": STYLE[prov].dash, class: "front", "data-provenance": prov }, svg);
+        el("path", { d: d, fill: "none", stroke: STYLE[prov].color, "stroke-width": 1.5, "stroke-dasharray": STYLE[prov].dash, class: "front", "data-provenance": prov }, inside);
       }
       var maybe = ((data.possibly_optimal || {})[target] || {})[prov] || [];
       pts.filter(function (c) { return c.provenance === prov; }).forEach(function (c) {
         var x = xs.f(c.median_ms), y = ys.f(data.models[c.model].top1);
         if (c.low_ms != null && c.high_ms != null) {  // an estimate: its interval as an error bar
-          el("line", { x1: xs.f(c.low_ms), x2: xs.f(c.high_ms), y1: y, y2: y, stroke: STYLE[prov].color, "stroke-width": 1, "stroke-opacity": 0.6, class: "error-bar" }, svg);
+          el("line", { x1: xs.f(c.low_ms), x2: xs.f(c.high_ms), y1: y, y2: y, stroke: STYLE[prov].color, "stroke-width": 1, "stroke-opacity": 0.6, class: "error-bar" }, inside);
         }
         var noisy = c.quality === "noisy";
-        var pareto = front.indexOf(c.model) >= 0 ? "1" : maybe.indexOf(c.model) >= 0 ? "possibly" : "0";
-        var g = el("g", { class: "point" + (noisy ? " noisy" : ""), "data-model": c.model, "data-target": target, "data-provenance": prov, "data-pareto": pareto }, svg);
+        var pareto = front.indexOf(c.label) >= 0 ? "1" : maybe.indexOf(c.label) >= 0 ? "possibly" : "0";
+        var g = el("g", { class: "point" + (noisy ? " noisy" : ""), "data-model": c.label, "data-target": target, "data-provenance": prov, "data-pareto": pareto }, svg);
         marker(g, prov, x, y);
         if (noisy) {  // a busy machine measured it: a red ring says so, the reasons are in the tooltip
           el("circle", { cx: x, cy: y, r: 8, fill: "none", stroke: "#c62828", "stroke-width": 1.5, "stroke-dasharray": "2 2", class: "noisy-ring" }, g);
@@ -109,16 +167,15 @@
         var title = el("title", {}, g);
         var iv = c.low_ms != null ? " [" + c.low_ms.toFixed(2) + "-" + c.high_ms.toFixed(2) + " ms, 80% interval: " + (c.interval_basis || "") + "]" : "";
         var status = pareto === "possibly" ? "; possibly optimal (the intervals overlap)" : "";
-        title.textContent = c.model + ": " + c.median_ms.toFixed(3) + " ms" + iv + status + " (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
-        if (pareto === "possibly") {
-          text(svg, x + 6, y + 12, c.model + "?", { class: "label possibly", fill: STYLE[prov].color, "font-style": "italic" });
-        }
-        if (front.indexOf(c.model) >= 0) {
-          var right = x > box.l + box.w * 0.65;  // labels near the right edge grow leftwards
-          text(svg, right ? x - 6 : x + 6, y - 6, c.model, { class: "label", fill: STYLE[prov].color, "text-anchor": right ? "end" : "start" });
-        }
+        title.textContent = c.label + ": " + c.median_ms.toFixed(3) + " ms" + iv + status + " (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        var rank = pareto === "1" ? 0 : pareto === "possibly" ? 1 : 2;
+        var attrs = { class: "label" + (rank === 1 ? " possibly" : ""), fill: STYLE[prov].color, "data-for": c.label, "data-provenance": prov };
+        if (rank === 1) attrs["font-style"] = "italic";
+        toLabel.push({ rank: rank, x: x, y: y, s: c.label + (rank === 1 ? "?" : ""), attrs: attrs,
+          listed: c.label + " (" + prov + ", " + c.median_ms.toFixed(2) + " ms, " + data.models[c.model].top1 + "%)" });
       });
     });
+    placeLabels(svg, box, toLabel, div);
   });
 
   // Per-layer roofline: operational intensity vs share of time, with the target's ridge point.
@@ -133,9 +190,11 @@
     var ys = linScale(0, Math.ceil(Math.max.apply(null, ysV)), box.t + box.h, box.t, 4);
     axes(svg, box, xs, ys, "operational intensity (MACs/byte, log)", "% of time", true);
     el("line", { x1: xs.f(r.ridge), x2: xs.f(r.ridge), y1: box.t, y2: box.t + box.h, stroke: "#b00020", "stroke-dasharray": "4,3" }, svg);
-    text(svg, xs.f(r.ridge) + 4, box.t + 12, "ridge " + r.ridge.toFixed(0), { fill: "#b00020" });
+    var leftward = xs.f(r.ridge) > box.l + box.w * 0.75;  // near the right edge the label would leave the plot
+    text(svg, xs.f(r.ridge) + (leftward ? -4 : 4), box.t + 12, "ridge " + r.ridge.toFixed(0), { fill: "#b00020", "text-anchor": leftward ? "end" : "start" });
+    var inside = plotArea(svg, box);
     r.layers.forEach(function (l) {
-      el("circle", { cx: xs.f(Math.max(l[0], 0.01)), cy: ys.f(l[1] * 100), r: 3, fill: l[3] === "compute" ? "#4c6ef5" : "#f08c00", "fill-opacity": 0.7, class: "layer" }, svg);
+      el("circle", { cx: xs.f(Math.max(l[0], 0.01)), cy: ys.f(l[1] * 100), r: 3, fill: l[3] === "compute" ? "#4c6ef5" : "#f08c00", "fill-opacity": 0.7, class: "layer" }, inside);
     });
   });
 
@@ -144,13 +203,13 @@
     var r = data.roofline[div.getAttribute("data-model")];
     var W = 440, H = 200, box = { l: 48, t: 10, w: 370, h: 140 };
     var svg = frame(div, W, H);
-    if (!r) return;
+    if (!r || !r.sweep.length) return;
     var v = r.sweep.map(function (p) { return p.latency_ms; });
     var xs = linScale(0, 500, box.l, box.l + box.w, 5);
     var ys = linScale(0, Math.max.apply(null, v) * 1.05, box.t + box.h, box.t, 4);
     axes(svg, box, xs, ys, "ridge point (MACs/byte) at 1 T MAC/s", "ms", false);
     var d = r.sweep.map(function (p, i) { return (i ? "L" : "M") + xs.f(p.ridge).toFixed(1) + "," + ys.f(p.latency_ms).toFixed(1); }).join(" ");
-    el("path", { d: d, fill: "none", stroke: "#4c6ef5", "stroke-width": 2, class: "sweep-line" }, svg);
+    el("path", { d: d, fill: "none", stroke: "#4c6ef5", "stroke-width": 2, class: "sweep-line" }, plotArea(svg, box));
   });
   document.body.setAttribute("data-rendered", "1");
 })();

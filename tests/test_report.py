@@ -223,7 +223,7 @@ def test_report_renders_in_headless_chromium(report_db, tmp_path):
     # tables: one latency row and one universality row per model
     for table in ("latency-table", "universality-table"):
         body = page.split(f'id="{table}"')[1].split("</table>")[0]
-        assert body.count("<tr data-model=") == len(data["models"]), table
+        assert body.count("<tr data-model=") == len(data["labels"]), table
     shot_dir = Path(os.environ.get("DEPLOYKIT_TEST_ARTIFACTS", tmp_path))
     shot_dir.mkdir(parents=True, exist_ok=True)
     shot = shot_dir / "report.png"
@@ -234,6 +234,165 @@ def test_report_renders_in_headless_chromium(report_db, tmp_path):
     )
     assert shot.exists() and shot.stat().st_size > 10_000
     print(f"screenshot: {shot}")
+
+
+# Written into a copy of the report after its own script ran: what a reader at 1400 px would see, as numbers.
+LAYOUT_PROBE = """<script>
+(function () {
+  function box(b) { return { l: b.x, r: b.x + b.width, t: b.y, b: b.y + b.height }; }
+  function inside(a, f) { return a.l >= f.l - 0.5 && a.r <= f.r + 0.5 && a.t >= f.t - 0.5 && a.b <= f.b + 0.5; }
+  var out = { scrollWidth: document.documentElement.scrollWidth, clientWidth: document.documentElement.clientWidth,
+              overlapping: [], labelsOutside: [], unnamed: [], bars: [], emptyColumns: [] };
+  document.querySelectorAll(".scatter").forEach(function (div) {
+    var svg = div.querySelector("svg"), frameEl = svg.querySelector("rect.frame") || svg.querySelector("rect");
+    if (!frameEl) return;
+    var frame = box(frameEl.getBBox());
+    var labels = [].map.call(svg.querySelectorAll("text.label"), function (t) { return [t.textContent, box(t.getBBox())]; });
+    labels.forEach(function (a, i) {
+      if (!inside(a[1], frame)) out.labelsOutside.push(a[0]);
+      labels.slice(i + 1).forEach(function (b) {
+        if (a[1].l < b[1].r && b[1].l < a[1].r && a[1].t < b[1].b && b[1].t < a[1].b) out.overlapping.push([a[0], b[0]]);
+      });
+    });
+    var listed = (div.querySelector(".unlabelled") || {}).textContent || "";
+    svg.querySelectorAll('g.point[data-pareto="1"]').forEach(function (g) {
+      var name = g.getAttribute("data-model"), named = [].some.call(svg.querySelectorAll("text.label"), function (t) {
+        return t.textContent === name && t.getAttribute("fill") === g.firstChild.getAttribute("fill") || t.textContent === name && g.getAttribute("data-provenance") !== "measured";
+      });
+      if (!named && listed.indexOf(name + " (") < 0) out.unnamed.push(name);
+    });
+    svg.querySelectorAll(".error-bar").forEach(function (line) {
+      var x1 = +line.getAttribute("x1"), x2 = +line.getAttribute("x2"), seen = { l: x1, r: x2 };
+      var clipped = line.closest("[clip-path]");
+      if (clipped) {
+        var rect = box(svg.querySelector(clipped.getAttribute("clip-path").slice(4, -1) + " rect").getBBox());
+        seen = { l: Math.max(x1, rect.l), r: Math.min(x2, rect.r) };
+      }
+      out.bars.push({ drawn: [x1, x2], seen: [seen.l, seen.r], frame: [frame.l, frame.r] });
+    });
+  });
+  document.querySelectorAll("table").forEach(function (table) {
+    var rows = [].slice.call(table.rows);
+    for (var col = 0; col < rows[0].cells.length; col++) {
+      var heading = rows[0].cells[col].textContent.trim();
+      var filled = rows.slice(1).some(function (r) { return r.cells[col] && r.cells[col].textContent.trim(); });
+      if (!heading || !filled) out.emptyColumns.push(table.id + " column " + (col + 1));
+    }
+  });
+  var roof = document.getElementById("roofline");
+  out.roofline = roof && { heading: roof.querySelector("h2").textContent, figures: roof.querySelectorAll("figure").length };
+  var pre = document.createElement("pre");
+  pre.id = "layout-probe";
+  pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+})();
+</script>"""
+
+
+def _layout_at_1400px(page: Path, tmp_path: Path) -> dict:
+    """The report's layout measured in headless Chromium at a screenshot-sized 1400×900 window."""
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", LAYOUT_PROBE + "</body>"))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--hide-scrollbars"]
+    dom = subprocess.run(
+        [CHROMIUM, *flags, "--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="layout-probe">(.*?)</pre>', dom.stdout, re.S)
+    assert found, "the probe did not run: " + dom.stdout[-2000:]
+    return json.loads(html_lib.unescape(found.group(1)))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
+def test_report_layout_fits_a_1400px_window(report_db, tmp_path):
+    """What a reader sees: nothing wider than the page (a wide table scrolls in its own box), no two point
+    labels on top of each other or outside their plot, every Pareto-optimal point named (a label, or listed
+    under its plot), interval bars cut at the plot frame, no table column without a heading or content, and a
+    roofline section that names its device and has plots (this store has no pixel6 estimates)."""
+    from deploykit.reports.html import write_report
+
+    # a long file name without spaces: the Reproduce line that names it must wrap, not widen the page
+    layout = _layout_at_1400px(write_report(report_db, tmp_path / ("report_" * 30 + ".html")), tmp_path)
+    assert 1300 <= layout["clientWidth"] <= 1400, layout["clientWidth"]  # the window size took effect
+    assert layout["scrollWidth"] <= layout["clientWidth"], "the page scrolls sideways"
+    assert not layout["overlapping"], layout["overlapping"]
+    assert not layout["labelsOutside"], layout["labelsOutside"]
+    assert not layout["unnamed"], layout["unnamed"]
+    bars = layout["bars"]
+    assert any(b["drawn"][0] < b["frame"][0] or b["drawn"][1] > b["frame"][1] for b in bars)  # some run past
+    assert all(b["frame"][0] - 0.5 <= b["seen"][0] and b["seen"][1] <= b["frame"][1] + 0.5 for b in bars), bars
+    assert not layout["emptyColumns"], layout["emptyColumns"]
+    roof = layout["roofline"]
+    assert roof is not None and roof["figures"] > 0 and re.search(r"\((pixel4|pixel8)\)", roof["heading"]), roof
+
+
+def test_roofline_section_is_absent_without_estimates(tmp_path):
+    """A store of measured rows only: no roofline heading over nothing."""
+    from deploykit.reports.html import collect, render
+
+    db = tmp_path / "m.db"
+    with Store(db) as s:
+        s.add(
+            Measurement(
+                "mnv2_100", 224, "tflite", "int8", "host/litert-xnnpack/int8", "host", "litert-xnnpack", median_ms=4.0
+            )
+        )
+    data = collect(db)
+    assert data["roofline_device"] is None
+    page = render(data)
+    assert 'id="roofline"' not in page and 'href="#roofline"' not in page
+
+
+def test_rows_at_another_input_shape_are_their_own_points(tmp_path):
+    """The same file benchmarked at batch 1 and at batch 8: two cells, two table rows, and the batch-8 row
+    never stands in for the batch-1 one on a front (it is slower by the batch, not a worse model)."""
+    from deploykit.reports.html import collect, render
+
+    db = tmp_path / "b.db"
+    cell = ("onnx", "fp32", "host/onnxruntime/fp32", "host", "onnxruntime")
+    with Store(db) as s:
+        for batch, ms in [(1, 3.0), (8, 20.0)]:
+            s.add(Measurement("mnv2_100", 224, *cell, median_ms=ms, env={"input_shapes": {"x": [batch, 3, 224, 224]}}))
+        s.add(Measurement("mnv4_conv_m", 256, *cell, median_ms=4.0))  # a zoo bench: no shapes stored, batch 1
+    data = collect(db)
+    by_label = {c["label"]: c for c in data["cells"]}
+    assert set(by_label) == {"mnv2_100", "mnv2_100 [x=8,3,224,224]", "mnv4_conv_m"}
+    assert by_label["mnv2_100"]["median_ms"] == 3.0 and by_label["mnv2_100 [x=8,3,224,224]"]["median_ms"] == 20.0
+    assert data["fronts"]["host/onnxruntime/fp32"]["measured"] == ["mnv2_100", "mnv4_conv_m"]
+    table = render(data).split('id="latency-table"')[1].split("</table>")[0]
+    assert 'data-model="mnv2_100 [x=8,3,224,224]"' in table and 'data-model="mnv2_100"' in table
+
+
+def test_the_reproduce_line_reproduces_the_report(report_db, tmp_path):
+    """Every command the report prints parses against the CLI's real options, and running it writes the same
+    report again (but for the time it was generated)."""
+    import shlex
+
+    import typer
+
+    from deploykit.cli import app
+    from deploykit.reports.html import write_report
+
+    out = tmp_path / "my report.html"
+    first = write_report(report_db, out).read_text()
+    commands = [html_lib.unescape(c) for c in re.findall(r'<code class="reproduce">(.*?)</code>', first)]
+    assert commands
+    cli = typer.main.get_command(app)
+    for command in commands:
+        words = shlex.split(command)
+        assert words[0] == "deploykit"
+        with cli.make_context("deploykit", words[1:], resilient_parsing=False) as ctx:
+            sub = cli.get_command(ctx, words[1])
+            sub.make_context(words[1], words[2:], parent=ctx)  # raises on an option the CLI does not have
+        r = _run(*words[1:])
+        assert r.returncode == 0, r.stderr
+    undated = lambda page: re.sub(r"Generated [^<]* UTC", "", page.split('<script id="report-data"')[0])  # noqa: E731
+    assert undated(out.read_text()) == undated(first)
+    with pytest.raises(Exception, match="No such option"):  # the check above can fail: an unknown option is refused
+        sub.make_context("report", ["--db", "x", "--no-such-option"], parent=ctx)
 
 
 def test_sweep_is_resumable_and_serialisable(tmp_path):

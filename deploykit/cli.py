@@ -22,10 +22,11 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-# User text (model names, paths, messages) is never Rich markup or an emoji code: "[bold]x" and "mod:factory:"
-# print as typed. Styling is applied with Text objects where it is wanted.
-out = Console(emoji=False)
-err = Console(stderr=True, emoji=False)
+# User text (model names, file and device names, notes, messages) is never Rich markup or an emoji code: "[bold]x",
+# "[/bold]" and "mod:factory:" print as typed, in plain prints and table cells alike (a Table renders a str cell
+# with its console's markup setting). Styling is applied with Text objects where it is wanted.
+out = Console(emoji=False, markup=False)
+err = Console(stderr=True, emoji=False, markup=False)
 for console in (out, err):
     if not console.is_terminal:  # piped or captured: never truncate or wrap at 80 columns
         console.width = 200
@@ -95,7 +96,8 @@ def _bar(disable: bool):
     """The progress bar of long commands (bench, sweep, eval), on stderr, gone when done, off for --json."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # a description holds user text (a model or file name): TextColumn reads markup unless told not to
+    cols = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     # Off where nobody watches (piped, captured): a non-interactive console would print the last frame on exit.
     return Progress(*cols, console=err, transient=True, disable=disable or not err.is_terminal)
 
@@ -112,8 +114,9 @@ def models(
     """List the zoo: params and MACs counted on our models at their default resolution, with published top-1."""
     from .catalog import model_rows
 
-    with err.status("counting params and MACs (cached after the first run)…") as status:
-        rows = model_rows(family, on_count=lambda name: status.update(f"counting {name}…"))
+    # a spinner's str text is read as markup whatever the console says: give it Text
+    with err.status(Text("counting params and MACs (cached after the first run)…")) as status:
+        rows = model_rows(family, on_count=lambda name: status.update(Text(f"counting {name}…")))
     if not rows:
         raise DeploykitError(f"no models in family {family!r}", hint="run `deploykit models` for the families")
     if as_json:
@@ -260,7 +263,7 @@ def export(
         fp16_input=fp16_input,
         force=force,
     )
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
         task = progress.add_task("starting", total=len(STAGES))
         labels = {"build": "building model", "convert": f"converting to {to}", "verify": "verifying against PyTorch"}
@@ -573,6 +576,18 @@ def _say_quality(results: list) -> None:
             err.print(f"warning: {m.model} on {m.target}: {w}")
 
 
+def _shapes_text(m) -> str:
+    """A measured file's input shapes as fed ("x=8,3,96,96"), or "": one file at batch 1 and at batch 8 is two
+    different cells, told apart by this wherever rows are shown."""
+    shapes = m.env.get("input_shapes") or {}
+    return "; ".join(f"{name}={','.join(map(str, dims))}" for name, dims in shapes.items())
+
+
+def _model_label(m) -> str:
+    shapes = _shapes_text(m)
+    return f"{m.model} [{shapes}]" if shapes else m.model
+
+
 def _measurement_table(rows: list, title: str) -> None:
     t = Table(title=title)
     for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status", "quality"):
@@ -581,7 +596,7 @@ def _measurement_table(rows: list, title: str) -> None:
     for m in rows:
         s = m.stats
         t.add_row(
-            m.model,
+            _model_label(m),
             m.target,
             m.provenance,
             f(m.median_ms),
@@ -596,30 +611,35 @@ def _measurement_table(rows: list, title: str) -> None:
     out.print(t)
 
 
-results_app = typer.Typer(help="List stored measurements, or import ones measured elsewhere.")
+# `results --csv`: every column of the table and the row's identity (its input shapes too), then the error
+_CSV_COLUMNS = (
+    "id created model input_shapes resolution format precision target device backend provenance status"
+    " median_ms p50 p90 min stdev n quality warnings error"
+).split()
+
+
+def _csv_row(m) -> list:
+    s = m.stats
+    stats = {"p50": s.p50, "p90": s.p90, "min": s.min, "stdev": s.stdev, "n": s.n} if s else {}
+    computed = {"input_shapes": _shapes_text(m), "warnings": "; ".join(m.warnings), **stats}
+    return [computed[c] if c in computed else getattr(m, c, None) for c in _CSV_COLUMNS]
+
+
+results_app = typer.Typer(help="List stored measurements, import ones measured elsewhere, or delete some.")
 app.add_typer(results_app, name="results")
 
+DbOpt = Annotated[str, typer.Option(help="Results database.")]
+ModelFilter = Annotated[str | None, typer.Option(help="Only this model.")]
+DeviceFilter = Annotated[str | None, typer.Option(help="Only this device.")]
+ProvenanceFilter = Annotated[str | None, typer.Option(help="measured, estimated or published.")]
 
-@results_app.callback(invoke_without_command=True)
-def results(
-    ctx: typer.Context,
-    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
-    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
-    device: Annotated[str | None, typer.Option(help="Only this device.")] = None,
-    provenance: Annotated[str | None, typer.Option(help="measured, estimated or published.")] = None,
-    as_json: JsonOpt = False,
-    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
-):
-    """List stored measurements, filtered (`deploykit results import FILE` adds ones measured elsewhere)."""
-    from pathlib import Path
 
+def _stored_rows(db: str, model: str | None, device: str | None, provenance: str | None) -> list:
+    """The rows `results` and `results delete` select: checked filters, from a database that must already be
+    one (a reading command never creates or converts a file)."""
     from .measurement import PROVENANCES
     from .store import Store
 
-    if ctx.invoked_subcommand:
-        return
-    if as_json and as_csv:
-        raise DeploykitError("--json and --csv cannot be combined: give one")
     if provenance is not None and provenance not in PROVENANCES:
         raise DeploykitError(f"--provenance {provenance!r} is not one of {', '.join(PROVENANCES)}")
     if model is not None:  # an alias or timm name finds the rows stored under the zoo name
@@ -629,10 +649,7 @@ def results(
             model = get_spec(model).name
         except DeploykitError:
             pass  # a user's own model: stored under its own name
-
-    if not Path(db).exists():
-        raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first or give --db")
-    with Store(db) as store:
+    with Store.existing(db) as store:
         rows = store.query(model=model, device=device, provenance=provenance)
     if device is not None and not rows:
         from .devices import load_profiles
@@ -641,29 +658,35 @@ def results(
             raise DeploykitError(
                 f"no results for device {device!r}, and no profile has that name", hint="see `deploykit devices`"
             )
+    return rows
+
+
+@results_app.callback(invoke_without_command=True)
+def results(
+    ctx: typer.Context,
+    db: DbOpt = "deploykit-results.db",
+    model: ModelFilter = None,
+    device: DeviceFilter = None,
+    provenance: ProvenanceFilter = None,
+    as_json: JsonOpt = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+):
+    """List stored measurements, filtered (`deploykit results import FILE` adds ones measured elsewhere,
+    `deploykit results delete` removes some)."""
+    if ctx.invoked_subcommand:
+        return
+    if as_json and as_csv:
+        raise DeploykitError("--json and --csv cannot be combined: give one")
+    rows = _stored_rows(db, model, device, provenance)
     if as_json:
         print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
     elif as_csv:
         import csv
 
         w = csv.writer(sys.stdout)
-        cols = [
-            "id",
-            "created",
-            "model",
-            "resolution",
-            "format",
-            "precision",
-            "target",
-            "provenance",
-            "status",
-            "median_ms",
-        ]
-        w.writerow([*cols, "p50", "p90", "min", "stdev", "n", "error"])
+        w.writerow(_CSV_COLUMNS)
         for m in rows:
-            s = m.stats
-            stats = [s.p50, s.p90, s.min, s.stdev, s.n] if s else [None] * 5
-            w.writerow([*(getattr(m, c) for c in cols), *stats, m.error])
+            w.writerow(_csv_row(m))
     else:
         _measurement_table(rows, f"{len(rows)} measurement(s) in {db}")
 
@@ -671,20 +694,65 @@ def results(
 @results_app.command("import")
 def results_import(
     file: Annotated[str, typer.Argument(help="CSV or JSON: device, model, compute_unit (or target), latency_ms.")],
-    db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
+    db: DbOpt = "deploykit-results.db",
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
     as_json: JsonOpt = False,
 ):
-    """Import latencies measured outside deploykit (e.g. Xcode's Core ML performance report on an iPhone)."""
+    """Import latencies measured outside deploykit (e.g. Xcode's Core ML performance report on an iPhone).
+    Rows already stored (same cell, latency, tool, date and note) are skipped, and said."""
     from pathlib import Path
 
     from .importer import import_file
 
-    rows = import_file(Path(file), Path(db), profiles)
+    rows, skipped = import_file(Path(file), Path(db), profiles)
+    if skipped:  # on stderr, with --json too: the JSON lists the rows stored by this import
+        err.print(f"{len(skipped)} row(s) already stored (or given twice in {Path(file).name}), skipped")
     if as_json:
         print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
-        return
-    _measurement_table(rows, f"imported {len(rows)} measurement(s) from {Path(file).name} into {db}")
+    elif rows:
+        _measurement_table(rows, f"imported {len(rows)} measurement(s) from {Path(file).name} into {db}")
+    else:
+        out.print(f"imported nothing from {Path(file).name}: every row of it is already in {db}")
+
+
+@results_app.command("delete")
+def results_delete(
+    db: DbOpt = "deploykit-results.db",
+    model: ModelFilter = None,
+    device: DeviceFilter = None,
+    provenance: ProvenanceFilter = None,
+    all_rows: Annotated[bool, typer.Option("--all", help="Every row (needed when no filter is given).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask: delete what the filters select.")] = False,
+    as_json: JsonOpt = False,
+):
+    """Delete stored measurements selected by the filters of `deploykit results`, after showing them and asking
+    (or with --yes)."""
+    if all_rows and (model or device or provenance):
+        raise DeploykitError("--all deletes every row: give it alone, or filters without it")
+    if not (all_rows or model or device or provenance):
+        raise DeploykitError("give --model, --device or --provenance to choose rows, or --all for every row")
+    rows = _stored_rows(db, model, device, provenance)
+    if not rows:
+        raise DeploykitError(f"no rows in {db} match: nothing deleted", hint="see `deploykit results`")
+    if as_json:  # stdout holds only the JSON: the rows, printed once they are gone
+        if not yes:
+            raise DeploykitError("--json deletes without asking: add --yes")
+    else:
+        _measurement_table(rows, f"{len(rows)} measurement(s) to delete from {db}")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise DeploykitError("nobody can be asked here (stdin is not a terminal): add --yes to delete these")
+        if not typer.confirm(f"delete these {len(rows)} measurement(s)?", err=True):
+            err.print("nothing deleted")
+            raise typer.Exit(1)
+    from .store import Store
+
+    with Store.existing(db) as store:
+        gone = store.delete([m.id for m in rows])
+    if as_json:
+        print(json.dumps([m.to_dict(samples=False) for m in rows], indent=2))
+    else:
+        out.print(f"deleted {gone} measurement(s) from {db}")
 
 
 @app.command()
@@ -1007,15 +1075,16 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
     from .profile_writer import write_profile
     from .store import Store
 
-    store = Store(Path(db)) if Path(db).exists() else None
-    if store is None and not published:
+    if not Path(db).exists() and not published:
         raise DeploykitError(f"no results database at {db}", hint="run `deploykit bench` first, or add --published")
+    store = Store.existing(db) if Path(db).exists() else None  # read only: never converts a file that is no database
     from .devices import load_profiles
 
     siblings = load_profiles(profiles_dir)  # a user's own profiles (--profiles) may be a target's siblings too
-    fitted, report = [], []
+    fitted, report, skipped = [], [], {}
     for t in E.select_targets(profile, names):
-        rows = E.training_rows(t, store, published)
+        rows, unreadable = E.analysable_rows(E.training_rows(t, store, published))
+        skipped.update(unreadable)
         if not rows:
             borrowed = E.transfer(t, profile, siblings) if published else None
             if borrowed:
@@ -1031,6 +1100,8 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
         report.append(rep)
     if store is not None:
         store.close()
+    for model, why in skipped.items():  # on stderr, with --json too
+        err.print(f"note: rows of {model} skipped: deploykit cannot read its layers ({why})", soft_wrap=True)
     if not report:
         raise DeploykitError(
             f"nothing to fit for {profile.name}: no measured rows for its targets",
@@ -1085,15 +1156,12 @@ def report(
     as_json: JsonOpt = False,
 ):
     """Write the self-contained HTML report (Pareto fronts, universality, fidelity, roofline) from the store."""
-    from pathlib import Path
 
     from .reports.html import write_report
     from .store import Store
 
     _output_path(out_file, "--out")
-    if not Path(db).exists():
-        raise DeploykitError(f"no results database at {db}", hint="run `deploykit sweep` or `deploykit bench` first")
-    with Store(db) as store:
+    with Store.existing(db) as store:  # the report reads it: a file that is no database is left untouched
         if store.count() == 0:
             raise DeploykitError(f"{db} holds no results yet", hint="run `deploykit sweep` or `deploykit bench` first")
     try:

@@ -645,11 +645,44 @@ def training_rows(target: Target, store=None, published: bool = False) -> list[t
     rows = []
     if store is not None:
         for m in store.query(target=target.id, provenance="measured", status="ok"):
-            rows.append((m.model, m.resolution, m.median_ms, "measured"))
+            rows.append((_layers_source(m), m.resolution, m.median_ms, "measured"))
     if published:
         for r in corpus.rows_for(target):
             rows.append((r.model, r.resolution, r.latency_ms, r.source))
     return rows
+
+
+def _layers_source(m) -> str:
+    """What :func:`model_layers` reads a stored row's layers from: its zoo model by name, or, for a model of the
+    user's own, the file it measured while that file is still there (an .onnx/.tflite graph is read from it)."""
+    from pathlib import Path
+
+    from .zoo import get_spec
+
+    try:
+        return get_spec(m.model).name
+    except DeploykitError:
+        return m.artifact if m.artifact and Path(m.artifact).is_file() else m.model
+
+
+def analysable_rows(rows: list[tuple]) -> tuple[list[tuple], dict[str, str]]:
+    """Split fit rows into those whose model's layers deploykit can read, and {model: why not} for the rest (a
+    user's own model imported by name, a file since moved): one unreadable model must not refuse a whole fit."""
+    why_not: dict[tuple[str, int], str | None] = {}
+    usable, skipped = [], {}
+    for row in rows:
+        key = (row[0], row[1])
+        if key not in why_not:
+            try:
+                model_layers(*key)
+                why_not[key] = None
+            except DeploykitError as e:
+                why_not[key] = e.message
+        if why_not[key] is None:
+            usable.append(row)
+        else:
+            skipped[row[0]] = why_not[key]
+    return usable, skipped
 
 
 # The order in which a class's parameters are freed as rows allow (see default_free). CPUs and DSPs pay per op.

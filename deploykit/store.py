@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .artifact import Manifest, read_manifest
-from .errors import DeploykitError, plain_text
+from .errors import DeploykitError, FileError, plain_text
 from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
@@ -148,6 +148,20 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as e:
             raise DeploykitError(f"cannot open results database {self.path}: {e}", hint="give another --db") from None
+
+    @classmethod
+    def existing(cls, path: str | Path) -> Store:
+        """The database a reading command (``results``, ``report``, ``estimate --fit``) was pointed at. Opening a
+        Store creates a missing file and writes its schema into an empty one; a command that only reads must
+        leave a path that is not a deploykit database as it found it, so it is looked at read-only first."""
+        path = Path(path)
+        if not path.exists():
+            raise DeploykitError(f"no results database at {path}", hint="run `deploykit bench` first or give --db")
+        if not _is_deploykit_database(path):
+            raise FileError(
+                f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote"
+            )
+        return cls(path)  # a deploykit database: opened as usual, an older one migrated
 
     def close(self) -> None:
         self.conn.close()
@@ -310,5 +324,47 @@ class Store:
         names = [d[0] for d in cur.description]
         return [dict(zip(names, r)) for r in cur]
 
+    def add_unseen(self, ms: list[Measurement], identity) -> list[Measurement]:
+        """Store those of ``ms`` whose ``identity(m)`` matches no stored row of their target (nor an earlier one
+        of ``ms``), all or nothing; return the skipped ones. Read and written in one transaction, so two imports
+        of one file at once cannot both store it."""
+        skipped = []
+        with self._write() as c:
+            seen = {identity(m) for target in {m.target for m in ms} for m in self.query(target=target)}
+            for m in ms:
+                key = identity(m)
+                if key in seen:
+                    skipped.append(m)
+                    continue
+                seen.add(key)
+                self._insert(c, m)
+        return skipped
+
+    def delete(self, ids: list[int]) -> int:
+        """Remove the measurements with these row ids, all or nothing; return how many went."""
+        with self._write() as c:
+            gone = 0
+            for row_id in ids:
+                gone += c.execute("DELETE FROM measurements WHERE id = ?", [row_id]).rowcount
+        return gone
+
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+
+def _is_deploykit_database(path: Path) -> bool:
+    """Whether ``path`` is an SQLite file holding deploykit's measurements table, asked read-only: an empty
+    file, another program's database or a file of any other kind is never written to."""
+    if not path.is_file() or path.stat().st_size == 0:  # SQLite would take an empty file for an empty database
+        return False
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return "measurements" in tables and conn.execute("PRAGMA user_version").fetchone()[0] >= 1
+    except sqlite3.Error:  # "file is not a database"
+        return False
+    finally:
+        conn.close()

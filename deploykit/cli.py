@@ -249,6 +249,8 @@ def export(
     from .exporters.pipeline import STAGES, ExportRequest
     from .exporters.pipeline import export as run_export
 
+    _bounded("--samples", samples, 1, MAX_SAMPLES)
+    _bounded("--verify-samples", verify_samples, 1, MAX_SAMPLES)
     req = ExportRequest(
         model=model,
         fmt=to,
@@ -466,9 +468,8 @@ def bench(
     from .bench import BenchRequest, run_bench
     from .measurement import Method
 
-    _check_method(runs, repetitions, warmup, strict, budget)
-    if cooldown < 0:
-        raise DeploykitError("--cooldown must be at least 0 seconds")
+    _check_method(runs, repetitions, warmup, strict, budget, timeout)
+    _bounded("--cooldown", cooldown, 0, MAX_SECONDS)
     req = BenchRequest(
         device=device,
         models=model or [],
@@ -531,11 +532,38 @@ def _one_line(text: str | None) -> str:
     return " ".join(plain_text(text or "").split())
 
 
-def _check_method(runs: int, repetitions: int, warmup: int, strict: int, budget: float | None = None) -> None:
-    if min(runs, repetitions) < 1 or warmup < 0 or strict < 0:
-        raise DeploykitError("--runs and --repetitions must be at least 1, --warmup and --strict at least 0")
-    if budget is not None and not budget > 0:  # NaN too
-        raise DeploykitError(f"--budget {budget:g}: give a number of seconds above 0")
+# The most a user can ask for: beyond these a run outlasts anyone's patience (bench --runs 10**20 ran silently for
+# as long as it was let), so they are refused in one line; they also keep huge integers away from the C code
+# (torch, benchmark_model's flags) that would overflow on them.
+MAX_RUNS = 100_000  # invocations per repetition: 100 s of a 1 ms model
+MAX_REPETITIONS = 100
+MAX_WARMUP = 10_000
+MAX_STRICT = 10  # re-measurements of a noisy cell
+MAX_SAMPLES = 10_000  # export's calibration and verification inputs
+MAX_SECONDS = 86_400.0  # --budget, --timeout, --grace, --cooldown: a day
+
+
+def _bounded(option: str, value: float, low: float, high: float, low_open: bool = False) -> None:
+    """``low <= value <= high`` (``low < value`` with ``low_open``), or one line naming the option (exit 2)."""
+    above_low = low < value if low_open else low <= value
+    if not (above_low and value <= high):  # NaN fails both comparisons
+        shown = f"{value:g}" if isinstance(value, float) else str(value)  # a 400-digit int cannot be a float
+        shown = shown if len(shown) <= 24 else shown[:20] + "…"
+        least = f"above {low:g}" if low_open else f"at least {low:g}"
+        raise DeploykitError(f"{option} {shown}: give {least} and at most {high:g}")
+
+
+def _check_method(
+    runs: int, repetitions: int, warmup: int, strict: int, budget: float | None = None, timeout: float | None = None
+) -> None:
+    _bounded("--runs", runs, 1, MAX_RUNS)
+    _bounded("--repetitions", repetitions, 1, MAX_REPETITIONS)
+    _bounded("--warmup", warmup, 0, MAX_WARMUP)
+    _bounded("--strict", strict, 0, MAX_STRICT)
+    if budget is not None:
+        _bounded("--budget", budget, 0, MAX_SECONDS, low_open=True)
+    if timeout is not None:
+        _bounded("--timeout", timeout, 0, MAX_SECONDS, low_open=True)
 
 
 def _output_path(text: str, option: str, folder: bool = False) -> Path:
@@ -1248,6 +1276,9 @@ def sweep(
     grace: Annotated[
         float, typer.Option(help="--executor ray: seconds a device may be gone before its jobs are device-unavailable.")
     ] = 60.0,
+    connect_timeout: Annotated[
+        float | None, typer.Option(help="--executor ray --address: seconds to reach the head and hear back (10).")
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """Export, verify, measure (attached devices) or estimate (the rest), store, and report: the whole matrix.
@@ -1264,15 +1295,21 @@ def sweep(
         _output_path(report_file, "--report")
     if executor not in ("serial", "ray"):
         raise DeploykitError(f"--executor {executor!r}: give serial or ray")
-    if address and executor != "ray":
-        raise DeploykitError("--address is the Ray head's: it goes with --executor ray")
+    for flag, given in (("--address", address), ("--connect-timeout", connect_timeout is not None)):
+        if given and executor != "ray":
+            raise DeploykitError(f"{flag} is for the Ray head: it goes with --executor ray")
     farm = reach = None
     if executor == "ray":
-        from .farm.executor import FarmOptions, cluster_reach, connect
+        from .farm.connection import DEFAULT_TIMEOUT_S, check_timeout
+        from .farm.executor import FarmOptions, cluster_reach, plan_nodes
 
-        farm = FarmOptions(address=address, grace_s=grace)
-        connect(farm)  # the plan asks the cluster which devices are attached
-        reach = cluster_reach()
+        _bounded("--grace", grace, 0, MAX_SECONDS)
+        timeout_s = check_timeout(
+            DEFAULT_TIMEOUT_S if connect_timeout is None else connect_timeout, "--connect-timeout"
+        )
+        farm = FarmOptions(address=address, grace_s=grace, timeout_s=timeout_s)
+        # the plan asks the cluster which devices are attached, and starts nothing (--plan is a dry run)
+        reach = cluster_reach(nodes=plan_nodes(farm))
     plan_args = (split(models), split(devices), split(formats) if formats else None, profiles)
     jobs = plan_sweep(*plan_args, reach=reach) if reach else plan_sweep(*plan_args)
     if plan_only:
@@ -1370,35 +1407,45 @@ def farm_up(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the `ray start` command only.")] = False,
 ):
     """Start the farm's head on this host (token authentication on; a token is created if none exists)."""
-    from .farm.node import TOKEN_PATH, up
+    from .farm.node import token_path, up
 
+    _bounded("--port", port, 1, 65535)
     cmd = up(port, dry_run)
     out.print(" ".join(cmd) if dry_run else f"farm head up on port {port}", markup=False, highlight=False)
     if not dry_run:
-        out.print(f"other hosts: copy {TOKEN_PATH} to ~/.ray/ there, then `deploykit farm join THIS_HOST:{port}`")
+        out.print(f"other hosts: copy {token_path()} to ~/.ray/ there, then `deploykit farm join THIS_HOST:{port}`")
+
+
+FarmTimeoutOpt = Annotated[float, typer.Option(help="Seconds to reach the head and hear back.")]
 
 
 @farm_app.command("join")
 def farm_join(
     address: Annotated[str, typer.Argument(help="The head, HEAD:PORT.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Check, then print the `ray start` command only.")] = False,
+    timeout: FarmTimeoutOpt = 10.0,
 ):
     """Start a worker node advertising this host's attached devices (join again after plugging a phone in)."""
+    from .farm.connection import check_timeout
     from .farm.node import join
 
-    cmd = join(address, dry_run)
+    cmd = join(address, dry_run, timeout=check_timeout(timeout))
     out.print(" ".join(cmd) if dry_run else f"joined {address}", markup=False, highlight=False)
 
 
 @farm_app.command("status")
 def farm_status(
     address: Annotated[str | None, typer.Option(help="The head, HEAD:PORT (default: this host's Ray).")] = None,
+    timeout: FarmTimeoutOpt = 10.0,
     as_json: JsonOpt = False,
 ):
-    """The farm's nodes, their devices, and the jobs in flight."""
+    """The farm's nodes, their devices, and the jobs in flight (one line, exit 1, when no farm answers)."""
+    from .farm.connection import check_timeout, split_address
     from .farm.node import status
 
-    s = status(address)
+    if address is not None:
+        split_address(address)
+    s = status(address, check_timeout(timeout))
     if as_json:
         print(json.dumps(s, indent=2))
         return

@@ -101,6 +101,164 @@ def test_farm_join_without_a_token_is_one_line(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
+def _cli(home: Path, *args: str, **popen) -> subprocess.Popen:
+    """``deploykit ARGS`` under a temporary HOME and Ray temp folder (no token, no cluster of this machine's)."""
+    env = {**os.environ, "HOME": str(home), "RAY_TMPDIR": str(home / "rt"), "PYTHONPATH": str(ROOT)}
+    for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", "RAY_AUTH_MODE"):
+        env.pop(k, None)
+    (home / "rt").mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "deploykit", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, **popen)  # fmt: skip
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:  # bound, then closed: nothing listens there now
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def black_hole():
+    """A local listener that accepts connections and never says a word (a head that hangs)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(16)
+        yield f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def _one_line(r: subprocess.Popen, code: int, timeout: float = 60) -> str:
+    try:
+        out, err = r.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        r.kill()  # a hung command fails the test, and is not left running
+        raise
+    assert r.returncode == code, (r.returncode, err)
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+    assert "Traceback" not in err and "StackTrace" not in err and "rpc_client" not in err
+    return err
+
+
+@pytest.mark.parametrize("address", [None, "closed"])
+def test_farm_status_without_a_farm_is_one_line_and_exit_1(tmp_path, address):
+    """No cluster at all, or nothing listening at --address: one line, exit 1, at once (Ray retried for minutes,
+    repeating its connection warnings)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    args = ["--address", f"127.0.0.1:{_closed_port()}"] if address else []
+    t0 = time.monotonic()
+    err = _one_line(_cli(tmp_path, "farm", "status", *args), 1)
+    assert "no farm at" in err or "cannot use the farm" in err
+    assert time.monotonic() - t0 < 60  # gross bound: the default timeout is 10 s
+
+
+def test_farm_status_against_a_silent_head_ends_at_its_timeout(tmp_path, black_hole):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    t0 = time.monotonic()
+    err = _one_line(_cli(tmp_path, "farm", "status", "--address", black_hole, "--timeout", "3"), 1)
+    assert f"no farm at {black_hole}: no answer within 3 s" in err
+    assert time.monotonic() - t0 < 45
+
+
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_ctrl_c_and_sigterm_end_farm_status_at_once(tmp_path, black_hole, sig, code):
+    """Ray's core kept SIGINT and SIGTERM from ending a hung ``ray.init``: the wait is deploykit's now."""
+    import signal
+
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    r = _cli(tmp_path, "farm", "status", "--address", black_hole, "--timeout", "300")
+    time.sleep(5)  # started, connected to the black hole, waiting
+    assert r.poll() is None
+    t0 = time.monotonic()
+    r.send_signal(getattr(signal, sig))
+    err = _one_line(r, code, timeout=30)
+    assert time.monotonic() - t0 < 20 and "while waiting for the farm" in err
+
+
+def test_a_crashing_ray_client_is_reduced_to_one_line(tmp_path):
+    """Ray's core aborts with dozens of lines of C++ stack on fd 2 (a token mode without a token did): the
+    child's output is caught and said in one line."""
+    fake = tmp_path / "fake" / "ray"  # a ray whose init crashes as Ray's core does
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        "import os\n"
+        "def is_initialized():\n"
+        "    return False\n"
+        "def init(**kw):\n"
+        "    os.write(2, b'[2026-01-01 00:00:00,000 C 1 1] loader.cc:115: Bug. Check failed: has_token Token missing.\\n')\n"
+        "    os.write(2, b'*** StackTrace Information ***\\n' + b'/lib/_raylet.so(+0x1) frame\\n' * 57)\n"
+        "    os.abort()\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": f"{tmp_path / 'fake'}:{ROOT}"}
+    r = subprocess.run([sys.executable, "-m", "deploykit", "farm", "status"], capture_output=True, text=True,
+                       env=env, timeout=60)  # fmt: skip
+    assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "died of SIGABRT: Token missing." in r.stderr and "frame" not in r.stderr
+
+
+def test_a_plan_on_the_ray_executor_starts_nothing(tmp_path):
+    """``sweep --executor ray --plan`` started a local Ray (and left Ray's token readable by everyone)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    r = _cli(tmp_path, "sweep", "--executor", "ray", "--plan", "--models", "mnv1_025", "--devices", "host,pixel8",
+             "--db", str(tmp_path / "r.db"))  # fmt: skip
+    out, err = r.communicate(timeout=120)
+    assert r.returncode == 0, err
+    jobs = json.loads(out)
+    assert {j["device"] for j in jobs} == {"host", "pixel8"}
+    assert any(j["device"] == "host" and j["mode"] == "measure" for j in jobs)  # this host: a local Ray's node
+    assert not (tmp_path / ".ray").exists() and list((tmp_path / "rt").iterdir()) == []  # no token, no session
+
+
+def test_a_local_ray_leaves_its_token_private(tmp_path):
+    """A local Ray (``sweep --executor ray`` without --address) makes Ray create ``~/.ray/auth_token``; Ray
+    writes it with the umask's mode (644): deploykit creates it first, 600. An existing one of ours is made 600."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    code = (
+        "from deploykit.farm.executor import FarmOptions, connect\n"
+        "import ray, os, sys\n"
+        "assert connect(FarmOptions(temp_dir=sys.argv[1]))\n"
+        "print(oct(os.stat(os.path.expanduser('~/.ray/auth_token')).st_mode & 0o777))\n"
+        "ray.shutdown()\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    for k in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", "RAY_AUTH_MODE"):
+        env.pop(k, None)
+    short = tempfile.mkdtemp(prefix="rt-", dir="/tmp")  # Ray's unix socket paths must stay short
+    try:
+        r = subprocess.run([sys.executable, "-c", code, short], capture_output=True, text=True, env=env, timeout=180)
+    finally:
+        subprocess.run(["rm", "-rf", short], check=False)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == "0o600", (r.stdout, r.stderr[-2000:])
+
+    from deploykit.farm import node
+
+    token = tmp_path / "t" / "auth_token"
+    token.parent.mkdir()
+    token.write_text("abc\n")
+    token.chmod(0o644)  # what Ray wrote before
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    try:
+        node.ensure_token(create=False)
+    finally:
+        del os.environ["RAY_AUTH_TOKEN_PATH"]
+    assert token.stat().st_mode & 0o777 == 0o600 and token.read_text() == "abc\n"
+
+
+def test_farm_options_are_checked_before_connecting(tmp_path):
+    for args, needle in (
+        (["farm", "status", "--address", "127.0.0.1"], "give HEAD:PORT"),
+        (["farm", "status", "--timeout", "0"], "--timeout 0"),
+        (["farm", "status", "--timeout", "nan"], "--timeout nan"),
+        (["farm", "join", "127.0.0.1:6379", "--timeout", "1e9"], "at most 600"),
+        (["farm", "up", "--port", "70000", "--dry-run"], "--port 70000"),
+        (["sweep", "--connect-timeout", "5"], "goes with --executor ray"),
+        (["sweep", "--executor", "ray", "--connect-timeout", "-1", "--plan"], "--connect-timeout -1"),
+    ):
+        assert needle in _one_line(_cli(tmp_path, *args), 2), args
+
+
 def test_an_artifact_travels_as_bytes_and_installs_atomically(tmp_path):
     from deploykit.artifact import Manifest, file_sha256, read_manifest, write_manifest
     from deploykit.farm.executor import install, pack

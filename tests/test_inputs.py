@@ -31,6 +31,35 @@ def test_a_huge_resolution_is_refused_before_allocating():
     assert "at most 2048" in one_line(run("info", "mnv4_conv_s", "-r", "100000"))
 
 
+HUGE = "99999999999999999999"  # bench --runs HUGE ran silently for as long as it was let
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["bench", "--runs", HUGE], f"--runs {HUGE}: give at least 1 and at most"),
+        (["bench", "--repetitions", HUGE], "--repetitions"),
+        (["bench", "--warmup", HUGE], "--warmup"),
+        (["bench", "--strict", HUGE], "--strict"),
+        (["bench", "--warmup", "-1"], "--warmup -1"),
+        (["bench", "--budget", "1e400"], "--budget inf"),
+        (["bench", "--budget", "nan"], "--budget nan"),
+        (["bench", "--timeout", "0"], "--timeout 0: give above 0"),
+        (["bench", "--timeout", "1e12"], "--timeout 1e+12"),
+        (["bench", "--cooldown", "1e12"], "--cooldown"),
+        (["sweep", "--models", "mnv1_025", "--runs", "1" * 400], "--runs 11111111111111111111…"),
+        (["sweep", "--models", "mnv1_025", "--executor", "ray", "--grace", "inf"], "--grace inf"),
+        (["export", "mnv1_025", "--verify-samples", HUGE], "--verify-samples"),
+        (["export", "mnv1_025", "--samples", HUGE], "--samples"),
+    ],
+)  # fmt: skip
+def test_every_count_has_a_ceiling_and_a_huge_one_is_refused_in_one_line(tmp_path, args, needle):
+    if args[0] == "bench":
+        args = [*args, "--device", "host", "--model", "mnv1_025", "--db", str(tmp_path / "r.db")]
+    assert needle in one_line(run(*args, cwd=tmp_path))
+    assert list(tmp_path.iterdir()) == []  # refused before any work
+
+
 @pytest.mark.parametrize("name", ["[bold]foo", "a[/x]b", "mod:factory:"])
 def test_user_text_is_printed_as_typed(name):
     line = one_line(run("info", name))

@@ -34,6 +34,7 @@ from ..errors import DeploykitError
 from ..events import Listener
 from ..measurement import STATUSES, LatencyStats, Measurement, Method
 from ..sweep import Job, SweepOptions, finished, measure_job, run_job, summary, target_of
+from .connection import DEFAULT_TIMEOUT_S, FarmUnreachable, ask, probe
 from .resources import cluster_devices, matching, split_resource
 
 EXPORT_RETRIES = 2  # an export whose node died runs again elsewhere, at most this many times
@@ -51,6 +52,7 @@ class FarmOptions:
     device_retries: int = DEVICE_RETRIES
     poll_s: float = 0.5
     temp_dir: str | None = None  # Ray's session folder for a local Ray (keep it short: unix socket paths)
+    timeout_s: float = DEFAULT_TIMEOUT_S  # to reach the head at `address` and hear back
 
 
 class FarmError(Exception):
@@ -222,15 +224,18 @@ def connect(farm: FarmOptions) -> bool:
     import logging
 
     if farm.address:
+        probe(farm.address, farm.timeout_s)  # nothing listening: one line now, not Ray retrying for minutes
         try:
             ray.init(address=farm.address, logging_level=logging.ERROR, log_to_driver=False)
         except Exception as e:  # unreachable head, bad token, Ray/Python version mismatch: Ray's own words
-            raise DeploykitError(f"cannot join the farm at {farm.address}: {_one_line(e)}") from None
+            raise FarmUnreachable(f"cannot join the farm at {farm.address}: {_one_line(e)}") from None
         return True
+    from .node import private_local_token
     from .resources import host_devices, node_resources
 
     resources, labels = node_resources(host_devices())
     kwargs = {"_temp_dir": farm.temp_dir} if farm.temp_dir else {}
+    private_local_token()  # else Ray writes ~/.ray/auth_token itself, readable by everyone
     ray.init(
         resources=resources,
         labels=labels,
@@ -242,16 +247,34 @@ def connect(farm: FarmOptions) -> bool:
     return True
 
 
+def local_nodes() -> list[dict]:
+    """The one node :func:`connect` would start on this host, as ``ray.nodes()`` would list it: what a plan
+    against a local Ray sees, without starting one."""
+    from .resources import host_devices, node_resources
+
+    resources, labels = node_resources(host_devices())
+    cpus = float(os.cpu_count() or 1)
+    return [{"NodeID": "local", "Alive": True, "Resources": {"CPU": cpus, **resources}, "Labels": labels}]
+
+
+def plan_nodes(farm: FarmOptions) -> list[dict]:
+    """The nodes a sweep is planned against, starting nothing: the cluster at ``farm.address`` (asked in a
+    bounded child process), or the node a local Ray would be."""
+    if farm.address:
+        return ask("nodes", farm.address, farm.timeout_s)
+    return local_nodes()
+
+
 def _one_line(e: BaseException) -> str:
     lines = [x.strip() for x in str(e).splitlines() if x.strip()]
     return (lines[-1] if lines else type(e).__name__)[:300]
 
 
-def cluster_reach(local=None):
-    """``plan_sweep``'s ``reach`` for the connected cluster."""
+def cluster_reach(local=None, nodes: list[dict] | None = None):
+    """``plan_sweep``'s ``reach`` for ``nodes`` (as ``ray.nodes()`` lists them; default: the connected cluster's)."""
     from .resources import cluster_reach as reach_in
 
-    return reach_in(cluster_devices(_ray().nodes()), local)
+    return reach_in(cluster_devices(_ray().nodes() if nodes is None else nodes), local)
 
 
 @dataclass

@@ -27,12 +27,13 @@ import sys
 from pathlib import Path
 
 from ..errors import DeploykitError
+from .connection import DEFAULT_TIMEOUT_S, FarmUnreachable, ask, split_address
 from .resources import host_devices, node_resources
 
 DEFAULT_PORT = 6379
-TOKEN_PATH = Path.home() / ".ray" / "auth_token"  # Ray's own default place for the token
 VERSION_LABELS = {"deploykit": "deploykit.io/version", "ray": "deploykit.io/ray", "python": "deploykit.io/python"}
 MACOS_FLAG = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+START_TIMEOUT_S = 120.0  # `ray start`/`ray stop`: a node that has not started by then will not
 
 
 def local_versions() -> dict[str, str]:
@@ -74,12 +75,14 @@ def head_versions(nodes: list[dict]) -> dict[str, str]:
 
 def ensure_token(create: bool) -> dict[str, str]:
     """The environment Ray needs for token authentication; on the head (``create``) a token is made if none
-    exists. A worker without one is refused here, before Ray says it less plainly."""
+    exists. A worker without one is refused here, before Ray says it less plainly. The token file is left
+    readable by its owner alone (mode 600): Ray runs any code a holder of the token sends."""
     env = {"RAY_AUTH_MODE": "token"}
     if os.environ.get("RAY_AUTH_TOKEN"):
         return env
-    path = Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or TOKEN_PATH)
+    path = token_path()
     if path.is_file() and path.read_text().strip():
+        _keep_private(path)
         return env
     if not create:
         raise DeploykitError(
@@ -87,10 +90,31 @@ def ensure_token(create: bool) -> dict[str, str]:
             hint="copy the head's ~/.ray/auth_token to this host (scp HEAD:.ray/auth_token ~/.ray/) or export RAY_AUTH_TOKEN",
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # missing or empty: written here, created 600 (an empty file of another mode is made 600 before the write)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secrets.token_hex(32) + "\n")
     return env
+
+
+def token_path() -> Path:
+    """Where Ray reads the token from: ``$RAY_AUTH_TOKEN_PATH``, else ``~/.ray/auth_token`` (home read now)."""
+    return Path(os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token")
+
+
+def _keep_private(path: Path) -> None:
+    """A token file of ours that others may read (Ray writes its own with the umask's mode, 644) is made 600."""
+    st = path.stat()
+    if st.st_mode & 0o077 and st.st_uid == os.getuid():
+        path.chmod(0o600)
+
+
+def private_local_token() -> None:
+    """Before ``ray.init`` starts a local Ray: Ray turns token authentication on for it and, with no token
+    yet, writes ``~/.ray/auth_token`` readable by everyone; deploykit creates it first, mode 600."""
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() == "token":
+        ensure_token(create=True)
 
 
 def _labels_arg(labels: dict[str, str]) -> str:
@@ -123,16 +147,15 @@ def up(port: int = DEFAULT_PORT, dry_run: bool = False) -> list[str]:
     return cmd
 
 
-def join(address: str, dry_run: bool = False, versions_of_head=None) -> list[str]:
+def join(address: str, dry_run: bool = False, versions_of_head=None, timeout: float = DEFAULT_TIMEOUT_S) -> list[str]:
     """Check token, platform and versions, then start a worker node that advertises this host's devices.
     Joining again (after plugging a phone in) is how a node's devices are updated: ``ray stop`` first."""
-    if ":" not in address:
-        raise DeploykitError(f"farm join {address!r}: give HEAD:PORT (e.g. 10.0.0.5:{DEFAULT_PORT})")
+    split_address(address)  # HEAD:PORT, or one line before anything else
     refusal = macos_refusal()
     if refusal:
         raise DeploykitError(f"refused to join: {refusal}", hint=f"export {MACOS_FLAG}=1 to opt in")
     env = ensure_token(create=False)
-    check_versions(local_versions(), (versions_of_head or _versions_of_head)(address, env))
+    check_versions(local_versions(), (versions_of_head or _versions_of_head)(address, env, timeout))
     cmd = start_command(address)
     if not dry_run:
         _run(["ray", "stop"], env, check=False)  # a node already started here is replaced (re-discovery)
@@ -140,55 +163,45 @@ def join(address: str, dry_run: bool = False, versions_of_head=None) -> list[str
     return cmd
 
 
-def _versions_of_head(address: str, env: dict) -> dict[str, str]:
-    import logging
-
-    from .executor import _one_line, _ray
-
-    ray = _ray()
-    os.environ.update(env)
-    try:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-    except Exception as e:  # Ray's own version check (Ray, Python) or a bad token: one line
-        raise DeploykitError(f"refused to join {address}: {_one_line(e)}") from None
-    try:
-        return head_versions(ray.nodes())
-    finally:
-        ray.shutdown()
+def _versions_of_head(address: str, env: dict, timeout: float = DEFAULT_TIMEOUT_S) -> dict[str, str]:
+    """The head's version labels, asked in a child process bounded by ``timeout`` (Ray's own version check,
+    Ray and Python, or a bad token: one line)."""
+    return head_versions(ask("nodes", address, timeout, env))
 
 
 def _run(cmd: list[str], env: dict, check: bool = True) -> None:
-    p = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True)
+    try:
+        p = subprocess.run(cmd, env={**os.environ, **env}, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+    except subprocess.TimeoutExpired:  # the child is killed; a `ray start` this slow will not come up
+        raise FarmUnreachable(f"`{' '.join(cmd[1:3])}` did not finish within {START_TIMEOUT_S:g} s") from None
     if check and p.returncode != 0:
         lines = [x for x in (p.stderr or p.stdout).splitlines() if x.strip()]
         raise DeploykitError(f"`ray start` failed: {lines[-1].strip() if lines else p.returncode}")
 
 
-def status(address: str | None) -> dict:
-    """Nodes (alive or not), their devices and versions, and the jobs a driver has in flight."""
-    import logging
+def status(address: str | None, timeout: float = DEFAULT_TIMEOUT_S) -> dict:
+    """Nodes (alive or not), their devices and versions, and the jobs a driver has in flight: asked of the
+    cluster this process is connected to, or else in a child process bounded by ``timeout``."""
+    ray = sys.modules.get("ray")  # a driver already connected asks its own cluster (never start a Ray to ask)
+    if ray is not None and ray.is_initialized():
+        return status_here(ray)
+    from .executor import _ray
 
-    from .executor import INFLIGHT_KEY, _one_line, _ray
+    _ray()  # the extra's hint here, not a child's ImportError
+    return ask("status", address, timeout)
+
+
+def status_here(ray) -> dict:
+    """:func:`status` of the cluster ``ray`` is connected to."""
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    from .executor import INFLIGHT_KEY
     from .resources import cluster_devices
 
-    ray = _ray()
-    started = not ray.is_initialized()
-    if started:
-        os.environ.setdefault("RAY_AUTH_MODE", "token")  # the farm's heads run with token authentication
-        try:
-            ray.init(address=address or "auto", logging_level=logging.ERROR, log_to_driver=False)
-        except Exception as e:
-            raise DeploykitError(f"no farm at {address or 'this host'}: {_one_line(e)}") from None
-    try:
-        nodes = ray.nodes()
-        devices = cluster_devices(nodes)
-        from ray.experimental.internal_kv import _internal_kv_get
-
-        raw = _internal_kv_get(INFLIGHT_KEY)
-        inflight = json.loads(raw) if raw else {"driver": None, "jobs": []}
-    finally:
-        if started:
-            ray.shutdown()
+    nodes = ray.nodes()
+    devices = cluster_devices(nodes)
+    raw = _internal_kv_get(INFLIGHT_KEY)
+    inflight = json.loads(raw) if raw else {"driver": None, "jobs": []}
     return {
         "nodes": [
             {

@@ -1,5 +1,6 @@
-"""How should a target with few kinds of rows be fitted? The figures behind docs/estimator.md's "Rows of one model
-borrow a sibling's shape" and the variant tried and not adopted, on the shipped corpus's fitted rows only:
+"""How should a target with few kinds of rows be fitted? The figures behind docs/estimator-validation.md's "Rows of one model
+borrow a sibling's shape" and docs/decisions.md's variants tried and not adopted, on the shipped corpus's fitted rows
+only (scripts/estimator_doc.py copies this output into docs/estimator-validation.md):
 
     .venv/bin/python scripts/estimator_sparse_rows.py
 

@@ -106,3 +106,53 @@ def test_the_profile_schema_page_documents_every_field_and_no_other():
     assert documented["profile"] == set(SCHEMA["profile"])
     assert documented["target"] == set(SCHEMA["target"])
     assert documented["roofline"] == set(ROOFLINE_FIELDS)
+
+
+# a markdown link [text](target): target is a path relative to the page, an #anchor, or both
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+_CODE = re.compile(r"^```.*?^```|`[^`\n]*`", re.S | re.M)
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, -1, -2 … on repeats."""
+    seen: dict[str, int] = {}
+    out = set()
+    for title in re.findall(r"^#{1,6}\s+(.+?)\s*#*$", _FENCED.sub("", path.read_text()), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-")
+        n = seen.get(slug, 0)
+        seen[slug] = n + 1
+        out.add(slug if n == 0 else f"{slug}-{n}")
+    return out
+
+
+def _broken_links(path: Path) -> list[str]:
+    broken = []
+    for target in _LINK.findall(_CODE.sub("", path.read_text())):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # https:, mailto: …: not a file of this repository
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (path.parent / file).resolve() if file else path
+        if not dest.exists():
+            broken.append(f"{target} (no file {dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest})")
+        elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+            broken.append(f"{target} (no heading #{anchor} in {dest.name})")
+    return broken
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_every_relative_link_points_at_a_file_and_heading_that_exist(page):
+    assert not _broken_links(page)
+
+
+def test_the_link_check_catches_a_missing_file_and_a_missing_heading(tmp_path):
+    (tmp_path / "a.md").write_text("# A page\n\n## Fitting your own phone (`--fit`)\n")
+    page = tmp_path / "b.md"
+    page.write_text(
+        "[ok](a.md#fitting-your-own-phone---fit) [web](https://example.org/x.md) `[code](gone.md)`\n"
+        "[file](gone.md) [heading](a.md#nowhere) [here](#a-page)\n"
+    )
+    assert _broken_links(page) == [
+        f"gone.md (no file {tmp_path / 'gone.md'})",
+        "a.md#nowhere (no heading #nowhere in a.md)",
+        "#a-page (no heading #a-page in b.md)",
+    ]

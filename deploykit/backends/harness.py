@@ -1,6 +1,6 @@
 """The one harness: warm-up, repetitions, timing and summary for every backend, and the Measurement it makes.
 
-Method (DESIGN.md; MobileNetV4 paper, Appendix B): ``warmup`` invocations, then ``repetitions`` × ``runs``
+Method (docs/architecture.md; MobileNetV4 paper, Appendix B): ``warmup`` invocations, then ``repetitions`` × ``runs``
 invocations, each timed alone with ``perf_counter_ns``; the headline is the median of the repetition means.
 
 How a backend's session runs depends on what it says of itself:

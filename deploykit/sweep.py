@@ -187,6 +187,20 @@ def weights_for(model: str, choice: str | None) -> str | None:
     return "timm" if cached_timm_weights(get_spec(model)) is not None else None
 
 
+def check_weights(models: list[str], choice: str | None) -> dict[str, str]:
+    """Before any work: the weights ``choice`` names exist for every measured model (a cold cache for 'timm' fails
+    now, in one line, not after an hour of exports), and per model, in words, which weights the sweep uses."""
+    if choice == "timm":
+        from .weights import resolve_weights
+        from .zoo import get_spec
+
+        for name in dict.fromkeys(models):
+            resolve_weights("timm", get_spec(name))
+    elif choice not in (None, "cached") and not Path(choice).is_file():
+        raise DeploykitError(f"--weights {choice!r}: give timm, cached, or a checkpoint file")
+    return weights_plan(models, choice)
+
+
 def weights_plan(models: list[str], choice: str | None) -> dict[str, str]:
     """Per model, in words: which weights the sweep uses (said before it starts)."""
     out = {}

@@ -32,13 +32,46 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
     batch-1 input), target and provenance: the same file at batch 1 and batch 8 is two points, two table rows."""
     from deploykit import __version__
     from deploykit.store import Store
-    from deploykit.zoo import get_spec
 
     with Store(db) as store:
         rows = store.query()
         acc_rows = store.accuracy()
         manifests = store.artifacts()
-    # the latest row per (label, target, provenance), except that a clean ok row beats a newer noisy one
+    latest = _latest(rows)
+    models = _models(sorted({r.model for r in latest.values()}), acc_rows)
+    displays = _displays(profiles)
+    targets = sorted({k[1] for k in latest})
+    cells = [_cell(label, target, prov, r) for (label, target, prov), r in sorted(latest.items())]
+    fronts, possibly = _fronts(cells, models, targets)
+    # one table row per label (a model at each input shape it has rows for), and one per model known only by
+    # its accuracy
+    labels = {c["label"]: c["model"] for c in cells}
+    labels.update((m, m) for m in models if m not in labels.values())
+    fidelity, compat = _fidelity_and_compatibility(latest, manifests)
+    return {
+        "meta": {
+            "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+            "db": Path(db).name,
+            "deploykit": __version__,
+            "machines": _machines([r for r in latest.values() if r.provenance == "measured"]),
+            "reproduce": reproduce_command(db),
+            "measurements": len(rows),
+        },
+        "models": models,
+        "labels": dict(sorted(labels.items())),
+        "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
+        "cells": cells,
+        "fronts": fronts,
+        "possibly_optimal": possibly,
+        "universality": _universality(labels, fronts),
+        "fidelity": fidelity,
+        "compat": compat,
+        **_roofline(latest, roofline_device, displays),
+    }
+
+
+def _latest(rows: list) -> dict[tuple[str, str, str], object]:
+    """The latest row per (label, target, provenance), except that a clean ok row beats a newer noisy one."""
     latest: dict[tuple[str, str, str], object] = {}
     for r in rows:
         key = (row_label(r), r.target, r.provenance)
@@ -46,8 +79,16 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
         if have is not None and r.quality == "noisy" and have.quality != "noisy" and have.status == "ok":
             continue
         latest[key] = r
-    # A measured accuracy replaces the published one only on trained weights; prefer the most recent fp32
-    # evaluation, else the most recent of any precision. Others are shown beside, marked.
+    return latest
+
+
+def _models(measured_models: list[str], acc_rows: list[dict]) -> dict[str, dict]:
+    """Per model: family, resolution and the top-1 the report plots, with where it comes from.
+
+    A measured accuracy replaces the published one only on trained weights; prefer the most recent fp32
+    evaluation, else the most recent of any precision. Others are shown beside, marked."""
+    from deploykit.zoo import get_spec
+
     measured_acc: dict[str, dict] = {}
     beside: dict[str, dict] = {}
     for a in acc_rows:
@@ -55,9 +96,8 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
         cur = pool.get(a["model"])
         if cur is None or a["precision"] == "fp32" or cur["precision"] != "fp32":
             pool[a["model"]] = a
-
     models: dict[str, dict] = {}
-    for model in sorted({r.model for r in latest.values()} | set(measured_acc) | set(beside)):
+    for model in sorted(set(measured_models) | set(measured_acc) | set(beside)):
         info: dict = {"name": model}
         try:
             spec = get_spec(model)
@@ -84,34 +124,35 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
                 " not the model's accuracy, not used"
             )
         models[model] = info
+    return models
 
-    displays = _displays(profiles)
-    targets = sorted({k[1] for k in latest})
-    cells = []
-    for (label, target, prov), r in sorted(latest.items()):
-        cells.append(
-            {
-                "model": r.model,
-                "label": label,
-                "input_shapes": (r.env or {}).get("input_shapes"),
-                "target": target,
-                "device": r.device,
-                "provenance": prov,
-                "status": r.status,
-                "median_ms": r.median_ms,
-                "low_ms": (r.details.get("interval") or {}).get("low_ms"),
-                "high_ms": (r.details.get("interval") or {}).get("high_ms"),
-                "interval_basis": (r.details.get("interval") or {}).get("basis"),
-                "p90_ms": r.stats.p90 if r.stats else None,
-                "error": r.error,
-                "quality": r.quality,
-                "quality_reasons": r.details.get("quality_reasons", []),
-                "warnings": r.warnings,
-                "artifact": Path(r.artifact).name if r.artifact else None,
-                "created": r.created,
-            }
-        )
 
+def _cell(label: str, target: str, prov: str, r) -> dict:
+    return {
+        "model": r.model,
+        "label": label,
+        "input_shapes": (r.env or {}).get("input_shapes"),
+        "target": target,
+        "device": r.device,
+        "provenance": prov,
+        "status": r.status,
+        "median_ms": r.median_ms,
+        "low_ms": (r.details.get("interval") or {}).get("low_ms"),
+        "high_ms": (r.details.get("interval") or {}).get("high_ms"),
+        "interval_basis": (r.details.get("interval") or {}).get("basis"),
+        "p90_ms": r.stats.p90 if r.stats else None,
+        "error": r.error,
+        "quality": r.quality,
+        "quality_reasons": r.details.get("quality_reasons", []),
+        "warnings": r.warnings,
+        "artifact": Path(r.artifact).name if r.artifact else None,
+        "created": r.created,
+    }
+
+
+def _fronts(cells: list[dict], models: dict, targets: list[str]) -> tuple[dict, dict]:
+    """Per target and provenance, the labels on the accuracy/latency front, and apart those only possibly on it
+    (estimates, whose intervals overlap)."""
     fronts: dict[str, dict[str, list[str]]] = {}
     possibly: dict[str, dict[str, list[str]]] = {}
     for target in targets:
@@ -138,16 +179,21 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
             else:
                 idx = pareto_front([(c["median_ms"], models[c["model"]]["top1"]) for c in pts])
                 fronts.setdefault(target, {})[prov] = [pts[i]["label"] for i in idx]
-    # one table row per label (a model at each input shape it has rows for), and one per model known only by
-    # its accuracy
-    labels = {c["label"]: c["model"] for c in cells}
-    labels.update((m, m) for m in models if m not in labels.values())
-    universality = {label: [] for label in labels}
+    return fronts, possibly
+
+
+def _universality(labels: dict[str, str], fronts: dict) -> dict[str, list[str]]:
+    """Per label, the targets on whose front it is (measured beats estimated beats published)."""
+    universality: dict[str, list[str]] = {label: [] for label in labels}
     for target, by_prov in fronts.items():
-        primary = next(p for p in PROVENANCE_ORDER if p in by_prov)  # measured beats estimated beats published
+        primary = next(p for p in PROVENANCE_ORDER if p in by_prov)
         for label in by_prov[primary]:
             universality[label].append(target)
+    return universality
 
+
+def _fidelity_and_compatibility(latest: dict, manifests: dict) -> tuple[list[dict], list[dict]]:
+    """Each measured artifact's fidelity, and its compatibility findings beside what devices reported."""
     fidelity, compat = [], []
     shas = dict.fromkeys(r.artifact_sha256 for r in latest.values() if r.artifact_sha256)
     # What the device itself said ran off the unit asked for (AI Hub's per-layer compute units), per artifact and
@@ -210,27 +256,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
                         "findings": ["no static rules for this backend"],
                     }
                 )
-
-    return {
-        "meta": {
-            "created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
-            "db": Path(db).name,
-            "deploykit": __version__,
-            "machines": _machines([r for r in latest.values() if r.provenance == "measured"]),
-            "reproduce": reproduce_command(db),
-            "measurements": len(rows),
-        },
-        "models": models,
-        "labels": dict(sorted(labels.items())),
-        "targets": [{"id": t, "display": displays.get(t.split("/")[0], t.split("/")[0])} for t in targets],
-        "cells": cells,
-        "fronts": fronts,
-        "possibly_optimal": possibly,
-        "universality": universality,
-        "fidelity": fidelity,
-        "compat": compat,
-        **_roofline(latest, roofline_device, displays),
-    }
+    return fidelity, compat
 
 
 def _displays(profiles) -> dict[str, str]:

@@ -1,5 +1,76 @@
-import pathlib
-import sys
+"""What many test modules share: running the CLI (as a user does, or in-process where only its exit status and
+output are tested), a layer cache inside the test run's own temporary tree, and the small exported files most
+tests need, exported once per session."""
 
-# test-support modules (synthetic_weights) live beside the tests
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# test-support modules (synthetic_weights, adb_standin) live beside the tests
+sys.path.insert(0, str(Path(__file__).parent))
+
+EXE = shutil.which("deploykit") or str(Path(sys.executable).parent / "deploykit")
+
+
+def cli(*args: str, cwd=None, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`deploykit ARGS` in a child process, as a user runs it: for what only a real process shows (import
+    hygiene, signals, stray output of native libraries on the file descriptors)."""
+    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+
+
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def invoke(*args: str, cwd=None, env: dict | None = None) -> Ran:
+    """`deploykit ARGS` in this process (no interpreter start, no torch import: seconds saved per call), with
+    what it prints and its exit status, as :func:`cli` gives them."""
+    from deploykit.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_argv, saved_cwd = dict(os.environ), sys.argv, os.getcwd()
+    code = 0
+    try:
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        if cwd is not None:
+            os.chdir(cwd)
+        sys.argv = ["deploykit", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        sys.argv = saved_argv
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _layer_cache_inside_the_test_run(tmp_path_factory):
+    """The layer cache (DEPLOYKIT_CACHE) lives in the test run's temporary tree, never in the user's home, and
+    child processes inherit it."""
+    path = tmp_path_factory.mktemp("deploykit-cache")
+    saved = os.environ.get("DEPLOYKIT_CACHE")
+    os.environ["DEPLOYKIT_CACHE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("DEPLOYKIT_CACHE", None)
+    else:
+        os.environ["DEPLOYKIT_CACHE"] = saved

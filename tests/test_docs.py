@@ -40,6 +40,10 @@ def _resolve(root, words: list[str]) -> list[tuple]:
                 return found
             alternatives = [w for w in word.split("|") if w]
             subs = [(f"{name} {w}", cmd.commands[w]) for w in alternatives if w in cmd.commands]
+            if not subs and getattr(cmd, "default_command", ""):  # `estimate MODEL` is `estimate predict MODEL`
+                subs = [(f"{name} {cmd.default_command}", cmd.commands[cmd.default_command])]
+                nxt += subs
+                continue
             if not subs:
                 return found
             nxt += subs
@@ -81,7 +85,9 @@ def test_readme_counts_come_from_the_data():
 def test_the_check_catches_what_the_cli_lacks():
     root = typer.main.get_command(app)
     [(name, cmd)] = _resolve(root, "estimate --fit --nope".split())
-    assert name == "deploykit estimate" and "--nope" not in _options(cmd) and "--fit" in _options(cmd)
+    assert name == "deploykit estimate predict" and "--nope" not in _options(cmd) and "--fit" in _options(cmd)
+    [(name, _)] = _resolve(root, "estimate fit --device pixel8".split())
+    assert name == "deploykit estimate fit"
     assert [n for n, _ in _resolve(root, "farm resources|status".split())] == [
         "deploykit farm resources",
         "deploykit farm status",

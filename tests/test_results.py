@@ -79,10 +79,10 @@ def test_markup_in_an_imported_name_and_note(tmp_path):
 
 def test_bench_and_sweep_progress_and_warnings_print_markup_verbatim():
     """The progress bar's description (a file's or model's name) and the warnings said with a row."""
-    from deploykit import cli
+    from deploykit.cli import render as cli
 
-    with cli._bar(False) as progress, cli.err.capture() as drawn:
-        listener = cli._BarListener(progress)
+    with cli.bar(False) as progress, cli.err.capture() as drawn:
+        listener = cli.BarListener(progress)
         listener.planned(2, title=f"{MARKUP}.onnx")
         cli.err.print(progress.get_renderable())  # the frame a terminal would see
         listener.started(f"{CLOSING} on rpi5/litert-xnnpack/fp32")
@@ -92,7 +92,7 @@ def test_bench_and_sweep_progress_and_warnings_print_markup_verbatim():
     assert f"warning: {CLOSING} warned" in drawn.get()
     with cli.err.capture() as said:
         noisy = _row(CLOSING, quality="noisy", details={"quality_reasons": [MARKUP]}, warnings=[CLOSING])
-        cli._say_quality([noisy])
+        cli.say_quality([noisy])
     assert f"warning: {CLOSING} on rpi5/litert-xnnpack/fp32 was measured on a busy machine: {MARKUP}" in said.get()
 
 

@@ -4,7 +4,7 @@
 Ray's client cannot be bounded from inside its own process: ``ray.init`` against an address where nothing
 answers retries for minutes, its C++ core keeps SIGINT/SIGTERM from ending the process while it waits, and a
 crash of that core (a stale cluster file, a head that went away) prints its abort trace straight to fd 2. So
-the question runs in a child process (``python -m deploykit.farm.connection QUESTION ADDRESS``): the parent
+the question runs in a child process (``python -m deploykit.farm.answer QUESTION ADDRESS``): the parent
 first checks that something listens at the address (a plain TCP connect, bounded), then waits for the child's
 one JSON line at most ``timeout`` seconds, kills it on a timeout, Ctrl-C or SIGTERM, and turns the child's
 stderr into one line. The child also ends itself shortly after the timeout, should the parent be killed.
@@ -81,7 +81,7 @@ def ask(question: str, address: str | None, timeout: float = DEFAULT_TIMEOUT_S, 
     if address:
         probe(address, timeout)
     child = subprocess.Popen(
-        [sys.executable, "-m", "deploykit.farm.connection", question, address or "", str(timeout)],
+        [sys.executable, "-m", "deploykit.farm.answer", question, address or "", str(timeout)],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -149,46 +149,3 @@ class _Terminated(KeyboardInterrupt):
 
 def _interrupt(signum, frame):
     raise _Terminated
-
-
-# ---------- the child ----------
-
-
-def _answer(question: str, address: str | None):
-    import logging
-
-    import ray
-
-    # no RAY_AUTH_MODE of ours: Ray turns token authentication on when this host holds a token, and forcing it
-    # without one made Ray's core abort with a C++ stack trace
-    ray.init(address=address or "auto", logging_level=logging.ERROR, log_to_driver=False)
-    try:
-        if question == "nodes":
-            return ray.nodes()
-        from .node import status_here
-
-        return status_here(ray)
-    finally:
-        ray.shutdown()
-
-
-def main(argv: list[str]) -> None:
-    import faulthandler
-
-    question, address, timeout = argv[0], argv[1] or None, float(argv[2])
-    # should the parent be killed before it can kill us: end anyway, a little after it would have
-    faulthandler.dump_traceback_later(timeout + 5, exit=True, file=open(os.devnull, "w"))  # noqa: SIM115
-    if question not in QUESTIONS:
-        said = {"error": f"unknown question {question!r}"}
-    else:
-        try:
-            said = {"answer": _answer(question, address)}
-        except Exception as e:  # unreachable head, bad token, version mismatch: Ray's own words, one line
-            lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-            said = {"error": (lines[-1] if lines else type(e).__name__)[:300]}
-    print(ANSWER + json.dumps(said, default=str), flush=True)
-    os._exit(0)  # the answer is out: Ray's exit handlers must not keep the parent waiting
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -230,8 +230,8 @@ def connect(farm: FarmOptions) -> bool:
         except Exception as e:  # unreachable head, bad token, Ray/Python version mismatch: Ray's own words
             raise FarmUnreachable(f"cannot join the farm at {farm.address}: {_one_line(e)}") from None
         return True
-    from .node import private_local_token
     from .resources import host_devices, node_resources
+    from .token import private_local_token
 
     resources, labels = node_resources(host_devices())
     kwargs = {"_temp_dir": farm.temp_dir} if farm.temp_dir else {}

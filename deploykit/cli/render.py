@@ -1,0 +1,120 @@
+"""How results reach the terminal: the two consoles, the progress bar of long commands and its listener,
+warnings, and the measurement table and CSV rows that `bench`, `results` and `results import|delete` share.
+
+User text (model names, file and device names, notes, messages) is never Rich markup or an emoji code: "[bold]x",
+"[/bold]" and "mod:factory:" print as typed, in plain prints and table cells alike (a Table renders a str cell
+with its console's markup setting). Styling is applied with Text objects where it is wanted.
+"""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+out = Console(emoji=False, markup=False)
+err = Console(stderr=True, emoji=False, markup=False)
+for console in (out, err):
+    if not console.is_terminal:  # piped or captured: never truncate or wrap at 80 columns
+        console.width = 200
+
+
+def print_json(value) -> None:
+    """``--json``: the value, indented, on stdout alone (nothing else of the command's goes there)."""
+    print(json.dumps(value, indent=2))
+
+
+class BarListener:
+    """The CLI's listener: a progress bar on stderr, and the finished rows kept for the table at the end."""
+
+    def __init__(self, progress):
+        self.progress, self.task, self.results = progress, progress.add_task("planning", total=None), []
+
+    def planned(self, total: int, skipped: int = 0, title: str = "") -> None:
+        self.progress.update(
+            self.task, total=total, description=f"{title} ({skipped} already done)" if skipped else title
+        )
+
+    def started(self, label: str) -> None:
+        self.progress.update(self.task, description=label)
+
+    def finished(self, m) -> None:
+        self.results.append(m)
+        self.progress.advance(self.task)
+
+    def warn(self, text: str) -> None:
+        self.progress.console.print(f"warning: {text}", markup=False, highlight=False)
+
+
+def bar(disable: bool):
+    """The progress bar of long commands (bench, sweep, eval), on stderr, gone when done, off for --json."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    # a description holds user text (a model or file name): TextColumn reads markup unless told not to
+    cols = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    # Off where nobody watches (piped, captured): a non-interactive console would print the last frame on exit.
+    return Progress(*cols, console=err, transient=True, disable=disable or not err.is_terminal)
+
+
+def millions(n: float) -> str:
+    return f"{n / 1e6:,.2f}"
+
+
+def say_quality(results: list) -> None:
+    """Warnings on stderr: noisy measurements with their reasons, and warnings that travel with a row."""
+    for m in results:
+        if m.quality == "noisy":
+            reasons = "; ".join(m.details.get("quality_reasons", []))
+            err.print(f"warning: {m.model} on {m.target} was measured on a busy machine: {reasons}")
+        for w in m.warnings:
+            err.print(f"warning: {m.model} on {m.target}: {w}")
+
+
+def shapes_text(m) -> str:
+    """A measured file's input shapes as fed ("x=8,3,96,96"), or "": one file at batch 1 and at batch 8 is two
+    different cells, told apart by this wherever rows are shown."""
+    shapes = m.env.get("input_shapes") or {}
+    return "; ".join(f"{name}={','.join(map(str, dims))}" for name, dims in shapes.items())
+
+
+def model_label(m) -> str:
+    shapes = shapes_text(m)
+    return f"{m.model} [{shapes}]" if shapes else m.model
+
+
+def measurement_table(rows: list, title: str) -> None:
+    t = Table(title=title)
+    for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status", "quality"):
+        t.add_column(col, justify="right" if col in ("median ms", "p50", "p90", "min", "stdev", "n") else "left")
+    f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+    for m in rows:
+        s = m.stats
+        t.add_row(
+            model_label(m),
+            m.target,
+            m.provenance,
+            f(m.median_ms),
+            f(s and s.p50),
+            f(s and s.p90),
+            f(s and s.min),
+            f(s and s.stdev),
+            str(s.n) if s else "–",
+            m.status,
+            m.quality or "–",
+        )
+    out.print(t)
+
+
+# `results --csv`: every column of the table and the row's identity (its input shapes too), then the error
+CSV_COLUMNS = (
+    "id created model input_shapes resolution format precision target device backend provenance status"
+    " median_ms p50 p90 min stdev n quality warnings error"
+).split()
+
+
+def csv_row(m) -> list:
+    s = m.stats
+    stats = {"p50": s.p50, "p90": s.p90, "min": s.min, "stdev": s.stdev, "n": s.n} if s else {}
+    computed = {"input_shapes": shapes_text(m), "warnings": "; ".join(m.warnings), **stats}
+    return [computed[c] if c in computed else getattr(m, c, None) for c in CSV_COLUMNS]

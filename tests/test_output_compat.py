@@ -1,0 +1,47 @@
+"""The previous release's `--json`, recorded, against today's: a restructuring (the CLI and the estimator became
+packages) changes no command's machine-readable output. Fields that describe this machine (what is attached,
+where the profiles lie) are left out of the comparison; everything else must match exactly."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import invoke as cli
+
+RECORDED = Path(__file__).parent / "fixtures" / "previous_release"
+MACHINE_FIELDS = {"reachable", "how", "attached", "available_here", "why_not", "host", "profile"}
+
+
+def _without_machine(value):
+    if isinstance(value, dict):
+        return {k: _without_machine(v) for k, v in value.items() if k not in MACHINE_FIELDS}
+    if isinstance(value, list):
+        return [_without_machine(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("models", ["models", "--json"]),
+        ("devices", ["devices", "--json"]),
+        ("estimate", ["estimate", "mnv4_conv_s", "--device", "pixel8", "--json", "--no-store"]),
+    ],
+)
+def test_json_output_is_the_previous_releases(name, args):
+    r = cli(*args)
+    assert r.returncode == 0, r.stderr
+    recorded = json.loads((RECORDED / f"{name}.json").read_text())
+    assert _without_machine(json.loads(r.stdout)) == _without_machine(recorded)
+
+
+def test_results_json_of_an_older_database_is_the_previous_releases(tmp_path):
+    db = tmp_path / "r.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "results-v2.db", db)
+    r = cli("results", "--db", str(db), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == json.loads((RECORDED / "results.json").read_text())

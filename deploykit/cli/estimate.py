@@ -17,8 +17,8 @@ from .render import err, out, print_json
 
 estimate_app = typer.Typer(
     cls=DefaultCommandGroup.named("predict"),
-    help="Predict latency with the roofline model for devices you do not have (or fit it to ones you do):"
-    " `deploykit estimate MODEL... --device D`, or one of the commands below.",
+    help="Predict latency with the roofline model for devices you do not have (or fit it to ones you do).",
+    epilog="Without a command, `deploykit estimate MODEL... --device D` runs `predict`.",
 )
 
 ModelsArg = Annotated[list[str] | None, typer.Argument(help="Zoo models or exported files (.tflite uses its graph).")]

@@ -7,7 +7,7 @@ STAMP := $(VENV)/.deploykit-installed
 # constraints.txt pins torch to the CPU wheel on this project's machines (a bare `torch` pulls CUDA builds).
 PIP := $(PY) -m pip install --quiet --constraint constraints.txt
 
-.PHONY: venv demo test bench lint fmt clean browser
+.PHONY: venv demo test test-fast bench lint fmt clean browser
 
 venv: $(STAMP)
 
@@ -39,10 +39,15 @@ browser:
 	  { apt-get install -y -q chromium >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; }; }; } || \
 	  echo "chromium not installed: the report's browser test will be skipped"
 
+# Every test; the 15 slowest are listed at the end, so every run shows where the time goes.
 test: $(STAMP) browser
 	$(VENV)/bin/ruff check deploykit exporters reports tests scripts
 	$(VENV)/bin/ruff format --check deploykit exporters reports tests scripts
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=15
+
+# The edit loop: everything but the tests marked slow, cluster or browser (pyproject.toml says what each means).
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow and not cluster and not browser" --durations=10
 
 # Timing agreement (harness vs a hand-timed loop, interleaved pairs): a benchmark, never a test gate.
 bench: $(STAMP)

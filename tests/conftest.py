@@ -27,6 +27,26 @@ def cli(*args: str, cwd=None, env: dict | None = None, timeout: float = 300) -> 
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
+# The zoo's families and the models each must hold (the brief's list)
+REQUIRED = {
+    "MobileNetV1": {"mnv1_100", "mnv1_075", "mnv1_050", "mnv1_025"},
+    "MobileNetV2": {"mnv2_100", "mnv2_050", "mnv2_150", "mnv2_200"},
+    "MobileNetV3": {"mnv3_large_100", "mnv3_large_075", "mnv3_large_050", "mnv3_small_100", "mnv3_small_075"},
+    "MobileViT": {"mobilevit_xxs", "mobilevit_xs", "mobilevit_s"},
+    "MobileNetV4": {"mnv4_conv_s", "mnv4_conv_m", "mnv4_conv_l", "mnv4_hybrid_m", "mnv4_hybrid_l"},
+    "RepViT": {"repvit_m0_9", "repvit_m1_0", "repvit_m1_1", "repvit_m1_5", "repvit_m2_3"},
+}
+
+
+def one_line(r, code: int = 2) -> str:
+    """The one line a refused command says on stderr, after checking it is one line and the exit status."""
+    assert r.returncode == code, (r.returncode, r.stderr)
+    lines = r.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr  # no leading blank line either
+    assert "Traceback" not in r.stdout + r.stderr
+    return lines[0]
+
+
 @dataclass
 class Ran:
     returncode: int

@@ -33,3 +33,17 @@ def synthetic_tensor(key: str, shape: list[int], seed: int = 0) -> np.ndarray:
 
 def synthetic_input(shape: list[int], seed: int = 0) -> np.ndarray:
     return np.random.Generator(np.random.PCG64([seed, 12345])).standard_normal(shape).astype(np.float32)
+
+
+def timm_state_dict(name: str) -> dict:
+    """A state dict with timm's recorded keys and shapes for ``name`` (fixtures/timm_reference.json.gz), filled
+    with :func:`synthetic_tensor`: what a timm checkpoint of the model looks like, without timm."""
+    import gzip
+    import json
+    from pathlib import Path
+
+    import torch
+
+    ref = json.loads(gzip.open(Path(__file__).parent / "fixtures" / "timm_reference.json.gz", "rt").read())
+    entry = ref["models"][name]
+    return {k: torch.from_numpy(synthetic_tensor(k, shape, ref["seed"])) for k, shape, _ in entry["keys"]}

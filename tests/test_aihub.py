@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from deploykit.store import Store
-from tests.test_cli import EXE
+from tests.conftest import EXE
 
 HERE = Path(__file__).parent
 FAKE = HERE / "fake_qai_hub"

@@ -16,7 +16,7 @@ import pytest
 
 from deploykit.errors import DeploykitError
 from deploykit.store import Store
-from tests.test_cli import EXE
+from tests.conftest import EXE
 
 
 @pytest.fixture()

@@ -19,7 +19,7 @@ from deploykit.devices import get_profile, load_profiles
 from deploykit.errors import DeploykitError
 from deploykit.measurement import LatencyStats, Measurement
 from deploykit.store import SCHEMA_VERSION, Store
-from tests.test_cli import EXE
+from tests.conftest import EXE
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures" / "benchmark_model"

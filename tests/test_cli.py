@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 
-from tests.test_zoo import REQUIRED
-
-EXE = shutil.which("deploykit") or str(__import__("pathlib").Path(sys.executable).parent / "deploykit")
+from tests.conftest import EXE, REQUIRED
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -591,7 +591,7 @@ def test_fit_write_keeps_every_target_and_writes_reach_only_where_it_differs(tmp
 def test_a_ridge_sweep_for_a_device_uses_each_targets_own_peak_and_precision(tmp_path):
     """`estimate --sweep --device D` ignored the device (always 1 T MAC/s, int8 bytes); now one sweep per target."""
     from deploykit.devices import get_profile
-    from tests.test_cli import EXE
+    from tests.conftest import EXE
 
     def sweep(*args):
         r = subprocess.run(

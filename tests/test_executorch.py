@@ -19,7 +19,7 @@ from torch import nn
 
 from deploykit.backends.adbexecutorch import parse_runner_output, runner_args
 from deploykit.store import Store
-from tests.test_bench import cli
+from tests.conftest import cli
 
 HERE = Path(__file__).parent
 needs_executorch = pytest.mark.skipif(

@@ -10,21 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import EXE
+from tests.conftest import EXE, one_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args, cwd=None):
     return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, cwd=cwd)
-
-
-def one_line(r, code=2) -> str:
-    assert r.returncode == code, (r.returncode, r.stderr)
-    lines = r.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr  # no leading blank line either
-    assert "Traceback" not in r.stdout + r.stderr
-    return lines[0]
 
 
 def test_a_huge_resolution_is_refused_before_allocating():
@@ -138,7 +130,7 @@ def test_the_readme_python_example_runs(tmp_path):
     """The README's Python block, with a timm-keyed checkpoint made here for the file it names."""
     import re
 
-    from tests.test_weights import timm_state_dict
+    from synthetic_weights import timm_state_dict
 
     readme = (ROOT / "README.md").read_text()
     block = re.search(r"```python\n(.*?)```", readme, re.S).group(1)

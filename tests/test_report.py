@@ -179,6 +179,7 @@ def test_report_escapes_html_names(report_db, tmp_path):
     assert page.count("<script") == 2  # the data block and the drawing code, nothing else
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(
     CHROMIUM is None, reason="Chromium is not installed (make test installs Debian's chromium when it can)"
 )
@@ -306,6 +307,7 @@ def _layout_at_1400px(page: Path, tmp_path: Path) -> dict:
     return json.loads(html_lib.unescape(found.group(1)))
 
 
+@pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed")
 def test_report_layout_fits_a_1400px_window(report_db, tmp_path):
     """What a reader sees: nothing wider than the page (a wide table scrolls in its own box), no two point

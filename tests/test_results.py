@@ -14,7 +14,8 @@ import pytest
 
 from deploykit.measurement import LatencyStats, Measurement
 from deploykit.store import Store
-from tests.test_inputs import one_line, run
+from tests.conftest import cli as run
+from tests.conftest import one_line
 
 MARKUP = "[red]y[blink]"  # Rich would print it as "y"
 CLOSING = "[/bold]"  # Rich raises MarkupError on it

@@ -9,9 +9,7 @@ network calls are replaced by stand-ins; everywhere else they are replaced by a 
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import pathlib
 
 import httpx2
@@ -21,7 +19,7 @@ import torch
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import RemoteEntryNotFoundError, RepositoryNotFoundError
 from safetensors.torch import save, save_file
-from synthetic_weights import synthetic_tensor
+from synthetic_weights import timm_state_dict
 
 from deploykit.errors import WeightsError
 from deploykit.weights import (
@@ -34,15 +32,8 @@ from deploykit.weights import (
 )
 from deploykit.zoo import get_spec, list_models
 
-FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "timm_reference.json.gz"
-REF = json.loads(gzip.open(FIXTURE, "rt").read())
 REPO = "timm/mobilenetv4_conv_small.e2400_r224_in1k"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-
-
-def timm_state_dict(name: str) -> dict[str, torch.Tensor]:
-    entry = REF["models"][name]
-    return {k: torch.from_numpy(synthetic_tensor(k, shape, REF["seed"])) for k, shape, _ in entry["keys"]}
 
 
 def put_in_cache(hub: pathlib.Path, repo_id: str, filename: str, data: bytes, commit: str = COMMIT) -> pathlib.Path:

@@ -15,18 +15,11 @@ from deploykit import catalog
 from deploykit.analysis import analyze, analyze_spec
 from deploykit.errors import ResolutionError, UnknownModelError
 from deploykit.zoo import create_model, get_spec, list_models, published_facts
+from tests.conftest import REQUIRED
 
 ALL = [s.name for s in list_models()]
 SHARED_CSV = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "published_models.csv"
 
-REQUIRED = {
-    "MobileNetV1": {"mnv1_100", "mnv1_075", "mnv1_050", "mnv1_025"},
-    "MobileNetV2": {"mnv2_100", "mnv2_050", "mnv2_150", "mnv2_200"},
-    "MobileNetV3": {"mnv3_large_100", "mnv3_large_075", "mnv3_large_050", "mnv3_small_100", "mnv3_small_075"},
-    "MobileViT": {"mobilevit_xxs", "mobilevit_xs", "mobilevit_s"},
-    "MobileNetV4": {"mnv4_conv_s", "mnv4_conv_m", "mnv4_conv_l", "mnv4_hybrid_m", "mnv4_hybrid_l"},
-    "RepViT": {"repvit_m0_9", "repvit_m1_0", "repvit_m1_1", "repvit_m1_5", "repvit_m2_3"},
-}
 
 
 def test_every_required_model_is_registered():

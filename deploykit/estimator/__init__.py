@@ -108,6 +108,7 @@ from .model import (
     sweep_ridge,
     target_class,
     unseen_kinds,
+    with_figures,
 )
 from .profile_fit import (
     ProfileFit,
@@ -216,5 +217,6 @@ __all__ = [
     "unseen_kinds",
     "validate_target",
     "vendor",
+    "with_figures",
     "zoo_layers",
 ]

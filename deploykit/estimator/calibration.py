@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ..targets import Target
 from .fitting import FitResult, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
 from .layers import layer_samples
-from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak
+from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
 
 
 def fitted_target(
@@ -30,12 +28,7 @@ def fitted_target(
     if kinds is not None:
         roof["fitted_kinds"] = sorted(kinds)
     set_interval(roof, interval, basis)
-    return replace(
-        target,
-        peak_macs_per_s=float(f"{r.peak_macs_per_s:.4g}"),
-        mem_bw_bytes_per_s=float(f"{r.mem_bw_bytes_per_s:.4g}"),
-        roofline=roof,
-    )
+    return with_figures(target, r.peak_macs_per_s, r.mem_bw_bytes_per_s, roof)
 
 
 def calibrate(target: Target, rows) -> tuple[Target, dict]:

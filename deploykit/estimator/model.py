@@ -362,6 +362,17 @@ FITTED_FIELDS = (
 )
 
 
+def with_figures(t: Target, peak_macs_per_s: float, mem_bw_bytes_per_s: float, roofline: dict) -> Target:
+    """The target with new figures written back: peak and bandwidth to 4 significant digits, as profiles keep
+    them, and its ``[targets.roofline]`` table."""
+    return replace(
+        t,
+        peak_macs_per_s=float(f"{peak_macs_per_s:.4g}"),
+        mem_bw_bytes_per_s=float(f"{mem_bw_bytes_per_s:.4g}"),
+        roofline=roofline,
+    )
+
+
 def datasheet_roofline(t: Target) -> Roofline:
     """The target as its profile stood before any fit: datasheet peak and bandwidth, class defaults for what a
     fit moves. A refit and every cross-validation start here, so no figure fitted on a row that a

@@ -25,6 +25,7 @@ from .model import (
     datasheet_peak,
     datasheet_roofline,
     roofline_for,
+    with_figures,
 )
 
 
@@ -103,12 +104,7 @@ def _from_sibling(
     if iv is None:  # a family of one sibling leaves no transfer to score: say so rather than "not fitted"
         iv, basis = UNCALIBRATED, f"too few transfer residuals for an interval ({len(residuals)}), ×0.5-2 assumed"
     set_interval(roof, iv, basis)
-    return replace(
-        target,
-        peak_macs_per_s=float(f"{figures.peak_macs_per_s:.4g}"),
-        mem_bw_bytes_per_s=float(f"{figures.mem_bw_bytes_per_s:.4g}"),
-        roofline=roof,
-    )
+    return with_figures(target, figures.peak_macs_per_s, figures.mem_bw_bytes_per_s, roof)
 
 
 def _borrowed_report(nt: Target, sibling: Target, scale: float, rows, rms_log_error: float | None) -> dict:
@@ -203,12 +199,7 @@ def scaled(target: Target, c: float) -> Target:
     for k in ("dispatch_s", "invoke_s"):
         if k in roof:
             roof[k] = float(f"{roof[k] * c:.4g}")
-    return replace(
-        target,
-        peak_macs_per_s=float(f"{target.peak_macs_per_s / c:.4g}"),
-        mem_bw_bytes_per_s=float(f"{target.mem_bw_bytes_per_s / c:.4g}"),
-        roofline=roof,
-    )
+    return with_figures(target, target.peak_macs_per_s / c, target.mem_bw_bytes_per_s / c, roof)
 
 
 def _scale_to(rows, predicted: dict) -> float:

@@ -17,11 +17,38 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import asdict, dataclass, field, fields
+from enum import StrEnum
 
-PROVENANCES = ("measured", "estimated", "published")
-# device-unavailable: a farm bench job whose device left the cluster (deploykit.farm); not final, a re-run retries it
-STATUSES = ("ok", "failed", "unsupported", "device-unavailable")
-QUALITIES = ("clean", "noisy")
+
+class Provenance(StrEnum):
+    """Where a row's latency comes from; the stored strings are the values."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+    PUBLISHED = "published"
+
+
+class Status(StrEnum):
+    """How a row's run ended."""
+
+    OK = "ok"
+    FAILED = "failed"
+    UNSUPPORTED = "unsupported"
+    # a farm bench job whose device left the cluster (deploykit.farm); not final, a re-run retries it
+    DEVICE_UNAVAILABLE = "device-unavailable"
+
+
+class Quality(StrEnum):
+    """Whether a measured row's repetitions agreed (:mod:`deploykit.quality`)."""
+
+    CLEAN = "clean"
+    NOISY = "noisy"
+
+
+# The values as plain strings, in the enums' order: what callers list in messages and count by
+PROVENANCES = tuple(x.value for x in Provenance)
+STATUSES = tuple(x.value for x in Status)
+QUALITIES = tuple(x.value for x in Quality)
 
 
 @dataclass

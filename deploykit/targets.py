@@ -25,6 +25,9 @@ ROOFLINE_FIELDS = {
     "fuse_elementwise": ((bool,), None),
     "unsupported": ((list,), None),
     "fit": ((str,), None),
+    # where the figures came from (written with them): fitted, borrowed, anchored or datasheet
+    # (deploykit.estimator.Calibration; a profile without it is read off its ``fit`` note)
+    "calibration": ((str,), None),
     # measured/estimated factors bounding the target's 80% interval, from cross-validated residuals of its fit
     "interval": ((list,), (1e-3, 1e3)),
     "interval_basis": ((str,), None),

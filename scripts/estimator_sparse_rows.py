@@ -24,6 +24,7 @@ import itertools
 import math
 import re
 import statistics
+from dataclasses import replace
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def one_model(profiles) -> tuple[list[float], list[float]]:
 def _fewer_free(t, kept, rest, out, residuals) -> None:
     """Fit ``t`` on the ``kept`` family's rows with two free parameters and with one; score on the ``rest``
     (today's rule's residuals kept for the interval an out-of-family prediction would need)."""
-    order = E._FREE_ORDER[E.target_class(t)]
+    order = E.FREE_ORDER[E.target_class(t)]
     for label, free in (("two (today)", order[:2]), ("one", order[:1])):
         fitted = E.fit_target(t, kept, free=free).roofline
         out[label].append(median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest))
@@ -110,21 +111,21 @@ def pulled_to_sibling(t, shape: E.Roofline, kept, weight: float) -> E.Roofline:
     """Every free parameter of ``t``'s class fitted on ``kept``, each pulled towards ``shape`` scaled to them."""
     from scipy.optimize import least_squares
 
-    samples = E._samples(kept)
-    arrays = [E._Arrays(ls) for ls, _ in samples]
+    samples = E.layer_samples(kept)
+    arrays = [E.LayerArrays(ls) for ls, _ in samples]
     measured = np.log([v for _, v in samples])
     c = float(np.exp(np.mean(measured - np.log([a.latency_ms(shape) for a in arrays]))))
-    start = E.roofline_for(E.scaled(E.replace(t, peak_macs_per_s=shape.peak_macs_per_s,
+    start = E.roofline_for(E.scaled(replace(t, peak_macs_per_s=shape.peak_macs_per_s,
                                               mem_bw_bytes_per_s=shape.mem_bw_bytes_per_s,
                                               roofline={"dispatch_s": shape.dispatch_s, "invoke_s": shape.invoke_s,
                                                         "efficiency": dict(shape.efficiency)}), c))  # fmt: skip
-    free = E._FREE_ORDER[E.target_class(t)]
-    x0 = np.log([max(E._get(start, n), 1e-12) for n in free])
+    free = E.FREE_ORDER[E.target_class(t)]
+    x0 = np.log([max(E.get_param(start, n), 1e-12) for n in free])
 
     def build(x):
         r = start
         for n, v in zip(free, np.exp(x)):
-            r = E._set(r, n, float(v), None)
+            r = E.set_param(r, n, float(v), None)
         return r
 
     def objective(x):
@@ -173,7 +174,7 @@ def two_free(profiles) -> dict[str, dict[str, list[float]]]:
             kept = [x for x in rows if (x[0], x[1]) in keep]
             rest = [x for x in rows if (x[0], x[1]) not in keep]
             for label, (free, tie) in TWO_FREE.items():
-                fitted = E.fit(E.datasheet_roofline(t), E._samples(kept), free=free, tie_ridge=tie,
+                fitted = E.fit(E.datasheet_roofline(t), E.layer_samples(kept), free=free, tie_ridge=tie,
                                pull_peak_to=E.datasheet_peak(t)).roofline  # fmt: skip
                 err = median_ape((ms(m, r, fitted), v) for m, r, v, *_ in rest)
                 out[kind].setdefault(label, []).append(err)

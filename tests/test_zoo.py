@@ -21,7 +21,6 @@ ALL = [s.name for s in list_models()]
 SHARED_CSV = pathlib.Path(__file__).resolve().parents[2] / "shared" / "reference" / "published_models.csv"
 
 
-
 def test_every_required_model_is_registered():
     for family, names in REQUIRED.items():
         assert names <= {s.name for s in list_models(family)}, family

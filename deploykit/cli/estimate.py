@@ -297,20 +297,12 @@ def _estimate_sweep(resolved, profile, target_names, as_json) -> None:
 def _estimate_validate(device, names, profiles, as_json) -> None:
     """``estimate --validate``: refit every target that has corpus rows from the shipped corpus, now, and
     score it by cross-validation (nothing here is read from a stored result)."""
-    from .. import corpus
     from .. import estimator as E
     from ..devices import get_profile, load_profiles
 
     devices = [device] if device else sorted(load_profiles(profiles))
-    results = []
-    for d in devices:
-        prof = get_profile(d, profiles)
-        for t in [t for t in prof.targets if t.peak_macs_per_s and t.mem_bw_bytes_per_s]:
-            if names and not (set(names) & (corpus.names_of(t) | {t.id})):
-                continue
-            rows = E.training_rows(t, None, published=True)  # split=fit only: held-out rows never reach a fit
-            if len({(m, r) for m, r, *_ in rows}) >= 2 or corpus.rows_for(t, "heldout"):
-                results.append(E.validate_target(t, rows))
+    chosen = E.targets_to_validate([get_profile(d, profiles) for d in devices], names)
+    results = [E.validate_target(t, rows) for t, rows in chosen]
     if device and not results:
         raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
     families = E.family_transfer(load_profiles(profiles)) if not device else []
@@ -374,7 +366,6 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
 
 
 def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=None) -> None:
-    from dataclasses import replace
     from pathlib import Path
 
     from .. import estimator as E
@@ -387,26 +378,13 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
     from ..devices import load_profiles
 
     siblings = load_profiles(profiles_dir)  # a user's own profiles (--profiles) may be a target's siblings too
-    fitted, report, skipped = [], [], {}
-    for t in E.select_targets(profile, names):
-        rows, unreadable = E.analysable_rows(E.training_rows(t, store, published))
-        skipped.update(unreadable)
-        if not rows:
-            borrowed = E.transfer(t, profile, siblings) if published else None
-            if borrowed:
-                fitted.append(borrowed[0])
-                report.append(borrowed[1])
-            else:
-                fitted.append(t)
-            continue
-        # one model's rows are too few for a shape of its own: scale a calibrated sibling's to them where one exists
-        one_model = len({(m, r) for m, r, *_ in rows}) == 1
-        nt, rep = (one_model and E.transfer(t, profile, siblings, rows)) or E.calibrate(t, rows)
-        fitted.append(nt)
-        report.append(rep)
-    if store is not None:
-        store.close()
-    for model, why in skipped.items():  # on stderr, with --json too
+    try:
+        done = E.fit_profile(profile, names, store, published, siblings)
+    finally:
+        if store is not None:
+            store.close()
+    report = done.reports
+    for model, why in done.skipped.items():  # on stderr, with --json too
         err.print(f"note: rows of {model} skipped: deploykit cannot read its layers ({why})", soft_wrap=True)
     if not report:
         raise DeploykitError(
@@ -417,9 +395,8 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
     if write:
         # every target of the profile is written back, refitted or as it was (those without roofline figures,
         # or not named with --target, included)
-        by_id = {t.id: t for t in fitted}
         path = write_profile(
-            replace(profile, targets=[by_id.get(t.id, t) for t in profile.targets]),
+            done.profile,
             Path(write) / f"{profile.name}.toml",
             header=f"{profile.display}: fitted by `deploykit estimate --fit`",
         )

@@ -1,0 +1,78 @@
+"""Calibration: a target fitted on its own rows, cross-validated, and written back with its interval and its
+``calibration`` (:class:`~deploykit.estimator.model.Calibration`), with a report of the fit."""
+
+from __future__ import annotations
+
+from ..targets import Target
+from .fitting import FitResult, fit_target
+from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
+from .layers import layer_samples
+from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
+
+
+def fitted_target(
+    target: Target, result: FitResult, note: str, interval=None, basis: str = "", kinds: set[str] | None = None
+) -> Target:
+    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval and
+    the op ``kinds`` of the rows it was fitted on. The datasheet figures stay beside them: the next fit and every
+    cross-validation start from those."""
+    r = result.roofline
+    roof = {k: v for k, v in (target.roofline or {}).items() if k not in FITTED_FIELDS}  # nothing stale
+    roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)  # what borrowing siblings scale by
+    roof["datasheet_mem_bw_bytes_per_s"] = datasheet_bw(target)
+    roof.update(dispatch_s=float(f"{r.dispatch_s:.4g}"), fit=note, calibration=str(Calibration.FITTED))
+    if r.invoke_s or "invoke_s" in result.free:
+        roof["invoke_s"] = float(f"{r.invoke_s:.4g}")
+    if r.efficiency:
+        roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
+    if kinds is not None:
+        roof["fitted_kinds"] = sorted(kinds)
+    set_interval(roof, interval, basis)
+    return with_figures(target, r.peak_macs_per_s, r.mem_bw_bytes_per_s, roof)
+
+
+def calibrate(target: Target, rows) -> tuple[Target, dict]:
+    """Fit a target on its rows, cross-validate, and return it with its fitted figures and interval written
+    back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis)."""
+    res = fit_target(target, rows)
+    residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
+    iv = interval_from(residuals)
+    basis = interval_basis(residuals, rows) if iv else ""
+    if iv is None:  # fitted, but on too few models to cross-validate: say so rather than "not fitted"
+        iv = UNCALIBRATED
+        basis = (
+            f"fitted on {len(rows)} row(s) of {len({(m, r) for m, r, *_ in rows})} model(s): too few left-out "
+            f"residuals for an interval, ×{UNCALIBRATED[0]:g}-{UNCALIBRATED[1]:g} assumed"
+        )
+    sources = sorted({s for *_, s in rows})
+    note = (
+        f"least squares in log space on {len(rows)} {'+'.join(sources)} row(s): "
+        + ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
+        + f"; free: {', '.join(res.free)}"
+    )
+    kinds = {x.kind for layers, _ in layer_samples(rows) for x in layers}
+    nt = fitted_target(target, res, note, iv, basis, kinds)
+    return nt, {
+        "target": target.id,
+        "rows": len(rows),
+        "sources": sources,
+        "free": list(res.free),
+        "rms_log_error": res.rms_log_error,
+        "peak_macs_per_s": nt.peak_macs_per_s,
+        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
+        "dispatch_s": nt.roofline["dispatch_s"],
+        "invoke_s": nt.roofline.get("invoke_s", 0.0),
+        "efficiency": nt.roofline.get("efficiency", {}),
+        "interval": list(iv) if iv else None,
+        "interval_basis": basis or None,
+        "leave_one_model_out": summarize(residuals, "model"),
+        "leave_one_source_out": summarize(residuals, "source"),
+        # as many rows as free parameters: the fit passes through every row, so its error is 0 by
+        # construction and says nothing about how well it predicts
+        "caveat": (
+            f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
+            " its error says nothing about other models (measure more to check it)"
+            if len(rows) <= len(res.free)
+            else None
+        ),
+    }

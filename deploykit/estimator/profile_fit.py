@@ -1,0 +1,47 @@
+"""A device profile fitted target by target (``deploykit estimate --fit``): each target calibrated on its rows,
+or, with too few of its own, given a calibrated sibling's figures (:mod:`~deploykit.estimator.transfer`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from ..targets import Profile, Target
+from .calibration import calibrate
+from .layers import analysable_rows, training_rows
+from .model import select_targets
+from .transfer import transfer
+
+
+@dataclass
+class ProfileFit:
+    """What fitting a profile did: the profile with every target written back (refitted, borrowed, or as it was),
+    a report per target that was fitted or borrowed, and the models whose rows were skipped, with why."""
+
+    profile: Profile
+    reports: list[dict] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # model → why deploykit cannot read its layers
+
+
+def fit_profile(
+    profile: Profile, names: list[str] | None, store, published: bool, siblings: dict[str, Profile]
+) -> ProfileFit:
+    """Fit the targets of ``profile`` (those ``names`` select, :func:`select_targets`) on their rows: the measured
+    rows of ``store`` (None: none) and, with ``published``, the corpus's. A target without readable rows borrows
+    a calibrated sibling's figures from ``siblings`` (every profile, by name) where ``published`` lets it; one
+    whose rows cover a single model takes a sibling's shape scaled to them where a sibling exists."""
+    fitted: dict[str, Target] = {}
+    result = ProfileFit(profile)
+    for t in select_targets(profile, names):
+        rows, unreadable = analysable_rows(training_rows(t, store, published))
+        result.skipped.update(unreadable)
+        if rows:
+            # one model's rows are too few for a shape of its own: scale a calibrated sibling's to them
+            one_model = len({(m, r) for m, r, *_ in rows}) == 1
+            done = (one_model and transfer(t, profile, siblings, rows)) or calibrate(t, rows)
+        else:
+            done = transfer(t, profile, siblings) if published else None
+        if done:
+            fitted[t.id], report = done
+            result.reports.append(report)
+    result.profile = replace(profile, targets=[fitted.get(t.id, t) for t in profile.targets])
+    return result

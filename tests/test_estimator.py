@@ -536,7 +536,10 @@ def test_the_shipped_iphone14pro_and_15pro_profiles_are_the_iphone13_fit_borrowe
         t = next(t for t in prof.targets if t.backend == "coreml-ane")
         again, rep = E.transfer(t, prof, profiles)
         assert rep["borrowed_from"] == "iphone13/coreml-ane/fp16" and t.roofline["fit"].startswith("borrowed from")
-        assert again.peak_macs_per_s == t.peak_macs_per_s and again.roofline["interval"] == t.roofline["interval"]
+        # the interval comes from least-squares fits of sibling rows: a newer SciPy/NumPy moves it by about 1%
+        # (0.577 -> 0.569 for the iPhone 14 Pro's low factor between two fresh venvs); drift beyond that is a change
+        assert again.peak_macs_per_s == t.peak_macs_per_s
+        assert again.roofline["interval"] == pytest.approx(t.roofline["interval"], rel=0.02)
         held = E.heldout_target(t)
         assert held["rows"] == n and held["sources"] == ["coremltools-docs"]
         assert E.training_rows(t, published=True) == []  # Apple's rows never reach a fit

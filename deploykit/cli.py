@@ -239,6 +239,13 @@ def export(
     fp16_input: Annotated[bool, typer.Option("--fp16-input", help="FP16 model input (Core ML, for the ANE).")] = False,
     out_dir: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "artifacts",
     force: Annotated[bool, typer.Option("--force", help="Re-export even if a matching artifact exists.")] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither reuse nor keep verified files in the artifact cache (~/.cache/deploykit/artifacts).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ):
     """Export a model, prove it computes what PyTorch computes, and check it against its targets."""
@@ -262,6 +269,7 @@ def export(
         input_shape=_shape(input_shape),
         fp16_input=fp16_input,
         force=force,
+        use_cache=not no_cache,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -274,6 +282,7 @@ def export(
         "artifact": str(result.path),
         "manifest": str(result.path) + ".manifest.json",
         "reused": result.reused,
+        "reused_from": result.reused_from,
         "status": m.status,
         "model": m.model["name"],
         "format": m.format,
@@ -290,7 +299,8 @@ def export(
         return
     f = m.fidelity or {}
     verdict = Text(m.status, style="green" if m.status == "verified" else "yellow")
-    out.print(Text(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
+    done = {"cache": "reused from cache", "out": "reused"}.get(result.reused_from, "wrote")
+    out.print(Text(f"{done} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
     from .exporters.fidelity import WHAT_STATUS_MEANS
 
     out.print(f"  {m.status}: {WHAT_STATUS_MEANS.get(m.status, '')}", soft_wrap=True)
@@ -454,6 +464,13 @@ def bench(
         typer.Option("--input-shape", help="NAME=1,3,640,640 for a file's dynamic dimensions (repeatable)."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither reuse nor keep verified files in the artifact cache (~/.cache/deploykit/artifacts).",
+        ),
+    ] = False,
     cooldown: Annotated[
         float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
     ] = 60.0,
@@ -490,6 +507,7 @@ def bench(
         strict=strict,
         input_shapes=_named_shapes(input_shape or []),
         weights=weights,
+        use_cache=not no_cache,
     )
     with _bar(as_json) as progress:
         listener = _BarListener(progress)
@@ -1238,6 +1256,13 @@ def sweep(
         ),
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Neither reuse nor keep verified files in the artifact cache (~/.cache/deploykit/artifacts).",
+        ),
+    ] = False,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     executor: Annotated[
         str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
@@ -1286,6 +1311,7 @@ def sweep(
         retry_failed=retry_failed,
         strict=strict,
         weights=weights,
+        use_cache=not no_cache,
     )
     measured = [j.model for j in jobs if j.mode == "measure"]
     if weights == "timm":
@@ -1333,6 +1359,12 @@ def sweep(
             + ";"
             f" results in {db}",
         )
+        exports = summary.get("exports") or {}
+        if any(exports.values()):  # reused files were verified when first exported (their manifests say how)
+            out.print(
+                f"exports: {exports['exported']} converted and verified, {exports['reused']} reused from {out_dir},"
+                f" {exports['reused_from_cache']} reused from cache"
+            )
         for cell in summary["failed_cells"]:
             out.print(f"failed: {cell['model']} on {cell['target']}: {_one_line(cell['error'])}")
         if summary["failed_cells"] and not retry_failed:

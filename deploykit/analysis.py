@@ -179,8 +179,9 @@ class _Recorder(TorchDispatchMode):
     """Tensors are told apart by identity, not storage, so the model can run on the ``meta`` device (shapes
     only, no arithmetic): counting the largest zoo model then takes milliseconds."""
 
-    def __init__(self, param_ids: set[int], module_stack: list[str]):
+    def __init__(self, param_ids: set[int], module_stack: list[str], zero_weights: bool = False):
         super().__init__()
+        self.zero_weights = zero_weights  # every parameter is zero: a convolution's output is zeros, not computed
         self.param_ids = param_ids
         self.stack = module_stack
         self.layers: list[LayerStat] = []
@@ -188,8 +189,14 @@ class _Recorder(TorchDispatchMode):
         self._alive: list[torch.Tensor] = []  # keeps recorded outputs alive so their ids stay unique
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
         name = func.overloadpacket.__name__.rstrip("_")
+        if self.zero_weights and name == "convolution":
+            # Zero weights and bias give exactly zeros: its shape from the meta kernel, no arithmetic (convolutions
+            # were two thirds of counting a zoo model: a sweep's first estimates waited seconds per model on them).
+            meta = [a.to("meta") if isinstance(a, torch.Tensor) else a for a in args]
+            out = torch.zeros(func(*meta, **(kwargs or {})).shape, dtype=args[0].dtype)
+        else:
+            out = func(*args, **(kwargs or {}))
         if name in _VIEWS:
             return out
         tensors = [a for a in _flat(args) if isinstance(a, torch.Tensor)]
@@ -252,11 +259,13 @@ def _flat(args):
             yield a
 
 
-def analyze(model: nn.Module, resolution: int, name: str = "", batch: int = 1, in_chans: int = 3) -> Analysis:
+def analyze(
+    model: nn.Module, resolution: int, name: str = "", batch: int = 1, in_chans: int = 3, zero_weights: bool = False
+) -> Analysis:
     """Run ``model`` once on a ``(batch, in_chans, resolution, resolution)`` input and record every op.
 
     The input is made on the model's device: build the model on ``meta`` (``with torch.device("meta")``)
-    to count without computing."""
+    to count without computing. ``zero_weights``: the caller zeroed every parameter (convolutions are skipped)."""
     model = model.eval()
     param_ids = {id(t) for t in [*model.parameters(), *model.buffers()]}
     device = next(iter(model.parameters())).device
@@ -271,7 +280,7 @@ def analyze(model: nn.Module, resolution: int, name: str = "", batch: int = 1, i
 
     handles = [m.register_forward_pre_hook(push) for m in model.modules()]
     handles += [m.register_forward_hook(pop) for m in model.modules()]
-    recorder = _Recorder(param_ids, stack)
+    recorder = _Recorder(param_ids, stack, zero_weights)
     x = torch.zeros(batch, in_chans, resolution, resolution, device=device)
     try:
         with torch.no_grad(), recorder:
@@ -300,4 +309,4 @@ def analyze_spec(name: str, resolution: int | None = None, deploy: bool = True) 
             t.zero_()
     if deploy and hasattr(model, "reparameterize"):
         model.reparameterize()
-    return analyze(model, res, name=spec.name)
+    return analyze(model, res, name=spec.name, zero_weights=True)

@@ -42,6 +42,7 @@ class BenchRequest:
     strict: int = 0  # re-measure a noisy cell up to this many times, then fail it (0: keep it, marked noisy)
     input_shapes: dict = field(default_factory=dict)  # --input-shape NAME=1,3,640,640 for dynamic dimensions
     weights: str | None = None  # exports on demand with these weights (a file, "timm", "hf-hub:…")
+    use_cache: bool = True  # exports on demand reuse and keep verified files in the artifact cache
     user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
     shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
 
@@ -258,5 +259,9 @@ def artifact_for(req: BenchRequest, model: str | None, target: Target) -> Artifa
         return Artifact(spec.name, spec.resolution)
     from .exporters.pipeline import ExportRequest, export
 
-    r = export(ExportRequest(spec.name, target.format, target.export_precision, out=req.out, weights=req.weights))
-    return Artifact(spec.name, spec.resolution, r.path, r.manifest)
+    r = export(
+        ExportRequest(
+            spec.name, target.format, target.export_precision, out=req.out, weights=req.weights, use_cache=req.use_cache
+        )
+    )
+    return Artifact(spec.name, spec.resolution, r.path, r.manifest, reused_from=r.reused_from)

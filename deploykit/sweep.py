@@ -50,6 +50,7 @@ class SweepOptions:
     retry_failed: bool = False  # re-run cells whose latest result failed
     strict: int = 0  # re-measure noisy cells up to this many times, then fail them
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
+    use_cache: bool = True  # the artifact cache (exporters/cache.py) for the exports of measured cells
 
 
 def plan_sweep(
@@ -130,6 +131,7 @@ def bench_request(job: Job, opts: SweepOptions):
         profiles=opts.profiles,
         strict=opts.strict,
         weights=weights_for(job.model, opts.weights),
+        use_cache=opts.use_cache,
     )
 
 
@@ -276,10 +278,17 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = dict.fromkeys(STATUSES, 0)
+    exports = dict.fromkeys(("exported", "reused", "reused_from_cache"), 0)
+
+    def prepare(job: Job) -> tuple:
+        prepared = prepare_job(job, opts)
+        _count_export(exports, prepared[3])
+        return prepared
+
     cells = run_cells(
         todo,
         label=lambda job: f"{job.mode} {job.model} on {job.target}",
-        prepare=lambda job: prepare_job(job, opts),
+        prepare=prepare,
         finish=finish_job,
         hosted=lambda job: is_hosted(job, opts),
         listener=listener,
@@ -291,7 +300,17 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
             if m.quality == "noisy":
                 counts["noisy"] = counts.get("noisy", 0) + 1
             listener.finished(m)
-    return summary(jobs, opts, skip, todo, counts)
+    return {**summary(jobs, opts, skip, todo, counts), "exports": exports}
+
+
+def _count_export(exports: dict, artifact) -> None:
+    """How a measured cell got its file: exported (converted and verified) now, or reused, said in the summary."""
+    from .backends.base import Artifact
+
+    if not isinstance(artifact, Artifact) or artifact.path is None:
+        return  # an estimate, a failed export (its row says why), or a backend that runs the model itself
+    key = {"out": "reused", "cache": "reused_from_cache"}.get(artifact.reused_from, "exported")
+    exports[key] += 1
 
 
 def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> dict:

@@ -3,7 +3,8 @@
 Files appear atomically: the converter writes to a hidden ``.partial`` path in the output folder, which is
 renamed into place only when conversion succeeded; the manifest (written last) says whether the file passed its
 fidelity check. A failed conversion leaves nothing that looks like an artifact. Exporting the same model with
-the same weights and options again reuses the artifact (keyed by a hash of both) unless ``force``.
+the same weights and options again reuses the artifact (keyed by a hash of both, :func:`export_key`) unless
+``force``: the output folder's, else the artifact cache's (:mod:`.cache`), without converting or verifying again.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
-import shutil
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,8 @@ from deploykit.artifact import (
 from deploykit.errors import DeploykitError
 
 from . import base as formats
+from . import cache as artifact_cache
+from .cache import remove_path as _remove
 from .calibration import calibration_inputs
 from .compat import compatibility
 
@@ -65,7 +68,8 @@ class ExportRequest:
     verify_samples: int = 8
     input_shape: tuple[int, ...] | None = None  # required for your own model
     fp16_input: bool = False  # FP16 model input (Core ML's Neural Engine setup); formats that take it say so
-    force: bool = False
+    force: bool = False  # convert and verify again, even when a file with the same key exists
+    use_cache: bool = True  # the artifact cache (exporters/cache.py): --no-cache neither reads nor writes it
     weights_source: object = None  # the resolved WeightsSource (validate() fills it in)
 
 
@@ -74,6 +78,7 @@ class ExportResult:
     path: Path
     manifest: Manifest
     reused: bool = False
+    reused_from: str | None = None  # "out" (the output folder's file) or "cache" (the artifact cache's)
     stage_seconds: dict = field(default_factory=dict)
 
 
@@ -210,24 +215,41 @@ def _build_user_model(req: ExportRequest) -> _Built:
 
 
 def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) -> ExportResult:
-    """Export one model to one format/precision. ``on_stage(name)`` is called as each stage starts."""
-    import time
+    """Export one model to one format/precision. ``on_stage(name)`` is called as each stage starts.
 
+    A file exported before under the same key is reused, not converted nor verified again: the one in the output
+    folder, else the artifact cache's (:mod:`.cache`; ``use_cache=False`` neither reads nor writes it)."""
     req = validate(req)
     stage = on_stage or (lambda _s: None)
-    times: dict[str, float] = {}
     t0 = time.perf_counter()
     stage("build")
     b = build(req)
     from deploykit.weights import state_dict_sha256
 
     weights_sha = state_dict_sha256(b.model)
+    key = export_key(req, b, weights_sha)
+    path = Path(req.out) / formats.artifact_name(b.name, b.resolution, req.fmt, req.precision)
+    times = {"build": time.perf_counter() - t0}
+    result = _reuse(req, path, key, times)
+    if result is None:
+        result = _convert_and_verify(req, b, path, key, weights_sha, stage, times)
+        if req.use_cache:
+            artifact_cache.store(key, path, result.manifest)
+    if result.manifest.status == "failed-fidelity":
+        raise _fidelity_error(path, result.manifest.fidelity)
+    return result
+
+
+def export_key(req: ExportRequest, b: _Built, weights_sha: str) -> str:
+    """Everything that changes the file (and its verification): the output folder's reuse and the artifact cache
+    are keyed by it."""
     calib_desc = None
     if req.precision in ("int8", "int8-edgetpu"):
-        calib_desc = str(Path(req.calibration).resolve()) if req.calibration else "synthetic"
-    key = options_key(
+        calib_desc = _calibration_digest(req.calibration) if req.calibration else "synthetic"
+    return options_key(
         deploykit=__version__,
         exporters=_exporters_source_hash(),
+        tools=tool_versions(formats.get(req.fmt).tools),  # torch, numpy and the format's converter and runtime
         model=b.source + ":" + b.name,
         weights=weights_sha,
         resolution=b.resolution,
@@ -237,26 +259,55 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
         calibration_samples=req.calibration_samples if calib_desc else None,
         fp16_input=req.fp16_input,
     )
-    out_dir = Path(req.out)
-    fmt = formats.get(req.fmt)
-    path = out_dir / formats.artifact_name(b.name, b.resolution, req.fmt, req.precision)
-    existing = read_manifest(path) if path.exists() else None
-    if existing and existing.cache_key == key and not req.force and file_sha256(path) == existing.sha256:
-        if existing.status == "failed-fidelity":
-            raise _fidelity_error(path, existing.fidelity)
-        return ExportResult(path, existing, reused=True)
-    times["build"] = time.perf_counter() - t0
 
-    example = torch.zeros(1, 3, b.resolution, b.resolution)
+
+def _calibration_digest(folder: Path) -> str:
+    """A calibration folder by content (its images' names and bytes), not by path: the same images elsewhere hit
+    the cache, changed images in the same folder do not."""
+    import hashlib
+
+    from .calibration import list_images
+
+    root = Path(folder)
+    h = hashlib.sha256()
+    for image in list_images(root):
+        h.update(str(image.relative_to(root)).encode())
+        h.update(file_sha256(image).encode())
+    return "images:" + h.hexdigest()
+
+
+def _reuse(req: ExportRequest, path: Path, key: str, times: dict) -> ExportResult | None:
+    """The file already exported under ``key``: the output folder's (same sha256 as its manifest says), else the
+    artifact cache's, placed in the output folder. Its manifest holds its verification: not run again."""
+    if req.force:
+        return None
+    existing = read_manifest(path) if path.exists() else None
+    if existing and existing.cache_key == key and file_sha256(path) == existing.sha256:
+        return ExportResult(path, existing, reused=True, reused_from="out", stage_seconds=times)
+    if not req.use_cache:
+        return None
+    t0 = time.perf_counter()
+    cached = artifact_cache.fetch(key, path)
+    if cached is None:
+        return None
+    times["cache"] = time.perf_counter() - t0
+    return ExportResult(path, cached, reused=True, reused_from="cache", stage_seconds=times)
+
+
+def _convert_and_verify(req, b: _Built, path: Path, key: str, weights_sha: str, stage, times: dict) -> ExportResult:
+    """Convert (the file appears only when conversion succeeded), verify against PyTorch, check, write the
+    manifest."""
     calib, calib_info = None, None
-    if calib_desc:
+    if req.precision in ("int8", "int8-edgetpu"):
         calib, calib_info = calibration_inputs(
             req.calibration_samples, b.resolution, b.mean, b.std, req.calibration, seed=0
         )
+    fmt = formats.get(req.fmt)
     stage("convert")
     t0 = time.perf_counter()
-    partial = out_dir / f".{path.stem}.partial{path.suffix}"  # converters insist on the real suffix
+    partial = path.with_name(f".{path.stem}.partial{path.suffix}")  # converters insist on the real suffix
     _remove(partial)
+    example = torch.zeros(1, 3, b.resolution, b.resolution)
     try:
         info = fmt.convert(b.model, example, partial, req.precision, calib, {"fp16_input": req.fp16_input})
     except DeploykitError:
@@ -285,10 +336,7 @@ def export(req: ExportRequest, on_stage: Callable[[str], None] | None = None) ->
     times["check"] = time.perf_counter() - t0
     manifest.status = manifest.fidelity.get("status", "unverified")
     write_manifest(path, manifest)
-    result = ExportResult(path, manifest, stage_seconds=times)
-    if manifest.status == "failed-fidelity":
-        raise _fidelity_error(path, manifest.fidelity)
-    return result
+    return ExportResult(path, manifest, stage_seconds=times)
 
 
 def _exporters_source_hash() -> str:
@@ -453,10 +501,3 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
         "shortfalls": missed,
         "status": status,
     }
-
-
-def _remove(p: Path) -> None:
-    if p.is_dir():
-        shutil.rmtree(p, ignore_errors=True)
-    elif p.exists():
-        p.unlink()

@@ -94,3 +94,17 @@ def _layer_cache_inside_the_test_run(tmp_path_factory):
         os.environ.pop("DEPLOYKIT_CACHE", None)
     else:
         os.environ["DEPLOYKIT_CACHE"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_artifact_cache(tmp_path_factory):
+    """Never the user's artifact cache (exporters/cache.py), not even for module-scoped fixtures that export
+    before a test's own cache is set; subprocesses inherit it."""
+    os.environ["DEPLOYKIT_ARTIFACT_CACHE"] = str(tmp_path_factory.mktemp("session-artifact-cache"))
+
+
+@pytest.fixture(autouse=True)
+def _own_artifact_cache(tmp_path_factory, monkeypatch):
+    """Each test its own artifact cache: a file another test cached must not stand in for an export a test makes
+    (or breaks on purpose)."""
+    monkeypatch.setenv("DEPLOYKIT_ARTIFACT_CACHE", str(tmp_path_factory.mktemp("artifact-cache")))

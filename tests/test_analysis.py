@@ -52,3 +52,24 @@ def test_attention_matmuls_and_residuals_are_listed():
 def test_layernorm_is_not_folded():
     a = analyze_spec("mobilevit_xxs", 128)
     assert all(not x.fused for x in a.layers if x.aten == "native_layer_norm")
+
+
+@pytest.mark.parametrize("name", ["mnv4_hybrid_m", "repvit_m0_9", "mobilevit_xxs"])
+def test_counting_without_convolution_arithmetic_changes_nothing(name):
+    """analyze_spec skips convolutions' arithmetic (all weights zero): the same layers as computing them."""
+    import torch
+
+    from deploykit.analysis import analyze, analyze_spec
+    from deploykit.zoo import get_spec
+
+    fast = analyze_spec(name, 128)
+    with torch.device("meta"):
+        model = get_spec(name).build()
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for t in [*model.parameters(), *model.buffers()]:
+            t.zero_()
+    if hasattr(model, "reparameterize"):
+        model.reparameterize()
+    computed = analyze(model, 128, name=fast.model)
+    assert fast.to_dict() == computed.to_dict() and fast.macs > 0

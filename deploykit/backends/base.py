@@ -77,6 +77,9 @@ class Artifact:
     path: Path | None = None
     manifest: Manifest | None = None
     input_shapes: dict | None = None  # --input-shape NAME=… for a file with dynamic dimensions
+    reused_from: str | None = (
+        None  # exported before: "out" (the output folder's file) or "cache" (the artifact cache's)
+    )
 
 
 class Session(Protocol):

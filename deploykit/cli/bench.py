@@ -14,6 +14,7 @@ from .common import (
     MAX_SECONDS,
     WEIGHTS_HELP,
     JsonOpt,
+    NoCacheOpt,
     backend_names,
     bounded,
     check_method,
@@ -127,6 +128,7 @@ def bench(
         typer.Option("--input-shape", help="NAME=1,3,640,640 for a file's dynamic dimensions (repeatable)."),
     ] = None,
     weights: Annotated[str | None, typer.Option(help=WEIGHTS_HELP)] = None,
+    no_cache: NoCacheOpt = False,
     cooldown: Annotated[
         float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
     ] = 60.0,
@@ -161,6 +163,7 @@ def bench(
         strict=strict,
         input_shapes=named_shapes(input_shape or []),
         weights=weights,
+        use_cache=not no_cache,
     )
     with bar(as_json) as progress:
         listener = BarListener(progress)

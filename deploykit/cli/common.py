@@ -30,6 +30,12 @@ class DefaultCommandGroup(TyperGroup):
 
 
 ProfilesOpt = Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")]
+NoCacheOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-cache", help="Neither reuse nor keep verified files in the artifact cache (~/.cache/deploykit/artifacts)."
+    ),
+]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 

@@ -9,7 +9,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import MAX_SAMPLES, WEIGHTS_HELP, JsonOpt, bounded, format_names, parse_shape, precision_names, rule_names
+from .common import (
+    MAX_SAMPLES,
+    WEIGHTS_HELP,
+    JsonOpt,
+    NoCacheOpt,
+    bounded,
+    format_names,
+    parse_shape,
+    precision_names,
+    rule_names,
+)
 from .render import err, out, print_json
 
 
@@ -33,6 +43,7 @@ def export(
     fp16_input: Annotated[bool, typer.Option("--fp16-input", help="FP16 model input (Core ML, for the ANE).")] = False,
     out_dir: Annotated[str, typer.Option("--out", "-o", help="Output folder.")] = "artifacts",
     force: Annotated[bool, typer.Option("--force", help="Re-export even if a matching artifact exists.")] = False,
+    no_cache: NoCacheOpt = False,
     as_json: JsonOpt = False,
 ):
     """Export a model, prove it computes what PyTorch computes, and check it against its targets."""
@@ -57,6 +68,7 @@ def export(
         input_shape=parse_shape(input_shape),
         fp16_input=fp16_input,
         force=force,
+        use_cache=not no_cache,
     )
     columns = (SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, disable=as_json or not err.is_terminal) as progress:
@@ -69,6 +81,7 @@ def export(
         "artifact": str(result.path),
         "manifest": str(result.path) + ".manifest.json",
         "reused": result.reused,
+        "reused_from": result.reused_from,
         "status": m.status,
         "model": m.model["name"],
         "format": m.format,
@@ -91,7 +104,8 @@ def _say_export(result) -> None:
     m = result.manifest
     f = m.fidelity or {}
     verdict = Text(m.status, style="green" if m.status == "verified" else "yellow")
-    out.print(Text(f"{'reused' if result.reused else 'wrote'} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
+    done = {"cache": "reused from cache", "out": "reused"}.get(result.reused_from, "wrote")
+    out.print(Text(f"{done} {result.path} ({m.size_bytes / 1e6:.2f} MB): ") + verdict)
     from ..exporters.fidelity import WHAT_STATUS_MEANS
 
     out.print(f"  {m.status}: {WHAT_STATUS_MEANS.get(m.status, '')}", soft_wrap=True)

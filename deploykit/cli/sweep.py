@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import DeploykitError
-from .common import MAX_SECONDS, JsonOpt, bounded, check_method, one_line, output_path
+from .common import MAX_SECONDS, JsonOpt, NoCacheOpt, bounded, check_method, one_line, output_path
 from .render import BarListener, bar, err, out, print_json, say_quality
 
 
@@ -34,6 +34,7 @@ def sweep(
         ),
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
+    no_cache: NoCacheOpt = False,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     executor: Annotated[
         str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
@@ -79,6 +80,7 @@ def sweep(
         retry_failed=retry_failed,
         strict=strict,
         weights=weights,
+        use_cache=not no_cache,
     )
     measured = [j.model for j in jobs if j.mode == "measure"]
     if measured:
@@ -110,7 +112,7 @@ def sweep(
     if as_json:
         print_json(summary)
     else:
-        _say_summary(summary, db, retry_failed)
+        _say_summary(summary, db, out_dir, retry_failed)
     if summary["failed_cells"]:
         raise typer.Exit(1)
 
@@ -127,7 +129,7 @@ def _farm_and_its_devices(address: str | None, grace: float, connect_timeout: fl
     return farm, cluster_reach(nodes=plan_nodes(farm))
 
 
-def _say_summary(summary: dict, db: str, retry_failed: bool) -> None:
+def _say_summary(summary: dict, db: str, out_dir: str, retry_failed: bool) -> None:
     noisy = f", {summary['noisy']} noisy" if summary.get("noisy") else ""
     gone = f", {summary['device-unavailable']} device-unavailable" if summary.get("device-unavailable") else ""
     out.print(
@@ -135,6 +137,12 @@ def _say_summary(summary: dict, db: str, retry_failed: bool) -> None:
         f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed{noisy}{gone};"
         f" results in {db}",
     )
+    exports = summary.get("exports") or {}
+    if any(exports.values()):  # reused files were verified when first exported (their manifests say how)
+        out.print(
+            f"exports: {exports['exported']} converted and verified, {exports['reused']} reused from {out_dir},"
+            f" {exports['reused_from_cache']} reused from cache"
+        )
     for cell in summary["failed_cells"]:
         out.print(f"failed: {cell['model']} on {cell['target']}: {one_line(cell['error'])}")
     if summary["failed_cells"] and not retry_failed:

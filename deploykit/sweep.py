@@ -51,6 +51,7 @@ class SweepOptions:
     strict: int = 0  # re-measure noisy cells up to this many times, then fail them
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
     use_cache: bool = True  # the artifact cache (exporters/cache.py) for the exports of measured cells
+    export_workers: int | None = None  # processes exporting before the benchmarks; None: one per core
 
 
 def plan_sweep(
@@ -279,10 +280,11 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = dict.fromkeys(STATUSES, 0)
     exports = dict.fromkeys(("exported", "reused", "reused_from_cache"), 0)
+    made_ahead = _export_ahead(todo, opts, listener)
 
     def prepare(job: Job) -> tuple:
         prepared = prepare_job(job, opts)
-        _count_export(exports, prepared[3])
+        _count_export(exports, prepared[3], made_ahead)
         return prepared
 
     cells = run_cells(
@@ -303,14 +305,50 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     return {**summary(jobs, opts, skip, todo, counts), "exports": exports}
 
 
-def _count_export(exports: dict, artifact) -> None:
-    """How a measured cell got its file: exported (converted and verified) now, or reused, said in the summary."""
+def _export_ahead(todo: list[Job], opts: SweepOptions, listener: Listener) -> set[Path]:
+    """The files the local measured jobs run, exported before any of them is measured, one worker process per
+    core where there are two files or more (:mod:`deploykit.exporters.parallel`); the paths converted and verified
+    now."""
+    from .exporters.parallel import export_all, workers_for
+    from .exporters.pipeline import ExportRequest
+    from .zoo import get_spec
+
+    requests = {}
+    for job in todo:
+        if job.mode != "measure" or is_hosted(job, opts):
+            continue
+        target = target_of(job, opts.profiles)
+        if formats_registry.get(target.format).suffix is None:
+            continue  # the backend runs the PyTorch model itself
+        name = get_spec(job.model).name
+        requests.setdefault(
+            (name, target.format, target.export_precision),
+            ExportRequest(
+                name,
+                target.format,
+                target.export_precision,
+                out=opts.out,
+                weights=weights_for(job.model, opts.weights),
+                use_cache=opts.use_cache,
+            ),
+        )
+    workers = min(workers_for(len(requests)), opts.export_workers or len(requests))
+    if workers < 2:
+        return set()  # one file, or one core: the serial pass exports it as it always did
+    said = lambda i, n: listener.started(f"exporting ahead in {workers} processes: {i}/{n} files")  # noqa: E731
+    said(0, len(requests))
+    return export_all(list(requests.values()), workers, said)
+
+
+def _count_export(exports: dict, artifact, made_ahead: set[Path] = frozenset()) -> None:
+    """How a measured cell got its file: exported (converted and verified) in this sweep, or reused from an earlier
+    one, said in the summary."""
     from .backends.base import Artifact
 
     if not isinstance(artifact, Artifact) or artifact.path is None:
         return  # an estimate, a failed export (its row says why), or a backend that runs the model itself
     key = {"out": "reused", "cache": "reused_from_cache"}.get(artifact.reused_from, "exported")
-    exports[key] += 1
+    exports["exported" if artifact.path in made_ahead else key] += 1
 
 
 def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> dict:

@@ -35,6 +35,12 @@ def sweep(
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     no_cache: NoCacheOpt = False,
+    export_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Processes exporting the measured cells' files before any is measured (default: one per core; 1: each when its cell runs)."
+        ),
+    ] = None,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     executor: Annotated[
         str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
@@ -59,6 +65,8 @@ def sweep(
     # a name given twice is one name: a duplicate would run (and store) every job of it twice
     split = lambda text: list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))  # noqa: E731
     check_method(runs, repetitions, warmup, strict, budget)
+    if export_workers is not None:
+        bounded("--export-workers", export_workers, 1, 64)
     if report_file is not None:
         output_path(report_file, "--report")
     if executor not in ("serial", "ray"):
@@ -81,6 +89,7 @@ def sweep(
         strict=strict,
         weights=weights,
         use_cache=not no_cache,
+        export_workers=export_workers,
     )
     measured = [j.model for j in jobs if j.mode == "measure"]
     if measured:

@@ -213,3 +213,15 @@ def test_terminal_escapes_never_reach_a_message_or_the_store(tmp_path):
         store.add(m)
         [row] = store.query()
     assert row.error == "cannot lower this op" and row.warnings == ["cannot lower this op"]
+
+
+def test_ctrl_c_during_any_command_is_one_line_and_exit_130():
+    """Typer turned a Ctrl-C that no command caught into a silent exit 130 (nothing said); now one line."""
+    import signal
+    import time
+
+    p = subprocess.Popen([EXE, "estimate", "validate"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # well into the command (a validation refits every target: tens of seconds)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and err == "error: interrupted\n", err

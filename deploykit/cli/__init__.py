@@ -56,6 +56,8 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         rc = app(standalone_mode=False)
+        if rc == 130:  # Typer turns a Ctrl-C no command caught into a silent exit 130: say it, in one line
+            _fail("interrupted", 130)
     except DeploykitError as e:
         _fail(str(e), e.exit_code)
     except (typer.Abort, KeyboardInterrupt):

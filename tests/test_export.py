@@ -179,19 +179,18 @@ def test_own_model_by_factory(tmp_path):
     assert Path(tmp_path, summary["artifact"]).name == "mymodels.tiny-64-onnx-fp32.onnx"
 
 
-def test_a_converters_coloured_error_reads_as_text(tmp_path):
+def test_a_converters_coloured_error_reads_as_text(tmp_path, monkeypatch):
     """Converters colour their messages with terminal escapes (ESC[96m); deploykit's one line carries none."""
-    (tmp_path / "colour.py").write_text(
-        "import torch.nn as nn\n"
-        "class Bad(nn.Module):\n"
-        "    def forward(self, x):\n"
-        "        raise RuntimeError('\\x1b[96mcannot\\x1b[0m \\x1b]8;;http://x\\x07lower\\x1b]8;;\\x07 this op')\n"
-        "def bad():\n"
-        "    return Bad()\n"
-    )
-    r = run_cli("export", "colour:bad", "--to", "onnx", "--input-shape", "1,3,32,32", "-o", "out", cwd=tmp_path)
-    assert r.returncode != 0 and "\x1b" not in r.stderr + r.stdout and "\x07" not in r.stderr
-    assert "cannot lower this op" in r.stderr, r.stderr
+    from deploykit.exporters import base as formats
+    from tests.conftest import invoke
+
+    def coloured_failure(*_args, **_kwargs):
+        raise RuntimeError("\x1b[96mcannot\x1b[0m \x1b]8;;http://x\x07lower\x1b]8;;\x07 this op")
+
+    monkeypatch.setattr(formats.get("onnx"), "convert", coloured_failure)
+    r = invoke("export", "mnv1_025", "-r", "64", "--to", "onnx", "--no-cache", "-o", str(tmp_path))
+    assert r.returncode == 1 and "\x1b" not in r.stderr + r.stdout and "\x07" not in r.stderr, r.stderr
+    assert "cannot lower this op" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
 
 
 def run_cli(*args, cwd=None):

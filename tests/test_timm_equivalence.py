@@ -85,7 +85,7 @@ def test_wrong_width_is_a_shape_error():
 def test_unreadable_file(tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(WeightsError, match="cannot read weights file"):
+    with pytest.raises(WeightsError, match="is not a weights file deploykit reads"):
         read_state_dict(bad)
     with pytest.raises(WeightsError, match="not found"):
         read_state_dict(tmp_path / "nope.safetensors")

@@ -30,7 +30,10 @@ demo: $(STAMP)
 	$(VENV)/bin/deploykit check artifacts/mnv4_conv_s-224-tflite-int8-edgetpu.tflite --target edgetpu
 	@echo "demo: a short benchmark budget (20 warm-up, 5 x at most 200 runs, 3 s per target); deploykit bench's default is 50 warm-up, 5 x 1000 runs"
 	@echo "demo: timm's trained weights where the Hugging Face cache holds them, else seeded random weights (the line below says which)"
-	$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --warmup 20 --runs 200 --budget 3 --weights cached --db deploykit-results.db
+	@# A failed cell (exit 1) is a result, stored and shown in the report: the demo goes on; a usage error does not.
+	@$(VENV)/bin/deploykit sweep --models $(DEMO_MODELS) --devices host --formats tflite,onnx --warmup 20 --runs 200 --budget 3 --weights cached --db deploykit-results.db; \
+	  rc=$$?; [ $$rc -le 1 ] || exit $$rc; \
+	  [ $$rc -eq 0 ] || echo "demo: the failed cells above are results (kept in the database, shown in the report); the demo goes on"
 	$(VENV)/bin/deploykit sweep --models $(DEMO_ALL) --devices $(DEMO_ESTIMATED) --db deploykit-results.db --report reports/latest.html
 
 # Debian's Chromium for the report's browser test, when this is a Debian machine we may install on.

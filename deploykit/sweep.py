@@ -42,6 +42,34 @@ class Job:
 
 
 @dataclass
+class SweepSummary:
+    """What a sweep run did, counted the same way by every executor (:func:`summary`): its jobs, those already
+    done, those run now with a count per status (and ``noisy``), every failed cell of the sweep with its reason,
+    and how the measured cells got their files (the serial executor's)."""
+
+    jobs: int
+    skipped: int
+    ran: int
+    counts: dict[str, int]
+    failed_cells: list[dict]
+    exports: dict[str, int] | None = None
+    report: str | None = None  # the HTML report written at the end, if one was asked for
+
+    def count(self, status: str) -> int:
+        return self.counts.get(status, 0)
+
+    def to_dict(self) -> dict:
+        """The ``--json`` shape: the counts flat beside the totals, as it always was."""
+        out = {"jobs": self.jobs, "skipped": self.skipped, "ran": self.ran, **self.counts}
+        out["failed_cells"] = self.failed_cells
+        if self.exports is not None:
+            out["exports"] = self.exports
+        if self.report is not None:
+            out["report"] = self.report
+        return out
+
+
+@dataclass
 class SweepOptions:
     db: Path = Path("deploykit-results.db")
     out: Path = Path("artifacts")
@@ -51,7 +79,6 @@ class SweepOptions:
     strict: int = 0  # re-measure noisy cells up to this many times, then fail them
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
     use_cache: bool = True  # the artifact cache (exporters/cache.py) for the exports of measured cells
-    export_workers: int | None = None  # processes exporting before the benchmarks; None: one per core
 
 
 def plan_sweep(
@@ -268,7 +295,7 @@ def store_published(devices: list[str], db: Path, profiles=None) -> int:
     return added
 
 
-def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> dict:
+def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = None) -> SweepSummary:
     """Run what is not finished; the summary counts this run's cells and names every failed cell of the sweep
     (this run's, and earlier ones not retried). Local jobs run one at a time; jobs on a hosted service run
     several at once (:func:`deploykit.bench.run_cells`); one writer stores every row as it comes back."""
@@ -280,11 +307,10 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = dict.fromkeys(STATUSES, 0)
     exports = dict.fromkeys(("exported", "reused", "reused_from_cache"), 0)
-    made_ahead = _export_ahead(todo, opts, listener)
 
     def prepare(job: Job) -> tuple:
         prepared = prepare_job(job, opts)
-        _count_export(exports, prepared[3], made_ahead)
+        _count_export(exports, prepared[3])
         return prepared
 
     cells = run_cells(
@@ -302,55 +328,20 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
             if m.quality == "noisy":
                 counts["noisy"] = counts.get("noisy", 0) + 1
             listener.finished(m)
-    return {**summary(jobs, opts, skip, todo, counts), "exports": exports}
+    done = summary(jobs, opts, skip, todo, counts)
+    done.exports = exports
+    return done
 
 
-def _export_ahead(todo: list[Job], opts: SweepOptions, listener: Listener) -> set[Path]:
-    """The files the local measured jobs run, exported before any of them is measured, one worker process per
-    core where there are two files or more (:mod:`deploykit.exporters.parallel`); the paths converted and verified
-    now."""
-    from .exporters.parallel import export_all, workers_for
-    from .exporters.pipeline import ExportRequest
-    from .zoo import get_spec
-
-    requests = {}
-    for job in todo:
-        if job.mode != "measure" or is_hosted(job, opts):
-            continue
-        target = target_of(job, opts.profiles)
-        if formats_registry.get(target.format).suffix is None:
-            continue  # the backend runs the PyTorch model itself
-        name = get_spec(job.model).name
-        requests.setdefault(
-            (name, target.format, target.export_precision),
-            ExportRequest(
-                name,
-                target.format,
-                target.export_precision,
-                out=opts.out,
-                weights=weights_for(job.model, opts.weights),
-                use_cache=opts.use_cache,
-            ),
-        )
-    workers = min(workers_for(len(requests)), opts.export_workers or len(requests))
-    if workers < 2:
-        return set()  # one file, or one core: the serial pass exports it as it always did
-    said = lambda i, n: listener.started(f"exporting ahead in {workers} processes: {i}/{n} files")  # noqa: E731
-    said(0, len(requests))
-    return export_all(list(requests.values()), workers, said)
-
-
-def _count_export(exports: dict, artifact, made_ahead: set[Path] = frozenset()) -> None:
-    """How a measured cell got its file: exported (converted and verified) in this sweep, or reused from an earlier
-    one, said in the summary."""
+def _count_export(exports: dict, artifact) -> None:
+    """How a measured cell got its file: exported (converted and verified) now, or reused, said in the summary."""
     from .backends.base import Artifact
 
     if not isinstance(artifact, Artifact) or artifact.path is None:
         return  # an estimate, a failed export (its row says why), or a backend that runs the model itself
     key = {"out": "reused", "cache": "reused_from_cache"}.get(artifact.reused_from, "exported")
-    exports["exported" if artifact.path in made_ahead else key] += 1
+    exports[key] += 1
 
 
-def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> dict:
-    failed = failed_cells(jobs, opts.db)
-    return {"jobs": len(jobs), "skipped": len(skip), "ran": len(todo), **counts, "failed_cells": failed}
+def summary(jobs: list[Job], opts: SweepOptions, skip, todo, counts: dict) -> SweepSummary:
+    return SweepSummary(len(jobs), len(skip), len(todo), counts, failed_cells(jobs, opts.db))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Every module in this folder whose name has no underscore is a format plugin, except these; a format's
 # helpers are named ``<format>_<job>.py`` (tflite_convert.py, tflite_graph.py): adding a format is one file.
-INFRASTRUCTURE = ("base", "pipeline", "calibration", "fidelity", "compat", "quiet", "cache", "parallel")
+INFRASTRUCTURE = ("base", "pipeline", "calibration", "fidelity", "compat", "quiet", "cache")
 ENTRY_POINT_GROUP = "deploykit.formats"
 
 

@@ -82,6 +82,28 @@ def invoke(*args: str, cwd=None, env: dict | None = None) -> Ran:
     return Ran(code, out.getvalue(), err.getvalue())
 
 
+@pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory) -> Path:
+    """MobileNetV1-0.25 at 64 px as fp32 TFLite, exported once for every module that needs a small real file
+    (the AI Hub client, the estimator's graph reader): treat it as read-only."""
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("tiny-tflite")
+    return export(ExportRequest("mnv1_025", "tflite", "fp32", out=out, resolution=64, verify_samples=2)).path
+
+
+@pytest.fixture(scope="session")
+def tiny_int8_tflite(tmp_path_factory) -> Path:
+    """The same model as fully-integer int8 TFLite (4 calibration samples), exported once: read-only."""
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("tiny-int8")
+    request = ExportRequest(
+        "mnv1_025", "tflite", "int8", out=out, resolution=64, calibration_samples=4, verify_samples=2
+    )
+    return export(request).path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _layer_cache_inside_the_test_run(tmp_path_factory):
     """The layer cache (DEPLOYKIT_CACHE) lives in the test run's temporary tree, never in the user's home, and

@@ -55,14 +55,6 @@ class Hub:
         return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=timeout, env=self.env)
 
 
-@pytest.fixture(scope="module")
-def tiny_tflite(tmp_path_factory):
-    from deploykit.exporters.pipeline import ExportRequest, export
-
-    out = tmp_path_factory.mktemp("aihub-a")
-    return export(ExportRequest("mnv1_025", "tflite", "fp32", out=out, resolution=64, verify_samples=2)).path
-
-
 def bench_file(path: Path, db: Path, backend: str = "aihub-litert-cpu") -> list[str]:
     return ["bench", "--device", "galaxy-s24", "--artifact", str(path), "--backend", backend, "--db", str(db)]
 

@@ -144,13 +144,8 @@ def standin(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def small_tflite(tmp_path_factory):
-    from deploykit.exporters.pipeline import ExportRequest, export
-
-    out = tmp_path_factory.mktemp("a")
-    return export(
-        ExportRequest("mnv1_025", "tflite", "int8", out=out, resolution=64, calibration_samples=4, verify_samples=2)
-    ).path
+def small_tflite(tiny_int8_tflite):
+    return tiny_int8_tflite
 
 
 def test_adb_runner_with_standin(standin, small_tflite):

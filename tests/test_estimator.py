@@ -182,12 +182,11 @@ def test_ridge_sweep_rises_with_the_ridge_point():
     assert all(b >= a for a, b in zip(values, values[1:])) and values[-1] > values[0]
 
 
-def test_tflite_layers_match_the_analysis(tmp_path):
+def test_tflite_layers_match_the_analysis(tiny_tflite):
     """An exported file's own graph gives the same MACs as the PyTorch analysis of the model."""
     from deploykit.exporters.base import get as get_format
-    from deploykit.exporters.pipeline import ExportRequest, export
 
-    path = export(ExportRequest("mnv1_025", "tflite", "fp32", out=tmp_path, resolution=64, verify_samples=1)).path
+    path = tiny_tflite
     layers = get_format("tflite").graph_layers(path)
     assert sum(x.macs for x in layers) == analyze_spec("mnv1_025", 64).macs
     assert {x.kind for x in layers} >= {"conv", "dwconv", "pwconv", "matmul"}

@@ -397,39 +397,6 @@ def test_the_reproduce_line_reproduces_the_report(report_db, tmp_path):
         sub.make_context("report", ["--db", "x", "--no-such-option"], parent=ctx)
 
 
-def test_sweep_is_resumable_and_serialisable(tmp_path):
-    db = tmp_path / "s.db"
-    plan = _run("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--plan")
-    assert plan.returncode == 0, plan.stderr
-    jobs = json.loads(plan.stdout)
-    assert jobs and all(j["mode"] == "estimate" for j in jobs)
-    from deploykit.sweep import Job
-
-    assert [Job.from_dict(j).to_dict() for j in jobs] == jobs
-    first = _run(
-        "sweep",
-        "--models",
-        "mnv4_conv_s,mnv2_100",
-        "--devices",
-        "pixel7,s23",
-        "--db",
-        str(db),
-        "--json",
-        "--report",
-        str(tmp_path / "r.html"),
-    )
-    assert first.returncode == 0, first.stderr
-    a = json.loads(first.stdout)
-    assert a["ran"] == len(jobs) and a["skipped"] == 0 and Path(a["report"]).exists()
-    again = json.loads(
-        _run("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--db", str(db), "--json").stdout
-    )
-    assert again["ran"] == 0 and again["skipped"] == len(jobs)
-    with Store(db) as s:
-        provs = {r.provenance for r in s.query()}
-    assert provs == {"estimated", "published"}
-
-
 @pytest.mark.parametrize(
     "args, needle",
     [

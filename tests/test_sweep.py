@@ -1,38 +1,54 @@
-"""The sweep's serial executor: its exports made ahead, in parallel, before any benchmark runs."""
+"""The sweep: its plan is plain data, a run resumes where it stopped, and its summary has one shape for every
+executor (the Ray executor's cluster tests are in test_farm.py)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import pytest
-
-from deploykit.artifact import read_manifest
-from deploykit.measurement import Method
-from deploykit.sweep import Job, SweepOptions, run_sweep
-
-FAST = Method(warmup=1, repetitions=1, runs=3)
-JOBS = [Job(m, "host", "host/onnxruntime/fp32", "measure") for m in ("mnv1_025", "mnv1_050")]
+from deploykit.store import Store
+from deploykit.sweep import SweepSummary
+from tests.conftest import invoke
 
 
-@pytest.mark.slow
-def test_exports_made_ahead_in_two_processes_are_converted_verified_and_counted(tmp_path):
-    """Two files, two worker processes: each file is written with its verified manifest before the serial pass,
-    which reuses it; the summary counts them as converted now (not as reused from an earlier run)."""
-    opts = SweepOptions(db=tmp_path / "r.db", out=tmp_path / "art", method=FAST, export_workers=2)
-    summary = run_sweep(JOBS, opts)
-    assert summary["ok"] == 2 and summary["exports"] == {"exported": 2, "reused": 0, "reused_from_cache": 0}
-    for name in ("mnv1_025", "mnv1_050"):
-        assert read_manifest(tmp_path / "art" / f"{name}-224-onnx-fp32.onnx").status == "verified"
+def test_the_summary_json_is_flat_and_the_same_for_every_executor():
+    counts = {"ok": 3, "failed": 1, "unsupported": 0, "device-unavailable": 0, "noisy": 1}
+    cell = {"model": "m", "target": "t", "error": "x"}
+    s = SweepSummary(jobs=5, skipped=1, ran=4, counts=counts, failed_cells=[cell])
+    assert list(s.to_dict()) == ["jobs", "skipped", "ran", *counts, "failed_cells"]  # the shape --json always had
+    assert s.count("ok") == 3 and s.count("no such status") == 0
+    s.exports, s.report = {"exported": 1, "reused": 0, "reused_from_cache": 0}, "r.html"
+    assert s.to_dict()["exports"]["exported"] == 1 and s.to_dict()["report"] == "r.html"
 
 
-def test_one_export_worker_exports_as_each_cell_runs(tmp_path, monkeypatch):
-    from deploykit.exporters import parallel
+def test_sweep_is_resumable_and_serialisable(tmp_path):
+    db = tmp_path / "s.db"
+    plan = invoke("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--plan")
+    assert plan.returncode == 0, plan.stderr
+    jobs = json.loads(plan.stdout)
+    assert jobs and all(j["mode"] == "estimate" for j in jobs)
+    from deploykit.sweep import Job
 
-    def no_pool(*_a, **_k):
-        raise AssertionError("no worker processes with --export-workers 1")
-
-    monkeypatch.setattr(parallel, "export_all", no_pool)
-    opts = SweepOptions(db=tmp_path / "r.db", out=tmp_path / "art", method=FAST, export_workers=1)
-    summary = run_sweep(JOBS[:1], opts)
-    assert summary["ok"] == 1 and summary["exports"]["exported"] == 1
-    assert Path(tmp_path / "art" / "mnv1_025-224-onnx-fp32.onnx").is_file()
+    assert [Job.from_dict(j).to_dict() for j in jobs] == jobs
+    first = invoke(
+        "sweep",
+        "--models",
+        "mnv4_conv_s,mnv2_100",
+        "--devices",
+        "pixel7,s23",
+        "--db",
+        str(db),
+        "--json",
+        "--report",
+        str(tmp_path / "r.html"),
+    )
+    assert first.returncode == 0, first.stderr
+    a = json.loads(first.stdout)
+    assert a["ran"] == len(jobs) and a["skipped"] == 0 and Path(a["report"]).exists()
+    again = json.loads(
+        invoke("sweep", "--models", "mnv4_conv_s,mnv2_100", "--devices", "pixel7,s23", "--db", str(db), "--json").stdout
+    )
+    assert again["ran"] == 0 and again["skipped"] == len(jobs)
+    with Store(db) as s:
+        provs = {r.provenance for r in s.query()}
+    assert provs == {"estimated", "published"}

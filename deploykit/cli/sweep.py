@@ -35,12 +35,6 @@ def sweep(
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     no_cache: NoCacheOpt = False,
-    export_workers: Annotated[
-        int | None,
-        typer.Option(
-            help="Processes exporting the measured cells' files before any is measured (default: one per core; 1: each when its cell runs)."
-        ),
-    ] = None,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     executor: Annotated[
         str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
@@ -65,8 +59,6 @@ def sweep(
     # a name given twice is one name: a duplicate would run (and store) every job of it twice
     split = lambda text: list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))  # noqa: E731
     check_method(runs, repetitions, warmup, strict, budget)
-    if export_workers is not None:
-        bounded("--export-workers", export_workers, 1, 64)
     if report_file is not None:
         output_path(report_file, "--report")
     if executor not in ("serial", "ray"):
@@ -89,7 +81,6 @@ def sweep(
         strict=strict,
         weights=weights,
         use_cache=not no_cache,
-        export_workers=export_workers,
     )
     measured = [j.model for j in jobs if j.mode == "measure"]
     if measured:
@@ -112,17 +103,17 @@ def sweep(
         from ..reports.html import write_report
 
         try:
-            summary["report"] = str(write_report(opts.db, report_file, profiles))
+            summary.report = str(write_report(opts.db, report_file, profiles))
         except OSError as e:
             raise DeploykitError(
                 f"results are in {db}, but the report cannot be written: {report_file}: {e.strerror}"
             ) from None
     say_quality(listener.results)
     if as_json:
-        print_json(summary)
+        print_json(summary.to_dict())
     else:
         _say_summary(summary, db, out_dir, retry_failed)
-    if summary["failed_cells"]:
+    if summary.failed_cells:
         raise typer.Exit(1)
 
 
@@ -138,26 +129,27 @@ def _farm_and_its_devices(address: str | None, grace: float, connect_timeout: fl
     return farm, cluster_reach(nodes=plan_nodes(farm))
 
 
-def _say_summary(summary: dict, db: str, out_dir: str, retry_failed: bool) -> None:
-    noisy = f", {summary['noisy']} noisy" if summary.get("noisy") else ""
-    gone = f", {summary['device-unavailable']} device-unavailable" if summary.get("device-unavailable") else ""
+def _say_summary(summary, db: str, out_dir: str, retry_failed: bool) -> None:
+    noisy = f", {summary.count('noisy')} noisy" if summary.count("noisy") else ""
+    gone = summary.count("device-unavailable")
+    gone = f", {gone} device-unavailable" if gone else ""
     out.print(
-        f"sweep: {summary['jobs']} job(s), {summary['skipped']} already done, ran {summary['ran']}: "
-        f"{summary['ok']} ok, {summary['unsupported']} unsupported, {summary['failed']} failed{noisy}{gone};"
-        f" results in {db}",
+        f"sweep: {summary.jobs} job(s), {summary.skipped} already done, ran {summary.ran}: "
+        f"{summary.count('ok')} ok, {summary.count('unsupported')} unsupported, {summary.count('failed')} failed"
+        f"{noisy}{gone}; results in {db}",
     )
-    exports = summary.get("exports") or {}
+    exports = summary.exports or {}
     if any(exports.values()):  # reused files were verified when first exported (their manifests say how)
         out.print(
             f"exports: {exports['exported']} converted and verified, {exports['reused']} reused from {out_dir},"
             f" {exports['reused_from_cache']} reused from cache"
         )
-    for cell in summary["failed_cells"]:
+    for cell in summary.failed_cells:
         out.print(f"failed: {cell['model']} on {cell['target']}: {one_line(cell['error'])}")
-    if summary["failed_cells"] and not retry_failed:
+    if summary.failed_cells and not retry_failed:
         out.print("(failed cells are kept as results; run again with --retry-failed to retry them)")
-    if "report" in summary:
-        out.print(f"report: {summary['report']}")
+    if summary.report:
+        out.print(f"report: {summary.report}")
 
 
 farm_app = typer.Typer(help="A device farm on Ray: hosts advertise their devices; `sweep --executor ray` uses them.")

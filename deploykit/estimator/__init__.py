@@ -72,10 +72,12 @@ from .intervals import (
 )
 from .layers import (
     LAYERS_FORMAT,
+    FitRow,
     analysable_rows,
     layer_samples,
     layers_from_analysis,
     model_layers,
+    models_of,
     total_macs,
     training_rows,
     zoo_layers,
@@ -166,7 +168,9 @@ __all__ = [
     "UNSEEN_KINDS_INTERVAL",
     "UNSEEN_KIND_CHECK",
     "WHOLE_GRAPH_CLASSES",
+    "FitRow",
     "analysable_rows",
+    "models_of",
     "anchor",
     "anchored_residuals",
     "borrow",

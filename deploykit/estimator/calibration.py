@@ -6,7 +6,7 @@ from __future__ import annotations
 from ..targets import Target
 from .fitting import FitResult, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
-from .layers import layer_samples
+from .layers import layer_samples, models_of
 from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
 
 
@@ -35,13 +35,13 @@ def calibrate(target: Target, rows) -> tuple[Target, dict]:
     """Fit a target on its rows, cross-validate, and return it with its fitted figures and interval written
     back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis)."""
     res = fit_target(target, rows)
-    residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
+    residuals = cross_validate(target, rows) if len(models_of(rows)) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""
     if iv is None:  # fitted, but on too few models to cross-validate: say so rather than "not fitted"
         iv = UNCALIBRATED
         basis = (
-            f"fitted on {len(rows)} row(s) of {len({(m, r) for m, r, *_ in rows})} model(s): too few left-out "
+            f"fitted on {len(rows)} row(s) of {len(models_of(rows))} model(s): too few left-out "
             f"residuals for an interval, ×{UNCALIBRATED[0]:g}-{UNCALIBRATED[1]:g} assumed"
         )
     sources = sorted({s for *_, s in rows})

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import DeploykitError
 from ..graph import Layer
 from ..targets import TARGET_RANGES, Target
-from .layers import layer_samples
+from .layers import layer_samples, models_of
 from .model import LayerArrays, Roofline, datasheet_peak, datasheet_roofline, target_class
 
 
@@ -179,7 +179,7 @@ def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tu
             hint="run `deploykit bench` on the device first, or --published for the corpus of published latencies",
         )
     samples = layer_samples(rows)
-    free = default_free(target, len(rows), len({(m, r) for m, r, *_ in rows})) if free is None else free
+    free = default_free(target, len(rows), len(models_of(rows))) if free is None else free
     return fit(
         datasheet_roofline(target),
         samples,

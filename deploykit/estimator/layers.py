@@ -4,6 +4,8 @@ set aside."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from ..errors import DeploykitError, FileError
 from ..graph import Layer
 from ..targets import Target
@@ -89,18 +91,33 @@ def zoo_layers(name: str, resolution: int) -> list[Layer]:
     return layers
 
 
-def training_rows(target: Target, store=None, published: bool = False) -> list[tuple[str, int, float, str]]:
-    """(model, resolution, ms, source) rows to fit a target on: its measured ok rows in the store, and/or its
-    rows of the corpus of published latencies (``split`` = fit; never the held-out ones)."""
+class FitRow(NamedTuple):
+    """One latency a fit takes: a model (a zoo name, or the file whose graph is read) at a resolution, measured
+    or published in ``latency_ms``, with where it comes from (``measured``, or the corpus source)."""
+
+    model: str
+    resolution: int
+    latency_ms: float
+    source: str
+
+
+def models_of(rows: list[FitRow]) -> set[tuple[str, int]]:
+    """The distinct (model, resolution) pairs of fit rows: how many models a fit rests on."""
+    return {(row[0], row[1]) for row in rows}
+
+
+def training_rows(target: Target, store=None, published: bool = False) -> list[FitRow]:
+    """The rows to fit a target on: its measured ok rows in the store, and/or its rows of the corpus of published
+    latencies (``split`` = fit; never the held-out ones)."""
     from .. import corpus
 
     rows = []
     if store is not None:
         for m in store.query(target=target.id, provenance="measured", status="ok"):
-            rows.append((_layers_source(m), m.resolution, m.median_ms, "measured"))
+            rows.append(FitRow(_layers_source(m), m.resolution, m.median_ms, "measured"))
     if published:
         for r in corpus.rows_for(target):
-            rows.append((r.model, r.resolution, r.latency_ms, r.source))
+            rows.append(FitRow(r.model, r.resolution, r.latency_ms, r.source))
     return rows
 
 

@@ -111,7 +111,7 @@ def roofline_for(t: Target) -> Roofline:
     if not t.peak_macs_per_s or not t.mem_bw_bytes_per_s:
         raise DeploykitError(
             f"target {t.id} has no peak_macs_per_s/mem_bw_bytes_per_s in its profile",
-            hint="add them (with a source), or fit them: deploykit estimate --fit",
+            hint="add them (with a source), or fit them: deploykit estimate fit",
         )
     params = dict(_CLASS_DEFAULTS[target_class(t)])
     given = dict(t.roofline or {})

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from ..targets import Profile, Target
 from .calibration import calibrate
-from .layers import analysable_rows, training_rows
+from .layers import analysable_rows, models_of, training_rows
 from .model import select_targets
 from .transfer import transfer
 
@@ -36,7 +36,7 @@ def fit_profile(
         result.skipped.update(unreadable)
         if rows:
             # one model's rows are too few for a shape of its own: scale a calibrated sibling's to them
-            one_model = len({(m, r) for m, r, *_ in rows}) == 1
+            one_model = len(models_of(rows)) == 1
             done = (one_model and transfer(t, profile, siblings, rows)) or calibrate(t, rows)
         else:
             done = transfer(t, profile, siblings) if published else None

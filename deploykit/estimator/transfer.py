@@ -12,7 +12,7 @@ from ..targets import Target
 from .calibration import calibrate
 from .fitting import default_free_for_class, fit, macs_baseline
 from .intervals import Residual, interval_from, set_interval, summarize
-from .layers import layer_samples, total_macs, training_rows
+from .layers import FitRow, layer_samples, models_of, total_macs, training_rows
 from .model import (
     ANCHORED_NOTE,
     BORROWED_NOTE,
@@ -40,12 +40,12 @@ def leave_one_device_out(
     scale = scale or {}
     out, every = [], []
     for dev, test in sorted(rows_by_device.items()):
-        train = [(m, r, ms / scale.get(d, 1.0), s) for d, rs in rows_by_device.items() if d != dev
+        train = [FitRow(m, r, ms / scale.get(d, 1.0), s) for d, rs in rows_by_device.items() if d != dev
                  for m, r, ms, s in rs]  # fmt: skip
-        if len({(m, r) for m, r, *_ in train}) < 2:
+        if len(models_of(train)) < 2:
             continue
         samples = layer_samples(train)
-        f = free or default_free_for_class(base, len({(m, r) for m, r, *_ in train}))
+        f = free or default_free_for_class(base, len(models_of(train)))
         res = fit(base, samples, free=f, tie_ridge="mem_bw_bytes_per_s" not in f)
         baseline = macs_baseline([(total_macs(ls), ms) for ls, ms in samples])
         k = scale.get(dev, 1.0)
@@ -148,7 +148,7 @@ def _siblings(target: Target, profile, profiles: dict, any_vendor: bool = False)
                 target.precision,
             ) and s.peak_macs_per_s:
                 rows = training_rows(s, None, published=True)
-                if len({(m, r) for m, r, *_ in rows}) >= 3:
+                if len(models_of(rows)) >= 3:
                     family[p.name] = (s, rows)
     return family
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..targets import Target
 from .intervals import coverage, cross_validate, spearman, summarize
-from .layers import layer_samples, training_rows
+from .layers import layer_samples, models_of, training_rows
 from .model import BYTES_PER_ELEM, Roofline, datasheet_peak, estimate_layers, roofline_for
 from .published import table16
 from .transfer import leave_one_device_out, vendor
@@ -28,7 +28,7 @@ def targets_to_validate(profiles: list, names: list[str] | None = None) -> list[
             if names and not (set(names) & (corpus.names_of(t) | {t.id})):
                 continue
             rows = training_rows(t, None, published=True)  # split=fit only: held-out rows never reach a fit
-            if len({(m, r) for m, r, *_ in rows}) >= 2 or corpus.rows_for(t, "heldout"):
+            if len(models_of(rows)) >= 2 or corpus.rows_for(t, "heldout"):
                 out.append((t, rows))
     return out
 
@@ -36,12 +36,12 @@ def targets_to_validate(profiles: list, names: list[str] | None = None) -> list[
 def validate_target(target: Target, rows) -> dict:
     """Refit from ``rows`` now and score it: leave one model out, leave one source out (two or more sources),
     interval coverage, and the MACs-affine baseline beside each."""
-    residuals = cross_validate(target, rows) if len({(m, r) for m, r, *_ in rows}) >= 2 else []
+    residuals = cross_validate(target, rows) if len(models_of(rows)) >= 2 else []
     lomo = [x for x in residuals if x.split == "model"]
     return {
         "target": target.id,
         "rows": len(rows),
-        "models": len({(m, r) for m, r, *_ in rows}),
+        "models": len(models_of(rows)),
         "sources": sorted({s for *_, s in rows}),
         "leave_one_model_out": {**summarize(residuals, "model"), "interval_coverage": coverage(lomo)},
         "leave_one_source_out": summarize(residuals, "source"),

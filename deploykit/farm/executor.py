@@ -33,7 +33,7 @@ from pathlib import Path
 from ..errors import DeploykitError
 from ..events import Listener
 from ..measurement import STATUSES, LatencyStats, Measurement, Method
-from ..sweep import Job, SweepOptions, finished, measure_job, run_job, summary, target_of
+from ..sweep import Job, SweepOptions, SweepSummary, finished, measure_job, run_job, summary, target_of
 from .connection import DEFAULT_TIMEOUT_S, FarmUnreachable, ask, probe
 from .resources import cluster_devices, matching, split_resource
 
@@ -286,7 +286,7 @@ class _Bench:
 
 def run_sweep_ray(
     jobs: list[Job], opts: SweepOptions, listener: Listener | None = None, farm: FarmOptions | None = None
-) -> dict:
+) -> SweepSummary:
     """Run what is not finished on the cluster; the same summary as :func:`deploykit.sweep.run_sweep`."""
     ray = _ray()
     farm = farm or FarmOptions()

@@ -142,7 +142,7 @@ class Store:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._retry_while_locked(lambda: self.conn.execute("PRAGMA journal_mode=WAL"))
             self.conn.execute("PRAGMA busy_timeout=60000")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
@@ -172,16 +172,24 @@ class Store:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    @staticmethod
+    def _retry_while_locked(step, attempts: int = 20, wait_s: float = 0.05) -> None:
+        """``step`` again while SQLite says the file is locked, waiting a little longer each time (``wait_s`` ×
+        attempt). busy_timeout covers most contention, not all: switching a new file to WAL needs it to itself
+        and does not wait, so a second process creating the same database at that moment is told "database is
+        locked" at once (test_two_writers_lose_nothing met it in a full-suite run on the 2-core test machine)."""
+        for attempt in range(attempts):
+            try:
+                step()
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == attempts - 1:
+                    raise
+                time.sleep(wait_s * (attempt + 1))
+
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        for attempt in range(20):  # busy_timeout covers most contention; this covers the rest
-            try:
-                self.conn.execute("BEGIN IMMEDIATE")
-                break
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or attempt == 19:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        self._retry_while_locked(lambda: self.conn.execute("BEGIN IMMEDIATE"))
         try:
             yield self.conn
             self.conn.execute("COMMIT")

@@ -399,7 +399,7 @@ def test_cross_validation_and_intervals_on_rows_a_roofline_made(monkeypatch):
     assert lo <= 0.95 and hi >= 1.05 and hi >= max(x.measured_ms / x.predicted_ms for x in lomo) * 0.99
     assert E.interval_from(lomo[:2]) is None
     nt, rep = E.calibrate(t, rows)
-    assert rep["interval"] and "leave-one-source-out" in nt.roofline["interval_basis"]
+    assert rep.interval and "leave-one-source-out" in nt.roofline["interval_basis"]
     est = E.estimate_layers(models[("m0", 224)], E.roofline_for(nt))
     assert est.low_ms < est.latency_ms < est.high_ms and "8 rows" in est.basis
 
@@ -490,7 +490,7 @@ def test_a_target_without_rows_borrows_its_sibling_scaled_and_says_so():
     mine = replace(sib, device="other", peak_macs_per_s=2e12, roofline=None)
     residuals = [E.Residual("m", 224, "s", ms, 1.0, 1.0, "device") for ms in (0.7, 0.8, 0.9, 1.0, 1.1, 1.3, 1.5)]
     nt, rep = E.borrow(mine, sib, residuals)
-    assert rep["scale"] == pytest.approx(2.0)
+    assert rep.scale == pytest.approx(2.0)
     assert nt.peak_macs_per_s == pytest.approx(2 * sib.peak_macs_per_s, rel=1e-3)
     assert nt.mem_bw_bytes_per_s == pytest.approx(2 * sib.mem_bw_bytes_per_s, rel=1e-3)
     assert "borrowed from s23/litert-gpu/fp16" in nt.roofline["fit"] and "paper_target" not in nt.roofline
@@ -534,7 +534,7 @@ def test_the_shipped_iphone14pro_and_15pro_profiles_are_the_iphone13_fit_borrowe
         prof = profiles[device]
         t = next(t for t in prof.targets if t.backend == "coreml-ane")
         again, rep = E.transfer(t, prof, profiles)
-        assert rep["borrowed_from"] == "iphone13/coreml-ane/fp16" and t.roofline["fit"].startswith("borrowed from")
+        assert rep.borrowed_from == "iphone13/coreml-ane/fp16" and t.roofline["fit"].startswith("borrowed from")
         # the interval comes from least-squares fits of sibling rows: a newer SciPy/NumPy moves it by about 1%
         # (0.577 -> 0.569 for the iPhone 14 Pro's low factor between two fresh venvs); drift beyond that is a change
         assert again.peak_macs_per_s == t.peak_macs_per_s
@@ -555,7 +555,7 @@ def test_a_phones_cpu_and_gpu_targets_borrow_too_with_the_interval_of_cross_vend
     raw = replace(gpu, peak_macs_per_s=E.datasheet_peak(gpu), roofline=None)
     assert not E.training_rows(raw, None, published=True)
     nt, rep = E.transfer(raw, pixel4, profiles)
-    assert rep["borrowed_from"] == "pixel7/litert-gpu/fp16"
+    assert rep.borrowed_from == "pixel7/litert-gpu/fp16"
     assert "same target on devices of any vendor" in nt.roofline["interval_basis"]
     residuals, where = E.transfer_residuals(raw, pixel4, profiles)
     assert len(residuals) == 22 and where.startswith("same target")  # 11 rows each of the Pixel 7 and the S23
@@ -584,7 +584,7 @@ def test_refits_and_cross_validation_start_from_the_datasheet_not_the_shipped_fi
     same = [x.predicted_ms for x in E.cross_validate(ane, rows)]
     assert [x.predicted_ms for x in E.cross_validate(wild, rows)] == pytest.approx(same, rel=1e-6)
     fitted, rep = E.calibrate(wild, rows)
-    assert "invoke_s" not in rep["free"] and "invoke_s" not in fitted.roofline
+    assert "invoke_s" not in rep.free and "invoke_s" not in fitted.roofline
     assert fitted.peak_macs_per_s == pytest.approx(ane.peak_macs_per_s, rel=1e-3)  # what the shipped fit says
     assert fitted.roofline["datasheet_peak_macs_per_s"] == 5.5e12  # and the datasheet stays beside it
 

@@ -113,10 +113,10 @@ def test_a_fit_on_as_few_rows_as_parameters_says_so():
 
     tpu = next(t for t in get_profile("pixel8").targets if t.name == "edgetpu")
     _, two = E.calibrate(tpu, [("mnv4_conv_s", 224, 0.7, "paper"), ("mnv4_conv_l", 384, 2.4, "paper")])
-    assert len(two["free"]) == 2 and "reproduces them exactly" in two["caveat"]
+    assert len(two.free) == 2 and "reproduces them exactly" in two.caveat
     _, more = E.calibrate(tpu, [(m, r, ms, "paper") for m, r, ms in (("mnv4_conv_s", 224, 0.7), ("mnv4_conv_l", 384, 2.4),
                                                                       ("mnv2_100", 224, 0.7), ("mnv1_100", 224, 0.8))])  # fmt: skip
-    assert more["caveat"] is None or len(more["free"]) >= 4
+    assert more.caveat is None or len(more.free) >= 4
 
 
 def test_an_export_prints_deploykits_lines_only(tmp_path):

@@ -401,31 +401,31 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
             header=f"{profile.display}: fitted by `deploykit estimate --fit`",
         )
     if as_json:
-        print_json({"profile": profile.name, "fits": report, "written": str(path) if path else None})
+        print_json(
+            {"profile": profile.name, "fits": [r.to_dict() for r in report], "written": str(path) if path else None}
+        )
         return
     t = Table(title=f"{profile.name}: fitted roofline parameters")
     for col in ("target", "rows", "peak GMAC/s", "GB/s", "ridge", "dispatch us", "invoke us", "dw eff.", "rms log err"):
         t.add_column(col, justify="left" if col == "target" else "right")
     for r in report:
         t.add_row(
-            r["target"],
-            str(r["rows"]),
-            f"{r['peak_macs_per_s'] / 1e9:.1f}",
-            f"{r['mem_bw_bytes_per_s'] / 1e9:.2f}",
-            f"{r['peak_macs_per_s'] / r['mem_bw_bytes_per_s']:.1f}",
-            f"{r['dispatch_s'] * 1e6:.2f}",
-            f"{r['invoke_s'] * 1e6:.1f}",
-            f"{r['efficiency'].get('dwconv', float('nan')):.3f}",
-            "–" if r["rms_log_error"] is None else f"{r['rms_log_error']:.3f}",  # borrowed: fitted on no row
+            r.target,
+            str(r.rows),
+            f"{r.peak_macs_per_s / 1e9:.1f}",
+            f"{r.mem_bw_bytes_per_s / 1e9:.2f}",
+            f"{r.peak_macs_per_s / r.mem_bw_bytes_per_s:.1f}",
+            f"{r.dispatch_s * 1e6:.2f}",
+            f"{r.invoke_s * 1e6:.1f}",
+            f"{r.efficiency.get('dwconv', float('nan')):.3f}",
+            "–" if r.rms_log_error is None else f"{r.rms_log_error:.3f}",  # borrowed: fitted on no row
         )
     out.print(t)
     for r in report:
-        if r["caveat"]:
-            err.print(f"note: {r['target']}: {r['caveat']}")
-        if r.get("borrowed_from"):
-            how = f"scaled by {r['scale']:.3g} to its {r['rows']} row(s)" if r["rows"] else "datasheet-scaled"
-            err.print(
-                f"note: {r['target']}: {r['borrowed_from']}'s fitted shape, {how} (the interval is the transfer's)"
-            )
+        if r.caveat:
+            err.print(f"note: {r.target}: {r.caveat}")
+        if r.borrowed_from:
+            how = f"scaled by {r.scale:.3g} to its {r.rows} row(s)" if r.rows else "datasheet-scaled"
+            err.print(f"note: {r.target}: {r.borrowed_from}'s fitted shape, {how} (the interval is the transfer's)")
     if path:
         out.print(f"wrote {path}; use it with --profiles {write}")

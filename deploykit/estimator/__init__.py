@@ -125,6 +125,7 @@ from .records import (
     breakdown,
     to_measurement,
 )
+from .reports import BorrowedFitReport, FitReport
 from .transfer import (
     anchor,
     anchored_residuals,
@@ -168,6 +169,8 @@ __all__ = [
     "UNSEEN_KINDS_INTERVAL",
     "UNSEEN_KIND_CHECK",
     "WHOLE_GRAPH_CLASSES",
+    "BorrowedFitReport",
+    "FitReport",
     "FitRow",
     "analysable_rows",
     "models_of",

@@ -8,6 +8,7 @@ from .fitting import FitResult, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
 from .layers import layer_samples, models_of
 from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
+from .reports import FitReport
 
 
 def fitted_target(
@@ -31,7 +32,7 @@ def fitted_target(
     return with_figures(target, r.peak_macs_per_s, r.mem_bw_bytes_per_s, roof)
 
 
-def calibrate(target: Target, rows) -> tuple[Target, dict]:
+def calibrate(target: Target, rows) -> tuple[Target, FitReport]:
     """Fit a target on its rows, cross-validate, and return it with its fitted figures and interval written
     back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis)."""
     res = fit_target(target, rows)
@@ -52,27 +53,27 @@ def calibrate(target: Target, rows) -> tuple[Target, dict]:
     )
     kinds = {x.kind for layers, _ in layer_samples(rows) for x in layers}
     nt = fitted_target(target, res, note, iv, basis, kinds)
-    return nt, {
-        "target": target.id,
-        "rows": len(rows),
-        "sources": sources,
-        "free": list(res.free),
-        "rms_log_error": res.rms_log_error,
-        "peak_macs_per_s": nt.peak_macs_per_s,
-        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
-        "dispatch_s": nt.roofline["dispatch_s"],
-        "invoke_s": nt.roofline.get("invoke_s", 0.0),
-        "efficiency": nt.roofline.get("efficiency", {}),
-        "interval": list(iv) if iv else None,
-        "interval_basis": basis or None,
-        "leave_one_model_out": summarize(residuals, "model"),
-        "leave_one_source_out": summarize(residuals, "source"),
+    return nt, FitReport(
+        target=target.id,
+        rows=len(rows),
+        sources=sources,
+        free=list(res.free),
+        rms_log_error=res.rms_log_error,
+        peak_macs_per_s=nt.peak_macs_per_s,
+        mem_bw_bytes_per_s=nt.mem_bw_bytes_per_s,
+        dispatch_s=nt.roofline["dispatch_s"],
+        invoke_s=nt.roofline.get("invoke_s", 0.0),
+        efficiency=nt.roofline.get("efficiency", {}),
+        interval=list(iv) if iv else None,
+        interval_basis=basis or None,
+        leave_one_model_out=summarize(residuals, "model"),
+        leave_one_source_out=summarize(residuals, "source"),
         # as many rows as free parameters: the fit passes through every row, so its error is 0 by
         # construction and says nothing about how well it predicts
-        "caveat": (
+        caveat=(
             f"{len(rows)} row(s) for {len(res.free)} free parameter(s): the fit reproduces them exactly;"
             " its error says nothing about other models (measure more to check it)"
             if len(rows) <= len(res.free)
             else None
         ),
-    }
+    )

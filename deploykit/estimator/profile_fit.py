@@ -9,6 +9,7 @@ from ..targets import Profile, Target
 from .calibration import calibrate
 from .layers import analysable_rows, models_of, training_rows
 from .model import select_targets
+from .reports import BorrowedFitReport, FitReport
 from .transfer import transfer
 
 
@@ -18,7 +19,7 @@ class ProfileFit:
     a report per target that was fitted or borrowed, and the models whose rows were skipped, with why."""
 
     profile: Profile
-    reports: list[dict] = field(default_factory=list)
+    reports: list[FitReport | BorrowedFitReport] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # model → why deploykit cannot read its layers
 
 

@@ -27,6 +27,7 @@ from .model import (
     roofline_for,
     with_figures,
 )
+from .reports import BorrowedFitReport
 
 
 def leave_one_device_out(
@@ -68,7 +69,7 @@ def leave_one_device_out(
 
 def borrow(
     target: Target, sibling: Target, family_residuals: list[Residual], pool: str = "family"
-) -> tuple[Target, dict]:
+) -> tuple[Target, BorrowedFitReport]:
     """A target without rows of its own takes a calibrated sibling's fitted figures (same target name and
     precision on another device of its family), peak and bandwidth scaled by the ratio of their datasheet peaks,
     and the interval of the family's leave-one-device-out residuals (the transfer's, wider than a fit's); its
@@ -107,25 +108,24 @@ def _from_sibling(
     return with_figures(target, figures.peak_macs_per_s, figures.mem_bw_bytes_per_s, roof)
 
 
-def _borrowed_report(nt: Target, sibling: Target, scale: float, rows, rms_log_error: float | None) -> dict:
-    """The shape of :func:`calibrate`'s report for a target that took a sibling's figures."""
+def _borrowed_report(nt: Target, sibling: Target, scale: float, rows, rms_log_error: float | None) -> BorrowedFitReport:
+    """The report of a target that took a sibling's figures."""
     roof = nt.roofline
-    return {
-        "target": nt.id,
-        "borrowed_from": sibling.id,
-        "scale": scale,
-        "rows": len(rows),
-        "sources": sorted({s for *_, s in rows}),
-        "free": ["scale"] if rows else [],
-        "rms_log_error": rms_log_error,
-        "peak_macs_per_s": nt.peak_macs_per_s,
-        "mem_bw_bytes_per_s": nt.mem_bw_bytes_per_s,
-        "dispatch_s": roof.get("dispatch_s", 0.0),
-        "invoke_s": roof.get("invoke_s", 0.0),
-        "efficiency": roof.get("efficiency", {}),
-        "interval": roof.get("interval"),
-        "caveat": None,
-    }
+    return BorrowedFitReport(
+        target=nt.id,
+        borrowed_from=sibling.id,
+        scale=scale,
+        rows=len(rows),
+        sources=sorted({s for *_, s in rows}),
+        free=["scale"] if rows else [],
+        rms_log_error=rms_log_error,
+        peak_macs_per_s=nt.peak_macs_per_s,
+        mem_bw_bytes_per_s=nt.mem_bw_bytes_per_s,
+        dispatch_s=roof.get("dispatch_s", 0.0),
+        invoke_s=roof.get("invoke_s", 0.0),
+        efficiency=roof.get("efficiency", {}),
+        interval=roof.get("interval"),
+    )
 
 
 def vendor(profile) -> str:
@@ -176,7 +176,7 @@ def _nearest(target: Target, family: dict[str, tuple[Target, list]]) -> tuple[st
     return min(family.items(), key=lambda kv: abs(np.log(datasheet_peak(target) / datasheet_peak(kv[1][0]))))
 
 
-def transfer(target: Target, profile, profiles: dict, rows=None) -> tuple[Target, dict] | None:
+def transfer(target: Target, profile, profiles: dict, rows=None) -> tuple[Target, BorrowedFitReport] | None:
     """For a target without corpus rows: its nearest calibrated sibling (:func:`_siblings`; nearest by datasheet
     peak), fitted on its rows, borrowed by :func:`borrow` with the interval of :func:`transfer_residuals`. Given
     ``rows`` of the target's own that cover one model, the borrowed shape is then scaled to them (:func:`anchor`).
@@ -228,7 +228,9 @@ def anchored_residuals(family: dict[str, tuple[Target, list]]) -> list[Residual]
     return out
 
 
-def anchor(target: Target, sibling: Target, rows, family: dict[str, tuple[Target, list]]) -> tuple[Target, dict]:
+def anchor(
+    target: Target, sibling: Target, rows, family: dict[str, tuple[Target, list]]
+) -> tuple[Target, BorrowedFitReport]:
     """A target whose own rows cover one model: a fit of its own would move one parameter to pass through that
     model and guess the rest; the sibling's fitted shape scaled to the rows keeps what the sibling's several models
     taught, and predicts the other models better than a fit of its own does (``scripts/estimator_sparse_rows.py``,

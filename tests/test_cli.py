@@ -1,18 +1,16 @@
-"""The CLI as a user runs it: a real subprocess of the installed console script."""
+"""The CLI's zoo commands and usage errors: in-process where the output and exit status are what is tested, a real
+subprocess of the installed console script for the usage errors (click's own path, as a user meets it)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 
 import pytest
 
-from tests.conftest import EXE, REQUIRED
+from tests.conftest import REQUIRED, cli, invoke
 
-
-def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([EXE, *args], capture_output=True, text=True, timeout=300, env=env)
+run = invoke
 
 
 def test_models_json_lists_the_zoo(tmp_path):
@@ -54,7 +52,7 @@ def test_info_tables_and_json():
     ],
 )
 def test_user_errors_exit_2_with_one_line(args, needle):
-    r = run(*args)
+    r = cli(*args)
     assert r.returncode == 2
     assert needle in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

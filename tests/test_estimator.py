@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -16,13 +14,11 @@ from deploykit import estimator as E
 from deploykit.analysis import analyze_spec
 from deploykit.devices import get_profile, load_profile, load_profiles
 from deploykit.errors import DeploykitError
+from tests.conftest import invoke
 
 
 def _run(*args, cwd=None):
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "deploykit", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
-    )
+    return invoke(*args, cwd=cwd)  # in-process: the output and exit status are what is tested
 
 
 def test_layer_time_is_max_of_compute_and_memory_plus_dispatch():

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,16 +16,14 @@ import pytest
 from deploykit.measurement import Measurement
 from deploykit.reports.pareto import interval_fronts, pareto_front
 from deploykit.store import Store
+from tests.conftest import invoke
 
 EVIL = "<script>alert('x')</script>net"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _run(*args):
-    env = {**os.environ, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "deploykit", *args], capture_output=True, text=True, env=env, timeout=600
-    )
+    return invoke(*args)  # in-process: the output and exit status are what is tested
 
 
 def _brute_front(points: list[tuple[float, float]]) -> set[int]:

@@ -14,7 +14,7 @@ import pytest
 
 from deploykit.measurement import LatencyStats, Measurement
 from deploykit.store import Store
-from tests.conftest import cli as run
+from tests.conftest import invoke as run
 from tests.conftest import one_line
 
 MARKUP = "[red]y[blink]"  # Rich would print it as "y"

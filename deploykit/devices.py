@@ -95,10 +95,9 @@ def get_profile(name: str, extra: str | Path | None = None) -> Profile:
 
 # Parsed profiles, keyed by the file's path and content and by the backend plugins registered: a sweep asks for
 # the profiles several times a job (preparing it, finding its target, asking whether it is hosted), and parsing
-# the TOML is most of the 14-16 ms a full load costs. Keyed on content, not mtime: file times tick coarsely
-# enough that a file rewritten within a few milliseconds keeps its mtime.
-# Held pickled: a fresh copy for each caller by unpickling takes half the time of copy.deepcopy (a full load of
-# the shipped profiles on this project's 2-core VM: 16 ms parsed each time, 4.5 ms deep-copied, 2.4 ms unpickled).
+# the TOML is most of what a full load costs. Keyed on content, not mtime: file times tick coarsely enough that a
+# file rewritten within a few milliseconds keeps its mtime. Held pickled: each caller gets a fresh copy, and
+# unpickling is the cheaper way to make one (figures in docs/decisions.md, "Profiles parsed once").
 _PARSED: dict[tuple, bytes] = {}
 
 

@@ -71,11 +71,8 @@ def with_rounding_noise(converted, seed: int = 0, share: float = 1 / 16):
     amplifies rounding: the int8 threshold calibrates on it, as TFLite's calibrates on LiteRT's reference kernels
     (ExecuTorch's host runtime has no second int8 kernel set). Weights are not touched.
 
-    Why 1/16: on MobileNetV4-Conv-S (224, seeded random weights, synthetic inputs) shares 1/2, 1/4, 1/8, 1/16
-    gave cosines 0.707, 0.741, 0.785, 0.838 against the clean program, where LiteRT's own reference-vs-XNNPACK
-    kernels agree at 0.928 on its int8 file and ExecuTorch's file agrees with the program at 0.934: 1/16 is the
-    largest share whose threshold (0.818) is not far below what two real kernel sets show; it is still a looser
-    gate than TFLite's (docs/executorch.md)."""
+    The share is the largest whose threshold is not far below what two real kernel sets agree at; it is still a
+    looser gate than TFLite's (the figures behind 1/16: docs/decisions.md, "ExecuTorch's rounding-noise share")."""
     import copy
 
     gen = torch.Generator().manual_seed(seed)

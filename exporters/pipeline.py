@@ -407,17 +407,10 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
 
 
 def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, reference_noisy=None) -> dict:
-    from .fidelity import (
-        FLOORS_VS_FLOAT,
-        FLOORS_VS_REFERENCE,
-        KERNEL_SLACK,
-        THRESHOLDS,
-        compare,
-        floor_key,
-        judge,
-        run_artifact,
-        shortfalls,
-    )
+    """The file run beside PyTorch on the same inputs: against float PyTorch for a float file, against PyTorch's
+    simulated-int8 program (and float PyTorch) for a static int8 one; where the format cannot run here, its
+    structure only."""
+    from .fidelity import compare, run_artifact
 
     fmt = formats.get(req.fmt)
     cannot = fmt.cannot_run_here()
@@ -444,20 +437,32 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
             "inputs": info["source"],
         }
     if reference is None:  # float files (and int8-dynamic on real weights): float PyTorch is the reference
-        metrics = compare(ref, got)
-        key = floor_key(req.precision)
-        floors = FLOORS_VS_FLOAT[key] if key == "int8" else FLOORS_VS_REFERENCE[key]
-        missed = shortfalls(metrics, floors)
-        return {
-            **judge(metrics, req.precision),
-            "reference": "pytorch-fp32",
-            "inputs": info["source"],
-            "floors": floors,
-            "shortfalls": missed,
-            "status": "failed-fidelity" if missed else "verified",
-        }
-    # Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch. The
-    # program takes the file's own input layout (NHWC for TFLite, NCHW for ExecuTorch).
+        return _verify_float(req.precision, ref, got, info)
+    return _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy)
+
+
+def _verify_float(precision: str, ref, got, info: dict) -> dict:
+    from .fidelity import FLOORS_VS_FLOAT, FLOORS_VS_REFERENCE, compare, floor_key, judge, shortfalls
+
+    metrics = compare(ref, got)
+    key = floor_key(precision)
+    floors = FLOORS_VS_FLOAT[key] if key == "int8" else FLOORS_VS_REFERENCE[key]
+    missed = shortfalls(metrics, floors)
+    return {
+        **judge(metrics, precision),
+        "reference": "pytorch-fp32",
+        "inputs": info["source"],
+        "floors": floors,
+        "shortfalls": missed,
+        "status": "failed-fidelity" if missed else "verified",
+    }
+
+
+def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy) -> dict:
+    """Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch. The
+    program takes the file's own input layout (NHWC for TFLite, NCHW for ExecuTorch)."""
+    from .fidelity import FLOORS_VS_FLOAT, FLOORS_VS_REFERENCE, compare, judge, shortfalls
+
     nhwc = manifest.inputs[0].layout == "NHWC"
 
     def run_program(program) -> np.ndarray:
@@ -467,20 +472,8 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
             )
 
     qref = run_program(reference)
-    if fmt.reference_kernels:  # a second int8 kernel set on the same file: the threshold calibrates on it
-        kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
-        threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
-        rule = f"min({THRESHOLDS[req.precision]}, {fmt.reference_kernels} kernel cosine - {KERNEL_SLACK})"
-    elif reference_noisy is not None:  # no second kernel set: how far one-LSB rounding differences grow instead
-        kernels = compare(qref, run_program(reference_noisy))
-        threshold = min(THRESHOLDS[req.precision], kernels["cosine_min"] - KERNEL_SLACK)
-        rule = (
-            f"min({THRESHOLDS[req.precision]}, PyTorch int8 program vs itself with 1-LSB rounding noise on 1/16 of"
-            f" its activations, cosine - {KERNEL_SLACK})"
-        )
-    else:  # nothing to calibrate on: the fixed threshold alone
-        kernels, threshold = None, THRESHOLDS[req.precision]
-        rule = f"{THRESHOLDS[req.precision]} (no second int8 implementation to compare with)"
+    run_noisy = (lambda: run_program(reference_noisy)) if reference_noisy is not None else None
+    kernels, threshold, rule = _int8_threshold(req.precision, fmt, path, manifest, x, got, qref, run_noisy)
     vs_int8, vs_fp32 = compare(qref, got), compare(ref, got)
     judged = judge(vs_int8, req.precision, threshold)
     missed = shortfalls(vs_int8, FLOORS_VS_REFERENCE["int8"]) + [
@@ -501,3 +494,23 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
         "shortfalls": missed,
         "status": status,
     }
+
+
+def _int8_threshold(precision: str, fmt, path, manifest, x, got, qref, run_noisy) -> tuple[dict | None, float, str]:
+    """(the agreement the threshold calibrates on, the threshold, its rule in words): a second int8 kernel set on
+    the same file where the format has one, else how far one-LSB rounding differences grow in PyTorch's program,
+    else the fixed threshold alone."""
+    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, run_artifact
+
+    if fmt.reference_kernels:
+        kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
+        rule = f"min({THRESHOLDS[precision]}, {fmt.reference_kernels} kernel cosine - {KERNEL_SLACK})"
+    elif run_noisy is not None:
+        kernels = compare(qref, run_noisy())
+        rule = (
+            f"min({THRESHOLDS[precision]}, PyTorch int8 program vs itself with 1-LSB rounding noise on 1/16 of"
+            f" its activations, cosine - {KERNEL_SLACK})"
+        )
+    else:
+        return None, THRESHOLDS[precision], f"{THRESHOLDS[precision]} (no second int8 implementation to compare with)"
+    return kernels, min(THRESHOLDS[precision], kernels["cosine_min"] - KERNEL_SLACK), rule

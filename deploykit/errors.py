@@ -46,6 +46,12 @@ class WeightsError(DeploykitError):
     """A weights file that cannot be read or does not fit the model (missing/extra/mis-shaped keys)."""
 
 
+class Interrupted(DeploykitError):
+    """Ctrl-C during a command that keeps what it finished: the message says what is kept (exit status 130)."""
+
+    exit_code = 130
+
+
 class FileError(DeploykitError):
     """A file deploykit cannot read or run (not the user's typing, but the file): one line, exit status 1."""
 

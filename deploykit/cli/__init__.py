@@ -13,7 +13,7 @@ import sys
 import typer
 from rich.text import Text
 
-from ..errors import DeploykitError, plain_text
+from ..errors import DeploykitError, Interrupted, plain_text
 from . import bench, estimate, export, results, sweep, zoo
 from .render import err
 
@@ -58,6 +58,8 @@ def main() -> None:
         rc = app(standalone_mode=False)
         if rc == 130:  # Typer turns a Ctrl-C no command caught into a silent exit 130: say it, in one line
             _fail("interrupted", 130)
+    except Interrupted as e:  # a command that caught it says what it kept, in its own line
+        _say(Text(f"interrupted: {e}"), 130)
     except DeploykitError as e:
         _fail(str(e), e.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -76,6 +78,9 @@ def main() -> None:
 
 
 def _fail(message: str, code: int) -> None:
-    line = Text("error:", style="red") + Text(" " + " ".join(plain_text(message).split()))
+    _say(Text("error:", style="red") + Text(" " + " ".join(plain_text(message).split())), code)
+
+
+def _say(line: Text, code: int) -> None:
     err.print(line, highlight=False, soft_wrap=True)
     sys.exit(code)

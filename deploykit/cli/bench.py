@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import DeploykitError
+from ..errors import DeploykitError, Interrupted
 from .common import (
     MAX_SECONDS,
     WEIGHTS_HELP,
@@ -170,8 +170,7 @@ def bench(
         try:
             run_bench(req, listener)
         except KeyboardInterrupt:
-            err.print(f"interrupted: {len(listener.results)} finished measurement(s) are stored in {db}")
-            raise typer.Exit(130) from None
+            raise Interrupted(f"{len(listener.results)} finished measurement(s) are stored in {db}") from None
     results = listener.results
     failed = [m for m in results if m.status == "failed"]
     say_quality(results)  # on stderr, with --json too: a warning must not need the table to be seen

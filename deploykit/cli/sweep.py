@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import DeploykitError
+from ..errors import DeploykitError, Interrupted
 from .common import MAX_SECONDS, JsonOpt, NoCacheOpt, bounded, check_method, one_line, output_path
 from .render import BarListener, bar, err, out, print_json, say_quality
 
@@ -97,8 +97,7 @@ def sweep(
             else:
                 summary = run_sweep(jobs, opts, listener)
         except KeyboardInterrupt:
-            err.print(f"interrupted: finished jobs are stored in {db}; run the same command to resume")
-            raise typer.Exit(130) from None
+            raise Interrupted(f"finished jobs are stored in {db}; run the same command to resume") from None
     if report_file:
         from ..reports.html import write_report
 

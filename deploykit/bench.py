@@ -43,6 +43,7 @@ class BenchRequest:
     input_shapes: dict = field(default_factory=dict)  # --input-shape NAME=1,3,640,640 for dynamic dimensions
     weights: str | None = None  # exports on demand with these weights (a file, "timm", "hf-hub:…")
     use_cache: bool = True  # exports on demand reuse and keep verified files in the artifact cache
+    label: str | None = None  # the run's label (a git commit, say) on every row: what `deploykit compare` selects
     user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
     shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
 
@@ -154,6 +155,7 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
             listener=listener,
         )
         for _, (m, manifest) in cells:
+            m.label = req.label
             store.add(m, manifest)
             done.append(m)
             listener.finished(m)

@@ -23,6 +23,9 @@ class Listener:
     def finished(self, m: Measurement) -> None:
         """One cell finished (ok, failed or unsupported) and is stored."""
 
+    def step(self) -> None:
+        """One unit of planned work done that is not a stored cell (a round of an interleaved A/B run)."""
+
     def warn(self, text: str) -> None:
         """Something the user should see that does not stop the work."""
 

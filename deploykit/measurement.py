@@ -171,6 +171,7 @@ class Measurement:
     error: str | None = None
     quality: str | None = None  # measured here: "clean" or "noisy" (deploykit.quality); None where not judged
     warnings: list[str] = field(default_factory=list)  # said with the row wherever it is shown
+    label: str | None = None  # the run it belongs to (`bench --label`): what `deploykit compare` selects by
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     id: int | None = None  # the store's row id, once stored
 

@@ -25,7 +25,7 @@ from .errors import DeploykitError, FileError, plain_text
 from .measurement import LatencyStats, Measurement
 
 DEFAULT_DB = "deploykit-results.db"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Migration N takes the database from version N-1 to N. Never edit a released one; append.
 MIGRATIONS: list[str] = [
@@ -128,11 +128,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX measurements_target ON measurements (target, model);
     CREATE INDEX measurements_model ON measurements (model, provenance);
     """,
+    # 6: a run's label (`bench`/`sweep --label NAME`, a git commit say): what `deploykit compare` selects a run by
+    """
+    ALTER TABLE measurements ADD COLUMN label TEXT;
+    CREATE INDEX measurements_label ON measurements (label);
+    """,
 ]
 
 _COLUMNS = (
     "created model resolution format precision target device backend provenance status artifact_sha256 artifact"
-    " median_ms stats env delegate error samples details quality warnings"
+    " median_ms stats env delegate error samples details quality warnings label"
 ).split()
 
 
@@ -291,9 +296,17 @@ class Store:
         provenance: str | None = None,
         status: str | None = None,
         samples: bool = False,
+        label: str | None = None,
     ) -> list[Measurement]:
         where, args = [], []
-        for col, val in (("model", model), ("device", device), ("target", target), ("provenance", provenance)):
+        fields = (
+            ("model", model),
+            ("device", device),
+            ("target", target),
+            ("provenance", provenance),
+            ("label", label),
+        )
+        for col, val in fields:
             if val is not None:
                 where.append(f"{col} = ?")
                 args.append(val)
@@ -355,6 +368,13 @@ class Store:
             for row_id in ids:
                 gone += c.execute("DELETE FROM measurements WHERE id = ?", [row_id]).rowcount
         return gone
+
+    def labels(self) -> dict[str, int]:
+        """Every run label in the store, with its number of rows, in the order they were first used."""
+        rows = self.conn.execute(
+            "SELECT label, COUNT(*) FROM measurements WHERE label IS NOT NULL GROUP BY label ORDER BY MIN(id)"
+        )
+        return dict(rows.fetchall())
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]

@@ -79,6 +79,7 @@ class SweepOptions:
     strict: int = 0  # re-measure noisy cells up to this many times, then fail them
     weights: str | None = None  # "timm" (every model's, or fail), "cached" (where the cache has it), a file
     use_cache: bool = True  # the artifact cache (exporters/cache.py) for the exports of measured cells
+    label: str | None = None  # the run's label on every row it stores; cells count as finished per label
 
 
 def plan_sweep(
@@ -125,6 +126,7 @@ def _exportable(t) -> bool:
 def run_job(job: Job, opts: SweepOptions):
     """Run one job and store its Measurement; returns it."""
     m, manifest = finish_job(job, prepare_job(job, opts))
+    m.label = opts.label
     with Store(opts.db) as store:
         store.add(m, manifest)
     return m
@@ -240,15 +242,16 @@ def weights_plan(models: list[str], choice: str | None) -> dict[str, str]:
     return out
 
 
-def finished(jobs: list[Job], db: Path, retry_failed: bool = False) -> set[Job]:
+def finished(jobs: list[Job], db: Path, retry_failed: bool = False, label: str | None = None) -> set[Job]:
     """Jobs with a result in the store: ok or unsupported, and failed ones too unless ``retry_failed`` (a failure
     is a result: re-running it every time would repeat a broken export or a crashing delegate for nothing).
-    ``device-unavailable`` (the farm's device left the cluster) is never final: the next run tries again."""
+    ``device-unavailable`` (the farm's device left the cluster) is never final: the next run tries again.
+    A labelled sweep counts only its own label's rows: a new commit's run measures every cell again."""
     if not Path(db).exists():
         return set()
     final = ("ok", "unsupported") if retry_failed else ("ok", "unsupported", "failed")
     with Store(db) as store:
-        latest = {(m.model, m.target, m.provenance): m.status for m in store.query()}
+        latest = {(m.model, m.target, m.provenance): m.status for m in store.query(label=label)}
     return {j for j in jobs if latest.get((j.model, j.target, j.provenance)) in final}
 
 
@@ -302,7 +305,7 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     from .bench import run_cells
 
     listener = listener or Listener()
-    skip = finished(jobs, opts.db, opts.retry_failed)
+    skip = finished(jobs, opts.db, opts.retry_failed, opts.label)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep")
     counts = dict.fromkeys(STATUSES, 0)
@@ -323,6 +326,7 @@ def run_sweep(jobs: list[Job], opts: SweepOptions, listener: Listener | None = N
     )
     with Store(opts.db) as store:
         for _, (m, manifest) in cells:
+            m.label = opts.label
             store.add(m, manifest)
             counts[m.status] += 1
             if m.quality == "noisy":

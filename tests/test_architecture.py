@@ -28,7 +28,8 @@ LAYERS = [
     ("farm", ["deploykit.farm"]),  # the Ray executor runs the sweep's jobs: above it, below the CLI
     ("orchestration", ["deploykit.sweep"]),
     ("stages", ["deploykit.bench", "deploykit.evaluate", "deploykit.reports", "deploykit.estimator",
-                "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer"]),
+                "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer",
+                "deploykit.compare", "deploykit.interleave"]),
     ("devices", ["deploykit.devices"]),
     ("backends", ["deploykit.backends"]),
     ("formats", ["deploykit.exporters"]),

@@ -1,6 +1,6 @@
 """The ``deploykit`` command line: a thin Typer/Rich layer over the library.
 
-One module per command group (zoo, export, bench, results, estimate, sweep), the options and checks they share
+One module per command group (zoo, export, bench, results, estimate, compare, sweep), the options and checks they share
 in ``common``, and everything printed in ``render``. The commands are registered here, in the order ``--help``
 lists them. Every command that prints a table also takes ``--json``. A :class:`DeploykitError` (a user mistake)
 becomes one line on stderr and exit status 2, never a traceback.
@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from ..errors import DeploykitError, Interrupted, plain_text
-from . import bench, estimate, export, results, sweep, zoo
+from . import bench, compare, estimate, export, results, sweep, zoo
 from .render import err
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ COMMANDS = {
     "formats": export.formats,
     "estimate": estimate.estimate_app,
     "report": results.report,
+    "compare": compare.compare,
     "eval": bench.eval_,
     "sweep": sweep.sweep,
     "farm": sweep.farm_app,

@@ -14,9 +14,11 @@ from .common import (
     MAX_SECONDS,
     WEIGHTS_HELP,
     JsonOpt,
+    LabelOpt,
     NoCacheOpt,
     backend_names,
     bounded,
+    check_label,
     check_method,
     device_names,
     named_shapes,
@@ -132,6 +134,7 @@ def bench(
     cooldown: Annotated[
         float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
     ] = 60.0,
+    label: LabelOpt = None,
     as_json: JsonOpt = False,
 ):
     """Measure latency on every target of a device; results go to the database with their provenance.
@@ -142,6 +145,7 @@ def bench(
 
     check_method(runs, repetitions, warmup, strict, budget, timeout)
     bounded("--cooldown", cooldown, 0, MAX_SECONDS)
+    check_label(label)
     req = BenchRequest(
         device=device,
         models=model or [],
@@ -164,6 +168,7 @@ def bench(
         input_shapes=named_shapes(input_shape or []),
         weights=weights,
         use_cache=not no_cache,
+        label=label,
     )
     with bar(as_json) as progress:
         listener = BarListener(progress)

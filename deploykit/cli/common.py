@@ -55,6 +55,12 @@ ModelFilter = Annotated[str | None, typer.Option(help="Only this model.")]
 DeviceFilter = Annotated[str | None, typer.Option(help="Only this device.")]
 
 
+LabelOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Label every stored row with this run name (a git commit, say): `deploykit compare` selects by it."
+    ),
+]
 ProvenanceFilter = Annotated[str | None, typer.Option(help="measured, estimated or published.")]
 
 
@@ -164,6 +170,18 @@ def output_path(text: str, option: str, folder: bool = False) -> Path:
     except OSError as e:
         raise DeploykitError(f"{option} {text}: cannot create files in {existing} ({e.strerror})") from None
     return p
+
+
+MAX_LABEL = 100
+
+
+def check_label(label: str | None) -> str | None:
+    """A run label is a name a user types again (`compare BASE NEW`): printable, one line, not too long."""
+    if label is None:
+        return None
+    if not label.strip() or len(label) > MAX_LABEL or not label.isprintable():
+        raise DeploykitError(f"--label must be 1-{MAX_LABEL} printable characters on one line, not {label!r}")
+    return label
 
 
 def parse_shape(text: str | None) -> tuple[int, ...] | None:

@@ -43,6 +43,9 @@ class BarListener:
         self.results.append(m)
         self.progress.advance(self.task)
 
+    def step(self) -> None:
+        self.progress.advance(self.task)
+
     def warn(self, text: str) -> None:
         self.progress.console.print(f"warning: {text}", markup=False, highlight=False)
 

@@ -8,7 +8,17 @@ from typing import Annotated
 import typer
 
 from ..errors import DeploykitError, Interrupted
-from .common import MAX_SECONDS, JsonOpt, NoCacheOpt, bounded, check_method, one_line, output_path
+from .common import (
+    MAX_SECONDS,
+    JsonOpt,
+    LabelOpt,
+    NoCacheOpt,
+    bounded,
+    check_label,
+    check_method,
+    one_line,
+    output_path,
+)
 from .render import BarListener, bar, err, out, print_json, say_quality
 
 
@@ -35,6 +45,7 @@ def sweep(
     ] = None,
     strict: Annotated[int, typer.Option(help="Re-measure a noisy cell up to N times, then fail it.")] = 0,
     no_cache: NoCacheOpt = False,
+    label: LabelOpt = None,
     plan_only: Annotated[bool, typer.Option("--plan", help="Print the jobs (JSON) and stop.")] = False,
     executor: Annotated[
         str, typer.Option(help="serial (this machine, one job at a time) or ray (a device farm: `deploykit farm`).")
@@ -59,6 +70,7 @@ def sweep(
     # a name given twice is one name: a duplicate would run (and store) every job of it twice
     split = lambda text: list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))  # noqa: E731
     check_method(runs, repetitions, warmup, strict, budget)
+    check_label(label)
     if report_file is not None:
         output_path(report_file, "--report")
     if executor not in ("serial", "ray"):
@@ -81,6 +93,7 @@ def sweep(
         strict=strict,
         weights=weights,
         use_cache=not no_cache,
+        label=label,
     )
     measured = [j.model for j in jobs if j.mode == "measure"]
     if measured:

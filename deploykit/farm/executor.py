@@ -291,7 +291,7 @@ def run_sweep_ray(
     ray = _ray()
     farm = farm or FarmOptions()
     listener = listener or Listener()
-    skip = finished(jobs, opts.db, opts.retry_failed)
+    skip = finished(jobs, opts.db, opts.retry_failed, opts.label)
     todo = [j for j in jobs if j not in skip]
     listener.planned(len(todo), skipped=len(skip), title="sweep (ray)")
     counts = dict.fromkeys(STATUSES, 0)

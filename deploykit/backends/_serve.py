@@ -1,0 +1,68 @@
+"""The child-process side of an interleaved A/B run (:mod:`deploykit.interleave`): one session, kept open, timing
+blocks of invocations on request.
+
+The first stdin line is the job (as :func:`deploykit.backends.harness.run_child` writes it, plus ``warmup``). The
+child opens the session, warms it up and answers ``{"ready": true, "env", "delegate"}`` (or ``{"error": line}``);
+then each ``{"runs": N}`` line is answered with ``{"samples": [ms, ...]}`` until stdin closes. Keeping the session
+open is the point: a round must time the model, not its loading, and both files stay as warm as each other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from deploykit.artifact import Manifest
+from deploykit.backends import base
+from deploykit.backends.worker import affinity_cpus
+from deploykit.errors import DeploykitError
+from deploykit.targets import Target
+
+
+def say(payload: dict) -> None:
+    sys.stdout.write(json.dumps(payload) + "\n")
+    sys.stdout.flush()
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.readline())
+    target = Target(**job["target"])
+    cpus = affinity_cpus(target.affinity)
+    if cpus:
+        os.sched_setaffinity(0, cpus)
+    artifact = base.Artifact(
+        job["model"],
+        job["resolution"],
+        Path(job["path"]) if job["path"] else None,
+        Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
+        job.get("input_shapes"),
+    )
+    try:
+        session = base.get(job["plugin"]).open(artifact, target)
+        for _ in range(job["warmup"]):
+            session.run()
+    except DeploykitError as e:  # the runtime refused the file: one line, as the timed worker says it
+        say({"error": str(e)})
+        return
+    say(
+        {
+            "ready": True,
+            "env": {**session.env, "affinity": sorted(os.sched_getaffinity(0))},
+            "delegate": session.delegate,
+        }
+    )
+    for line in sys.stdin:
+        runs = json.loads(line)["runs"]
+        samples = []
+        for _ in range(runs):
+            t0 = time.perf_counter_ns()
+            session.run()
+            samples.append((time.perf_counter_ns() - t0) / 1e6)
+        say({"samples": samples})
+
+
+if __name__ == "__main__":
+    main()

@@ -61,11 +61,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2000)
     seeds = parser.parse_args().seeds
     designs = {
-        f"--ab, {DEFAULT_ROUNDS} rounds (default)": lambda s, i: judge_paired(*interleaved(s, i, DEFAULT_ROUNDS)).verdict,
+        f"--ab, {DEFAULT_ROUNDS} rounds (default)": lambda s, i: (
+            judge_paired(*interleaved(s, i, DEFAULT_ROUNDS)).verdict
+        ),
         f"--ab, {MIN_ROUNDS} rounds (minimum)": lambda s, i: judge_paired(*interleaved(s, i, MIN_ROUNDS)).verdict,
-        "stored runs, 5 repetitions each (U test on repetition means)": lambda s, i: judge_unpaired(
-            *separate_runs(s, i)[:2]
-        ).verdict,
+        "stored runs, 5 repetitions each (U test on repetition means)": lambda s, i: (
+            judge_unpaired(*separate_runs(s, i)[:2]).verdict
+        ),
         "stored runs, U test on every raw invocation (not adopted)": lambda s, i: raw_sample_verdict(
             *separate_runs(s, i)[2:]
         ),

@@ -376,3 +376,47 @@ def load_run(spec: str, db: str, model: str | None = None, device: str | None = 
             raise DeploykitError(f"no run labelled {label!r} in {db}", hint=f"labels there: {known}")
         rows = store.query(label=label, model=model, device=device, target=target)
     return Run(spec, db, label, rows)
+
+
+DRIFT_WARNING = (
+    "separate runs: drift between them (the clock, heat, neighbours) is not controlled;"
+    " `deploykit compare --ab BASE_FILE NEW_FILE --device D` times both files interleaved and controls it"
+)
+
+
+def runs_report(
+    base: str, new: str, db: str, threshold: float = DEFAULT_THRESHOLD, across_machines: bool = False, **filters
+) -> dict:
+    """``compare BASE NEW`` as one dict: what ``--json`` prints, ``--markdown`` and the HTML report render."""
+    from .errors import DeploykitError
+
+    runs = [load_run(spec, db, **filters) for spec in (base, new)]
+    cells = compare_rows(runs[0].rows, runs[1].rows, threshold, across_machines)
+    if not cells:
+        sizes = ", ".join(f"{r.name}: {len(latest_per_cell(r.rows))} ok cells" for r in runs)
+        raise DeploykitError(
+            f"no cell has an ok row in both runs ({sizes})",
+            hint="a cell is a model × resolution × target; check the filters",
+        )
+    counts = dict.fromkeys(VERDICTS, 0)
+    for c in cells:
+        counts[c.judgement.verdict] += 1
+    return {
+        "mode": "runs",
+        "base": runs[0].name,
+        "new": runs[1].name,
+        "threshold": threshold,
+        "method": UNPAIRED_METHOD,
+        "warnings": [DRIFT_WARNING],
+        "counts": counts,
+        "cells": [_report_cell(c) for c in cells],
+    }
+
+
+def _report_cell(c: CellComparison) -> dict:
+    d = c.to_dict()
+    shapes = d.get("input_shapes") or {}
+    label = d["model"] + (
+        " [" + "; ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items()) + "]" if shapes else ""
+    )
+    return {"cell": f"{label} on {d['target']}", "base_ms": c.base.median_ms, "new_ms": c.new.median_ms, **d}

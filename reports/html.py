@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import shlex
 import time
 from importlib import resources
@@ -350,8 +351,6 @@ def _fmt(v, digits=3) -> str:
 
 
 def _heat(ms: float, lo: float, hi: float) -> str:
-    import math
-
     t = 0.0 if hi <= lo else (math.log(ms) - math.log(lo)) / (math.log(hi) - math.log(lo))
     return f"hsl({int(120 - 120 * t)}, 70%, 85%)"
 
@@ -471,11 +470,51 @@ def _roofline_section(data: dict) -> str:
     )
 
 
+def _interval_svg(c: dict, threshold: float) -> str:
+    """The ratio and its 95% interval on a log axis from 1/2× to 2×, over the ±threshold band: a glance shows
+    whether the interval clears the band."""
+    if c.get("ratio") is None:
+        return ""
+    width, span = 160, math.log(2)
+    x = lambda r: width / 2 + width / 2 * max(-1.0, min(1.0, math.log(r) / span))  # noqa: E731
+    band = f'<rect x="{x(1 / (1 + threshold)):.1f}" y="0" width="{x(1 + threshold) - x(1 / (1 + threshold)):.1f}" height="14" fill="#eee"/>'
+    line = (
+        f'<line x1="{x(c["low"]):.1f}" x2="{x(c["high"]):.1f}" y1="7" y2="7" stroke="#333" stroke-width="2"/>'
+        if c.get("low")
+        else ""
+    )
+    centre = f'<line x1="{width / 2}" x2="{width / 2}" y1="0" y2="14" stroke="#999"/>'
+    dot = f'<circle cx="{x(c["ratio"]):.1f}" cy="7" r="3.5" fill="#333"/>'
+    return f'<svg class="interval" width="{width}" height="14" role="img">{band}{centre}{line}{dot}</svg>'
+
+
+def _comparison_section(cmp: dict | None) -> str:
+    """``deploykit report --compare BASE NEW``: each cell's ratio new / base with its interval and verdict."""
+    if not cmp:
+        return ""
+    counts = ", ".join(f"{n} {v}" for v, n in cmp["counts"].items() if n)
+    rows = []
+    for c in cmp["cells"]:
+        interval = f"{c['low']:.3f}-{c['high']:.3f}" if c.get("low") is not None else "–"
+        rows.append(
+            f"<tr><th>{e(c['cell'])}</th><td>{_fmt(c['base_ms'])}</td><td>{_fmt(c['new_ms'])}</td>"
+            f"<td>{_fmt(c.get('ratio'))}</td><td>{interval} {_interval_svg(c, cmp['threshold'])}</td>"
+            f'<td class="verdict {e(c["verdict"])}">{e(c["verdict"])}</td><td>{e("; ".join(c["reasons"]))}</td></tr>'
+        )
+    table = _table(
+        "comparison-table", ["cell", "base ms", "new ms", "new / base", "95% interval", "verdict", "why"], rows
+    )
+    warnings = "".join(f'<p class="warning">{e(w)}</p>' for w in cmp["warnings"])
+    return (
+        f'<section id="comparison"><h2>Comparison: {e(cmp["base"])} → {e(cmp["new"])}</h2>'
+        f"<p>{e(counts)} (threshold {cmp['threshold']:.0%}; {e(cmp['method'])}). The grey band is ±threshold: a"
+        f" change counts when its interval clears 1 and its ratio leaves the band.</p>{warnings}{table}</section>"
+    )
+
+
 def _finite(o):
     """JSON has no Infinity/NaN (JSON.parse rejects them): an exact match's SNR is +inf, say. They become null
     in the page's data; the server-rendered tables still show them."""
-    import math
-
     if isinstance(o, float):
         return o if math.isfinite(o) else None
     if isinstance(o, dict):
@@ -530,7 +569,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <div id="js-errors"></div>
 </header>
 <nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
-<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}</nav>
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
 <section id="pareto"><h2>Accuracy vs latency, per target</h2><div class="plots">{plots}</div></section>
 <section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
 <p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
@@ -539,13 +578,16 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <section id="fidelity"><h2>Fidelity per artifact</h2>{_fidelity_table(data)}</section>
 <section id="compat"><h2>Compatibility findings</h2>{_compat_table(data)}</section>
 {_roofline_section(data)}
+{_comparison_section(data.get("comparison"))}
 <script id="report-data" type="application/json">{payload}</script>
 <script>{script}</script>
 </body></html>
 """
 
 
-def reproduce_command(db: str | Path, out: str | Path | None = None, profiles: str | Path | None = None) -> str:
+def reproduce_command(
+    db: str | Path, out: str | Path | None = None, profiles: str | Path | None = None, compare: tuple | None = None
+) -> str:
     """The ``deploykit report`` command that writes this report again from the same store, with the paths as
     given (the report is a function of the store: no sweep needs to run again)."""
     words = ["deploykit", "report", "--db", str(db)]
@@ -553,13 +595,23 @@ def reproduce_command(db: str | Path, out: str | Path | None = None, profiles: s
         words += ["--out", str(out)]
     if profiles is not None:
         words += ["--profiles", str(profiles)]
+    if compare:
+        words += ["--compare", *compare]
     return shlex.join(words)
 
 
-def write_report(db: str | Path, out: str | Path, profiles: str | Path | None = None) -> Path:
+def write_report(
+    db: str | Path, out: str | Path, profiles: str | Path | None = None, compare: tuple[str, str] | None = None
+) -> Path:
+    """The report of a store; with ``compare`` (two run labels, as `deploykit compare` takes them) a comparison
+    section too."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = collect(db, profiles)
-    data["meta"]["reproduce"] = reproduce_command(db, out, profiles)
+    if compare:
+        from ..compare import runs_report
+
+        data["comparison"] = runs_report(*compare, str(db))
+    data["meta"]["reproduce"] = reproduce_command(db, out, profiles, compare)
     atomic_write_text(out, render(data))
     return out

@@ -283,3 +283,18 @@ def test_ab_refuses_files_that_are_not_models(tmp_path, tiny_tflite):
     assert "junk.tflite is not a readable .tflite file" in one_line(bad, 1)
     other = run("compare", "--ab", str(notes), str(tiny_tflite), "--device", "host")
     assert "not a file deploykit reads" in one_line(other)
+
+
+def test_the_report_gains_a_comparison_view(two_runs, tmp_path):
+    out = tmp_path / "r.html"
+    r = run("report", "--db", str(two_runs), "--out", str(out), "--compare", "main", "pr")
+    assert r.returncode == 0, r.stderr
+    page = out.read_text()
+    section = page[page.index('<section id="comparison">') :]
+    assert "Comparison: main" in section and '<td class="verdict slower">slower</td>' in section
+    assert section.count('<svg class="interval"') == 2 and "--compare main pr" in page
+    plain = tmp_path / "plain.html"
+    assert run("report", "--db", str(two_runs), "--out", str(plain)).returncode == 0
+    assert 'id="comparison"' not in plain.read_text()
+    bad = run("report", "--db", str(two_runs), "--out", str(tmp_path / "x.html"), "--compare", "main", "nope")
+    assert "no run labelled 'nope'" in one_line(bad) and not (tmp_path / "x.html").exists()

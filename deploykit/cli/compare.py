@@ -31,10 +31,6 @@ from .render import BarListener, bar, err, out, print_json
 
 MAX_ROUNDS = 10_000
 VERDICT_STYLE = {"slower": "bold red", "faster": "bold green", "same": "", "inconclusive": "yellow"}
-DRIFT_WARNING = (
-    "separate runs: drift between them (the clock, heat, neighbours) is not controlled;"
-    " `deploykit compare --ab BASE_FILE NEW_FILE --device D` times both files interleaved and controls it"
-)
 
 
 def compare(
@@ -118,7 +114,7 @@ def compare(
 
 
 def _compare_runs(base, new, db, model, device, target, across_machines, threshold) -> dict:
-    from ..compare import UNPAIRED_METHOD, VERDICTS, compare_rows, load_run
+    from ..compare import runs_report
 
     if model is not None:  # an alias or timm name finds the rows stored under the zoo name
         from ..zoo import get_spec
@@ -127,43 +123,7 @@ def _compare_runs(base, new, db, model, device, target, across_machines, thresho
             model = get_spec(model).name
         except DeploykitError:
             pass  # a user's own model
-    runs = [load_run(spec, db, model, device, target) for spec in (base, new)]
-    cells = compare_rows(runs[0].rows, runs[1].rows, threshold, across_machines)
-    if not cells:
-        sizes = ", ".join(
-            f"{r.name}: {len({(m.model, m.target) for m in r.rows if m.status == 'ok'})} ok cells" for r in runs
-        )
-        raise DeploykitError(
-            f"no cell has an ok row in both runs ({sizes})",
-            hint="the cells are model × target × resolution; check the filters",
-        )
-    counts = dict.fromkeys(VERDICTS, 0)
-    for c in cells:
-        counts[c.judgement.verdict] += 1
-    return {
-        "mode": "runs",
-        "base": runs[0].name,
-        "new": runs[1].name,
-        "threshold": threshold,
-        "method": UNPAIRED_METHOD,
-        "warnings": [DRIFT_WARNING],
-        "counts": counts,
-        "cells": [_cell_row(c.to_dict()) for c in cells],
-    }
-
-
-def _cell_row(d: dict) -> dict:
-    """A stored-run cell in the report's shape (the same keys an --ab pair has)."""
-    shapes = d.get("input_shapes") or {}
-    label = d["model"] + (
-        " [" + "; ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items()) + "]" if shapes else ""
-    )
-    return {
-        "cell": f"{label} on {d['target']}",
-        "base_ms": d["base"]["median_ms"],
-        "new_ms": d["new"]["median_ms"],
-        **d,
-    }
+    return runs_report(base, new, db, threshold, across_machines, model=model, device=device, target=target)
 
 
 def _compare_files(

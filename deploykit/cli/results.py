@@ -154,6 +154,10 @@ def report(
     db: Annotated[str, typer.Option(help="Results database.")] = "deploykit-results.db",
     out_file: Annotated[str, typer.Option("--out", "-o", help="HTML file to write.")] = "reports/latest.html",
     profiles: Annotated[str | None, typer.Option(help="Extra folder of device profile TOMLs.")] = None,
+    compare: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="BASE NEW: two runs (labels, as `deploykit compare` takes them) compared in the report."),
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """Write the self-contained HTML report (Pareto fronts, universality, fidelity, roofline) from the store."""
@@ -166,7 +170,7 @@ def report(
         if store.count() == 0:
             raise DeploykitError(f"{db} holds no results yet", hint="run `deploykit sweep` or `deploykit bench` first")
     try:
-        path = write_report(db, out_file, profiles)
+        path = write_report(db, out_file, profiles, compare)
     except OSError as e:
         raise DeploykitError(f"cannot write {out_file}: {e.strerror}") from None
     if as_json:

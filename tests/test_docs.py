@@ -14,6 +14,7 @@ from deploykit.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+EXAMPLES = sorted((ROOT / "docs" / "examples").glob("*.yml"))  # CI workflows a user copies: their shell lines
 # a command is an inline code span that starts with `deploykit `, or a line of a fenced block that does
 _SPAN = re.compile(r"`(?:\S*/)?deploykit\s+([^`]+)`")
 _FENCED = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
@@ -23,6 +24,8 @@ _OPTION = re.compile(r"(?<![\w/.=-])(--?[a-zA-Z][\w-]*)")
 
 def _command_lines(path: Path) -> list[str]:
     text = path.read_text()
+    if path.suffix == ".yml":  # a workflow's `run:` lines are shell lines
+        return [line.split(" > ")[0].strip() for line in _SHELL_LINE.findall(text)]
     found = _SPAN.findall(_FENCED.sub("", text))
     for block in _FENCED.findall(text):
         found += _SHELL_LINE.findall(block)
@@ -56,7 +59,7 @@ def _options(cmd) -> set[str]:
 
 
 def _every_command_line() -> list:
-    return [pytest.param(line, id=f"{p.name}:{line[:60]}") for p in DOCS for line in _command_lines(p)]
+    return [pytest.param(line, id=f"{p.name}:{line[:60]}") for p in [*DOCS, *EXAMPLES] for line in _command_lines(p)]
 
 
 def test_the_docs_have_command_lines_to_check():

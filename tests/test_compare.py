@@ -298,3 +298,44 @@ def test_the_report_gains_a_comparison_view(two_runs, tmp_path):
     assert 'id="comparison"' not in plain.read_text()
     bad = run("report", "--db", str(two_runs), "--out", str(tmp_path / "x.html"), "--compare", "main", "nope")
     assert "no run labelled 'nope'" in one_line(bad) and not (tmp_path / "x.html").exists()
+
+
+def test_a_phone_block_is_one_tool_run_and_an_in_process_block_times_each_call():
+    """Remote tools (benchmark_model over adb) time themselves: a block is one run of the tool, its mean the block's
+    time; in-process sessions (Core ML, an Edge TPU) are timed call by call, after their warm-up."""
+    from deploykit import interleave
+    from deploykit.backends.base import Artifact
+    from deploykit.measurement import LatencyStats
+
+    asked = []
+
+    class Phone:
+        remote, isolate = True, False
+
+        def measure(self, artifact, target, method, device):
+            asked.append((method.warmup, method.repetitions, method.runs))
+            return (
+                LatencyStats.from_repetitions(
+                    [{"count": method.runs, "min": 1, "max": 2, "avg": 1.5, "std": 0.1}], "t"
+                ),
+                {"soc": "x"},
+                {},
+            )
+
+    class Session:
+        env, delegate, calls = {"runtime": "in-process"}, {}, 0
+
+        def run(self):
+            Session.calls += 1
+
+    class Board:
+        remote, isolate = False, False
+
+        def open(self, artifact, target):
+            return Session()
+
+    req = interleave.ABRequest(Path("a"), Path("b"), "phone", warmup=3)
+    phone = interleave._open(Phone(), Artifact("m", 1), None, None, req)
+    assert phone.block(40) == [1.5] and asked == [(3, 1, 40)] and phone.env == {"soc": "x"}
+    board = interleave._open(Board(), Artifact("m", 1), None, None, req)
+    assert Session.calls == 3 and len(board.block(7)) == 7 and Session.calls == 10

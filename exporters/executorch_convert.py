@@ -24,6 +24,7 @@ from torch import nn
 
 from deploykit.errors import DeploykitError
 
+from .fidelity import ROUNDING_NOISE_SHARE
 from .quiet import quiet
 
 INSTALL_HINT = "pip install 'deploykit[executorch]'"
@@ -63,7 +64,7 @@ def _quantize(model: nn.Module, example: torch.Tensor, calib: torch.Tensor):
     return convert_pt2e(prepared)
 
 
-def with_rounding_noise(converted, seed: int = 0, share: float = 1 / 16):
+def with_rounding_noise(converted, seed: int = 0, share: float = ROUNDING_NOISE_SHARE):
     """A copy of PyTorch's int8 program in which a ``share`` of every activation quantize's values move by one
     LSB (up or down, seeded): two correct int8 implementations differ by at most that at each requantization
     (XNNPACK rounds in integer arithmetic, PyTorch's simulation in float), on the values that fall near a rounding

@@ -323,12 +323,16 @@ def _convert_and_verify(req, b: _Built, path: Path, key: str, weights_sha: str, 
 
     reference = info.pop("_quantized_reference", None)
     # A format with no second int8 kernel set hands over a second int8 implementation of the same program
-    # (ExecuTorch: PyTorch's int8 program with one-LSB rounding noise, executorch_convert.with_rounding_noise).
+    # (ExecuTorch: PyTorch's int8 program with one-LSB rounding noise, executorch_convert.with_rounding_noise;
+    # ONNX int8: its Q/DQ program with that noise, onnx_quantize.with_rounding_noise).
     reference_noisy = info.pop("_rounding_reference", None)
+    # What the reference program is: PyTorch's simulated int8 program, unless the format says otherwise (an ONNX
+    # QDQ file's own Q/DQ program run in float).
+    reference_name = info.pop("_reference_name", "pytorch-int8-simulated")
     manifest = _manifest(req, b, path, key, weights_sha, info, calib_info)
     stage("verify")
     t0 = time.perf_counter()
-    manifest.fidelity = _verify(req, b, path, manifest, reference, reference_noisy)
+    manifest.fidelity = _verify(req, b, path, manifest, reference, reference_noisy, reference_name)
     times["verify"] = time.perf_counter() - t0
     stage("check")
     t0 = time.perf_counter()
@@ -406,10 +410,12 @@ def _manifest(req, b: _Built, path: Path, key: str, weights_sha: str, info: dict
     )
 
 
-def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, reference_noisy=None) -> dict:
-    """The file run beside PyTorch on the same inputs: against float PyTorch for a float file, against PyTorch's
-    simulated-int8 program (and float PyTorch) for a static int8 one; where the format cannot run here, its
-    structure only."""
+def _verify(
+    req, b: _Built, path: Path, manifest: Manifest, reference=None, reference_noisy=None, reference_name=""
+) -> dict:
+    """The file run beside PyTorch on the same inputs: against float PyTorch for a float file, against its
+    simulated-int8 program (PyTorch's, or an ONNX file's own Q/DQ program; and float PyTorch) for a static int8
+    one; where the format cannot run here, its structure only."""
     from .fidelity import compare, run_artifact
 
     fmt = formats.get(req.fmt)
@@ -438,7 +444,7 @@ def _verify(req, b: _Built, path: Path, manifest: Manifest, reference=None, refe
         }
     if reference is None:  # float files (and int8-dynamic on real weights): float PyTorch is the reference
         return _verify_float(req.precision, ref, got, info)
-    return _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy)
+    return _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy, reference_name)
 
 
 def _verify_float(precision: str, ref, got, info: dict) -> dict:
@@ -458,9 +464,10 @@ def _verify_float(precision: str, ref, got, info: dict) -> dict:
     }
 
 
-def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy) -> dict:
-    """Static int8: against PyTorch's simulated-int8 program (the same scales), and against float PyTorch. The
-    program takes the file's own input layout (NHWC for TFLite, NCHW for ExecuTorch)."""
+def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, reference_noisy, name) -> dict:
+    """Static int8: against the simulated-int8 program ``name`` (the same scales: PyTorch's, or an ONNX file's
+    own Q/DQ graph run in float), and against float PyTorch. The program takes the file's own input layout (NHWC
+    for TFLite, NCHW for ExecuTorch and ONNX)."""
     from .fidelity import FLOORS_VS_FLOAT, FLOORS_VS_REFERENCE, compare, judge, shortfalls
 
     nhwc = manifest.inputs[0].layout == "NHWC"
@@ -473,7 +480,7 @@ def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, 
 
     qref = run_program(reference)
     run_noisy = (lambda: run_program(reference_noisy)) if reference_noisy is not None else None
-    kernels, threshold, rule = _int8_threshold(req.precision, fmt, path, manifest, x, got, qref, run_noisy)
+    kernels, threshold, rule = _int8_threshold(req.precision, fmt, path, manifest, x, got, qref, run_noisy, name)
     vs_int8, vs_fp32 = compare(qref, got), compare(ref, got)
     judged = judge(vs_int8, req.precision, threshold)
     missed = shortfalls(vs_int8, FLOORS_VS_REFERENCE["int8"]) + [
@@ -485,7 +492,7 @@ def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, 
         status = "converter-consistent" if judged["passed"] else "failed-fidelity"
     return {
         **judged,
-        "reference": "pytorch-int8-simulated",
+        "reference": name,
         "threshold_rule": rule,
         "kernel_agreement": kernels,
         "inputs": info["source"],
@@ -496,11 +503,13 @@ def _verify_static_int8(req, fmt, path, manifest, x, ref, got, info, reference, 
     }
 
 
-def _int8_threshold(precision: str, fmt, path, manifest, x, got, qref, run_noisy) -> tuple[dict | None, float, str]:
+def _int8_threshold(
+    precision: str, fmt, path, manifest, x, got, qref, run_noisy, name
+) -> tuple[dict | None, float, str]:
     """(the agreement the threshold calibrates on, the threshold, its rule in words): a second int8 kernel set on
-    the same file where the format has one, else how far one-LSB rounding differences grow in PyTorch's program,
-    else the fixed threshold alone."""
-    from .fidelity import KERNEL_SLACK, THRESHOLDS, compare, run_artifact
+    the same file where the format has one, else how far one-LSB rounding differences grow in the reference
+    program ``name``, else the fixed threshold alone."""
+    from .fidelity import KERNEL_SLACK, ROUNDING_NOISE_SHARE, THRESHOLDS, compare, run_artifact
 
     if fmt.reference_kernels:
         kernels = compare(run_artifact(path, manifest, x.numpy().astype(np.float32), reference_kernels=True), got)
@@ -508,8 +517,8 @@ def _int8_threshold(precision: str, fmt, path, manifest, x, got, qref, run_noisy
     elif run_noisy is not None:
         kernels = compare(qref, run_noisy())
         rule = (
-            f"min({THRESHOLDS[precision]}, PyTorch int8 program vs itself with 1-LSB rounding noise on 1/16 of"
-            f" its activations, cosine - {KERNEL_SLACK})"
+            f"min({THRESHOLDS[precision]}, the {name} program vs itself with 1-LSB rounding noise on"
+            f" 1/{round(1 / ROUNDING_NOISE_SHARE)} of its activations, cosine - {KERNEL_SLACK})"
         )
     else:
         return None, THRESHOLDS[precision], f"{THRESHOLDS[precision]} (no second int8 implementation to compare with)"

@@ -314,7 +314,7 @@ def test_int8_on_random_weights_is_not_called_verified(out):
     assert any(s.startswith("vs float: ") for s in f["shortfalls"])
     r = subprocess.run([EXE, "export", "mnv2_050", "--to", "tflite", "--precision", "int8", "-r", "96", "--out", str(out),
                         "--samples", "8"], capture_output=True, text=True)  # fmt: skip
-    assert r.returncode == 0 and "converter-consistent: computes what PyTorch's own int8 program computes" in r.stdout
+    assert r.returncode == 0 and "converter-consistent: computes what its int8 reference program computes" in r.stdout
     assert "fixed floor missed (so not 'verified'): vs float: " in r.stdout
     # no --calibration: said on screen, not only in the manifest (a user would ship synthetic ranges unawares)
     assert "note: no --calibration: int8 ranges calibrated on 8 synthetic images" in r.stdout

@@ -1,10 +1,12 @@
 """The ONNX format: PyTorch → ONNX through the torch.export-based exporter (onnxscript), cleaned with onnxslim,
-fp32 or fp16; read back and run with ONNX Runtime.
+fp32, fp16 or int8 (QDQ, ``onnx_quantize.py``); read back and run with ONNX Runtime.
 
 Cleanup is measured, not assumed: the node count before and after onnxslim goes into the manifest, and the
 slimmed graph replaces the raw one only when it is checker-valid and not larger.
 fp16 converts weights and compute to float16 with float32 model inputs/outputs (``keep_io_types``), so callers
-feed the same tensors as for fp32.
+feed the same tensors as for fp32. int8 quantizes the fp32 graph with ONNX Runtime's static quantizer (QDQ,
+per-channel int8 weights, uint8 activations), calibrated on the same inputs as the other int8 files; model inputs
+and outputs stay float32.
 """
 
 from __future__ import annotations
@@ -42,6 +44,9 @@ _ONNX_KINDS = {
     "Flatten": "view",
     "Squeeze": "view",
     "Unsqueeze": "view",
+    # QDQ (int8) files: the pairs mark the int8 edges of the ops between them, which runtimes fuse into int8 kernels
+    "QuantizeLinear": "view",
+    "DequantizeLinear": "view",
     "Relu": "act",
     "Clip": "act",
     "HardSwish": "act",
@@ -129,8 +134,8 @@ class OnnxSession(HostSession):
 class Onnx(Format):
     name = "onnx"
     suffix = ".onnx"
-    precisions = ("fp32", "fp16")
-    description = "ONNX (opset 18), run with ONNX Runtime"
+    precisions = ("fp32", "fp16", "int8")
+    description = "ONNX (opset 18; int8 as QDQ), run with ONNX Runtime"
     tools = ("onnx", "onnxruntime", "onnxslim", "onnxscript")
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:
@@ -165,13 +170,29 @@ class Onnx(Format):
             # keep_io_types inserts input/output casts out of topological order; onnxslim re-sorts the graph.
             proto = onnxslim.slim(convert_float_to_float16(proto, keep_io_types=True))
         onnx.checker.check_model(proto)
-        onnx.save(proto, str(out))
+        extra: dict = {}
+        if precision == "int8":
+            from . import onnx_quantize as q
+            from .fidelity import ROUNDING_NOISE_SHARE
+
+            name = proto.graph.input[0].name
+            proto, quantization = q.quantize_qdq(proto, out, calib, name)
+            extra = {
+                "quantization": {**quantization, "per_channel_weights": q.per_channel_weights(proto)},
+                # the program the file states (its Q/DQ graph run in float), and the same with rounding noise
+                "_quantized_reference": q.qdq_program(proto, name),
+                "_rounding_reference": q.with_rounding_noise(proto, name, ROUNDING_NOISE_SHARE),
+                "_reference_name": "onnx-qdq-simulated",
+            }
+        else:
+            onnx.save(proto, str(out))
         return {
             "ops": dict(Counter(n.op_type for n in proto.graph.node).most_common()),
             "opset": OPSET,
             "cleanup": {"tool": "onnxslim", "nodes_before": nodes_raw, "nodes_after": nodes_slim},
             "input_layout": "NCHW",
             "io_dtype": "float32",
+            **extra,
         }
 
     def describe(self, path: Path, precision: str, info: dict) -> Described:
@@ -220,6 +241,9 @@ class Onnx(Format):
             raise FileError(f"{path.name}: ONNX cannot read its graph: {' '.join(str(e).split())[:200]}") from None
         g = model.graph
         consts = {t.name: list(t.dims) for t in g.initializer}
+        for node in g.node:  # a QDQ file's weights reach their op through a DequantizeLinear: still weights
+            if node.op_type == "DequantizeLinear" and node.input[0] in consts:
+                consts[node.output[0]] = consts[node.input[0]]
         shapes = dict(consts)
         for vi in [*g.input, *g.value_info, *g.output]:
             dims = [d.dim_value if d.HasField("dim_value") else -1 for d in vi.type.tensor_type.shape.dim]

@@ -104,6 +104,17 @@ def tiny_int8_tflite(tmp_path_factory) -> Path:
     return export(request).path
 
 
+@pytest.fixture(scope="session")
+def tiny_int8_onnx(tmp_path_factory) -> Path:
+    """The same model as int8 ONNX (QDQ, ONNX Runtime's quantizer, 4 calibration samples), exported once:
+    read-only."""
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    out = tmp_path_factory.mktemp("tiny-int8-onnx")
+    request = ExportRequest("mnv1_025", "onnx", "int8", out=out, resolution=64, calibration_samples=4, verify_samples=2)
+    return export(request).path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _layer_cache_inside_the_test_run(tmp_path_factory):
     """The layer cache (DEPLOYKIT_CACHE) lives in the test run's temporary tree, never in the user's home, and

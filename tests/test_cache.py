@@ -40,6 +40,18 @@ def test_another_out_folder_reuses_the_verified_file(tmp_path, monkeypatch):
     assert _export(tmp_path / "b").reused_from == "out"  # now the folder's own copy
 
 
+def test_an_int8_onnx_file_is_reused_with_its_verification(tmp_path, monkeypatch):
+    """int8 ONNX (QDQ) is cached like every export: its key includes the calibration, its manifest the check."""
+    request = dict(resolution=64, calibration_samples=4, verify_samples=2)
+    first = export(ExportRequest("mnv1_025", "onnx", "int8", out=tmp_path / "a", **request))
+    assert not first.reused and first.manifest.fidelity["reference"] == "onnx-qdq-simulated"
+    _no_conversion(monkeypatch)
+    again = export(ExportRequest("mnv1_025", "onnx", "int8", out=tmp_path / "b", **request))
+    assert again.reused_from == "cache" and file_sha256(again.path) == first.manifest.sha256
+    assert read_manifest(again.path).options["quantization"] == first.manifest.options["quantization"]
+    assert read_manifest(again.path).fidelity == first.manifest.fidelity
+
+
 def test_no_cache_neither_reads_nor_writes(tmp_path):
     assert not _export(tmp_path / "a", use_cache=False).reused
     assert not any(artifact_cache.cache_root().iterdir())  # nothing kept

@@ -41,6 +41,61 @@ def test_onnx(out, precision):
     assert r.path.name == f"mnv4_conv_s-96-onnx-{precision}.onnx"
 
 
+def test_onnx_int8_is_qdq_with_per_channel_weights_run_by_onnx_runtime(tiny_int8_onnx, tmp_path):
+    """int8 ONNX: ONNX Runtime's static quantizer on the fp32 export, calibrated on the int8 calibration inputs;
+    QuantizeLinear/DequantizeLinear pairs, one weight scale per output channel, float I/O; run on this host by ONNX
+    Runtime; judged against its own Q/DQ program in float and against float PyTorch."""
+    import onnx
+
+    from deploykit.exporters.base import get as get_format
+    from deploykit.exporters.fidelity import FLOORS_VS_REFERENCE
+
+    m = read_manifest(tiny_int8_onnx)
+    assert tiny_int8_onnx.name == "mnv1_025-64-onnx-int8.onnx" and m.format == "onnx" and m.precision == "int8"
+    q = m.options["quantization"]
+    assert q["format"] == "QDQ" and "per channel" in q["weights"] and q["activations"].startswith("uint8")
+    assert q["calibration_samples"] == 4 and m.calibration["source"] == "synthetic" and m.calibration["samples"] == 4
+    assert m.ops["QuantizeLinear"] > 0 and m.ops["DequantizeLinear"] > m.ops["Conv"] == 27
+    graph = onnx.load(str(tiny_int8_onnx)).graph
+    inits = {t.name: t for t in graph.initializer}
+    conv_weights = {n.input[1] for n in graph.node if n.op_type == "Conv"}
+    dq = [n for n in graph.node if n.op_type == "DequantizeLinear" and n.output[0] in conv_weights]
+    assert len(dq) == 27 and q["per_channel_weights"] >= 27
+    for n in dq:  # int8 weights, a scale per output channel along axis 0
+        assert inits[n.input[0]].data_type == onnx.TensorProto.INT8
+        assert {a.name: a.i for a in n.attribute}.get("axis", 1) == 0 and inits[n.input[1]].dims[0] > 1
+    assert [(t.dtype, t.layout) for t in m.inputs] == [("float32", "NCHW")] and m.outputs[0].dtype == "float32"
+    session = get_format("onnx").open_session(tiny_int8_onnx, m, threads=1)  # what bench and eval run
+    assert session(np.zeros((1, 3, 64, 64), np.float32)).shape == (1, 1000)
+    f = m.fidelity
+    assert m.status in ("verified", "converter-consistent") and f["reference"] == "onnx-qdq-simulated", f
+    assert (m.status == "verified") == (not f["shortfalls"]) and f["passed"] and "vs_fp32" in f
+    assert f["floors"]["vs_reference"] == FLOORS_VS_REFERENCE["int8"] and "rounding noise" in f["threshold_rule"]
+    assert f["kernel_agreement"]["cosine_min"] > 0
+    # the estimator reads the QDQ file's convolutions as the fp32 file's: same MACs, weights still weights
+    fp32 = _export(tmp_path, "mnv1_025", "onnx", "fp32", res=64).path
+    layers = {p: get_format("onnx").graph_layers(p) for p in (fp32, tiny_int8_onnx)}
+    assert sum(x.macs for x in layers[tiny_int8_onnx]) == sum(x.macs for x in layers[fp32]) > 0
+    assert sum(x.weight_elems for x in layers[tiny_int8_onnx]) == sum(x.weight_elems for x in layers[fp32])
+
+
+def test_a_model_the_onnx_quantizer_cannot_handle_is_one_line_exit_1(tmp_path, monkeypatch):
+    import onnxruntime.quantization as ortq
+
+    from tests.conftest import invoke
+
+    def refuse(*_a, **_k):
+        raise ValueError("Unsupported\nop FancyOp in\n  node 7")
+
+    monkeypatch.setattr(ortq, "quantize_static", refuse)
+    r = invoke(
+        "export", "mnv1_025", "-r", "64", "--to", "onnx", "--precision", "int8", "--no-cache", "-o", str(tmp_path)
+    )
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stdout + r.stderr, r.stderr
+    assert "static quantizer cannot quantize this model: ValueError: Unsupported op FancyOp in node 7" in r.stderr
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".onnx" or "partial" in p.name]  # nothing half-written
+
+
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8-dynamic"])
 def test_tflite_float_and_dynamic(out, precision):
     m = _export(out, "mnv2_050", "tflite", precision).manifest
@@ -201,7 +256,7 @@ def run_cli(*args, cwd=None):
     "args,needle",
     [
         (["export", "mnv4_conv_s", "--to", "caffe"], "unknown format"),
-        (["export", "mnv4_conv_s", "--to", "onnx", "--precision", "int8"], "not available for onnx"),
+        (["export", "mnv4_conv_s", "--to", "onnx", "--precision", "int8-edgetpu"], "not available for onnx"),
         (["export", "mnv4_conv_s", "--to", "tflite", "-r", "100"], "multiple of 32"),
         (["export", "mymodels:tiny", "--to", "onnx"], "--input-shape"),
         (["export", "nope.module:f", "--input-shape", "1,3,64,64"], "cannot load"),

@@ -100,8 +100,8 @@ def plan_sweep(
         found = reach(profile)
         # Measured where a device of the target's reach answers; estimated where no device of its reach does
         # (an S23 not on this desk but on AI Hub: its AI Hub targets measured, its adb targets estimated).
-        # A target whose file deploykit cannot export (AI Hub's w8a8 ONNX models: deploykit's ONNX export is float
-        # only) is estimated even where its device answers.
+        # A target whose file deploykit cannot export (a format at a precision its plugin does not write) is
+        # estimated even where its device answers.
         reached = {t.reach for t in profile.targets if t.id not in found.unavailable}
         measured = [t for t in profile.targets if t.available and t.id not in found.unavailable and _exportable(t)]
         try:

@@ -123,6 +123,19 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
     assert again.env["aihub_job_id"] == m.env["aihub_job_id"]
 
 
+def test_the_int8_onnx_export_is_what_the_onnx_npu_int8_target_uploads(hub, tiny_int8_onnx):
+    """AI Hub's ONNX int8 target (ONNX Runtime's QNN execution provider, compute unit npu) takes deploykit's QDQ
+    file as it is: uploaded once, profiled on the NPU, the row named for the int8 target."""
+    db = hub.tmp / "q.db"
+    r = hub.cli(*bench_file(tiny_int8_onnx, db, "aihub-onnx-npu"))
+    assert r.returncode == 0, r.stderr
+    (m,) = rows(db)
+    assert (m.target, m.precision, m.status) == ("galaxy-s24/aihub-onnx-npu/int8", "int8", "ok")
+    assert m.env["options"] == "--compute_unit npu" and m.env["runtime"] == "ONNX Runtime (QNN execution provider)"
+    (uploaded,) = hub.service()["models"].values()
+    assert uploaded["name"] == tiny_int8_onnx.name and uploaded["size"] == tiny_int8_onnx.stat().st_size
+
+
 def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     hub.scenario(fail_devices=["Samsung Galaxy S24"])
     db = hub.tmp / "f.db"
@@ -218,10 +231,10 @@ def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(h
     assert r.returncode == 0, r.stderr
     modes = {j["target"]: j["mode"] for j in json.loads(r.stdout)}
     assert modes["s23/aihub-litert-npu/int8"] == "measure" and modes["s23/litert-gpu/fp16"] == "estimate"
-    # AI Hub measures w8a8 ONNX models; deploykit's ONNX export is float only, so that target is estimated
+    # AI Hub's ONNX NPU targets, fp32 and int8: deploykit exports both (int8 as QDQ), so both are measured
     r = hub.cli("sweep", "--models", "mnv1_025", "--devices", "galaxy-s24", "--formats", "onnx", "--plan")
     s24 = {j["target"]: j["mode"] for j in json.loads(r.stdout)}
-    assert s24["galaxy-s24/aihub-onnx-npu/fp32"] == "measure" and s24["galaxy-s24/aihub-onnx-npu/int8"] == "estimate"
+    assert s24["galaxy-s24/aihub-onnx-npu/fp32"] == "measure" and s24["galaxy-s24/aihub-onnx-npu/int8"] == "measure"
     hub.ini.unlink()
     modes = {
         j["target"]: j["mode"]

@@ -316,6 +316,26 @@ def test_harness_measures_the_session_not_itself(conv_s_int8):
     assert m.env["cpu_model"] and m.env["hostname"] and m.env["runtime"].startswith("ai-edge-litert")
 
 
+def test_host_int8_bench_measures_the_onnx_int8_file_with_onnx_runtime(tmp_path):
+    """`bench --device host --model X --precision int8` has an ONNX Runtime int8 target beside LiteRT's and
+    ExecuTorch's; run, it exports the QDQ file and times it in ONNX Runtime's CPU provider."""
+    from deploykit.bench import BenchRequest, plan
+
+    _, targets, _ = plan(BenchRequest("host", ["mnv1_025"], precisions=["int8"]))
+    assert "host/onnxruntime/int8" in {t.id for t in targets} and {t.format for t in targets} >= {"onnx", "tflite"}
+    db = tmp_path / "r.db"
+    r = cli("bench", "--device", "host", "--model", "mnv1_025", "--precision", "int8", "--backend", "onnxruntime",
+            "--runs", "20", "--repetitions", "2", "--warmup", "5", "--db", str(db), "--out", str(tmp_path), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (m,) = json.loads(r.stdout)
+    assert m["target"] == "host/onnxruntime/int8" and m["status"] == "ok" and 0 < m["median_ms"] < 1000, m
+    assert m["env"]["runtime"].startswith("onnxruntime ") and m["env"]["providers"] == ["CPUExecutionProvider"]
+    with Store(db) as s:
+        (row,) = s.query()
+        manifest = s.artifacts()[row.artifact_sha256]
+    assert row.precision == "int8" and manifest.options["quantization"]["format"] == "QDQ"
+
+
 def test_onnxruntime_cuda_where_an_nvidia_gpu_is(tmp_path):
     """The CUDA execution provider backend runs wherever onnxruntime-gpu and an NVIDIA GPU are present, and is
     otherwise skipped with the reason; bench never silently measures the CPU fallback under its name."""

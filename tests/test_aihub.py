@@ -241,3 +241,43 @@ def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(h
         for j in json.loads(hub.cli("sweep", "--models", "mnv1_025", "--devices", "s23", "--plan").stdout)
     }
     assert set(modes.values()) == {"estimate"} and "s23/aihub-litert-npu/int8" in modes  # estimated like the rest
+
+
+def test_qnn_targets_compile_then_profile_and_a_rerun_pays_nothing(hub):
+    """Qualcomm's own runtime: the ONNX file is compiled on AI Hub (a compile job, --target_runtime qnn_dlc) and the
+    compiled model profiled; the row names both jobs; run again, the ledger collects both and nothing is submitted."""
+    args = ["bench", "--device", "galaxy-s24", "--model", "mnv1_025", "--backend", "aihub-qnn-npu", "--precision",
+            "fp32", "--out", str(hub.tmp / "art"), "--db", str(hub.tmp / "r.db"), "--json"]  # fmt: skip
+    r = hub.cli(*args)
+    assert r.returncode == 0, r.stderr
+    (m,) = rows(hub.tmp / "r.db")
+    assert m.status == "ok" and m.target == "galaxy-s24/aihub-qnn-npu/fp32" and m.format == "onnx"
+    jobs = hub.service()["jobs"]
+    compile_job, profile_job = jobs[m.env["aihub_compile_job_id"]], jobs[m.env["aihub_job_id"]]
+    assert compile_job["kind"] == "compile" and compile_job["options"] == "--target_runtime qnn_dlc"
+    assert profile_job["model_id"].startswith("t") and profile_job["options"] == "--compute_unit npu"
+    assert m.env["runtime"] == "Qualcomm AI Runtime (QNN, compiled by AI Hub)"
+    before = hub.service()
+    again = hub.cli(*args[:-3], "--db", str(hub.tmp / "again.db"))
+    assert again.returncode == 0, again.stderr
+    after = hub.service()
+    assert (after["submissions"], after["uploads"]) == (before["submissions"], before["uploads"])
+    (m2,) = rows(hub.tmp / "again.db")
+    assert (m2.env["aihub_job_id"], m2.env["aihub_compile_job_id"]) == (
+        m.env["aihub_job_id"],
+        m.env["aihub_compile_job_id"],
+    )
+
+
+def test_a_failed_compile_is_a_failed_row_in_ai_hubs_words_and_is_retried(hub):
+    hub.scenario(fail_compile_devices=["Samsung Galaxy S24"])
+    args = ["bench", "--device", "galaxy-s24", "--model", "mnv1_025", "--backend", "aihub-qnn-npu", "--precision",
+            "fp32", "--out", str(hub.tmp / "art"), "--db", str(hub.tmp / "r.db")]  # fmt: skip
+    r = hub.cli(*args)
+    assert r.returncode == 1
+    (m,) = rows(hub.tmp / "r.db")
+    assert m.status == "failed" and "compile job" in m.error and "does not support op GridSample" in m.error
+    assert hub.service()["compiles"] == 1 and not any("fakec" not in j for j in hub.service()["jobs"])
+    hub.scenario()
+    assert hub.cli(*args).returncode == 0
+    assert hub.service()["compiles"] == 2  # the failed compile was forgotten: compiled afresh, then profiled

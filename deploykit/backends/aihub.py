@@ -3,7 +3,9 @@ measured remotely through the ``qai-hub`` client (``pip install 'deploykit[aihub
 ``qai-hub configure --api_token TOKEN``).
 
 One profile job per target: upload the artifact once (remembered by its SHA-256), submit a profile job on the
-profile's AI Hub device with the target's compute unit, wait, download the profile. Every submitted job id is
+profile's AI Hub device with the target's compute unit, wait, download the profile. A target of Qualcomm's own
+runtime (``qnn``) first compiles the ONNX file on AI Hub (a compile job, ``--target_runtime qnn_dlc``) and
+profiles the compiled model; both job ids are kept. Every submitted job id is
 written to a ledger at once (:mod:`deploykit.backends._aihub_ledger`), so an interrupted bench or sweep, run
 again, waits for or collects the same job and never pays for it twice.
 
@@ -11,6 +13,8 @@ The client's types and fields used here, as documented and as the 0.56 client de
 (``qai_hub/client.py``; https://workbench.aihub.qualcomm.com/docs/hub/api.html):
 
 - ``upload_model(path) -> Model`` (``model_id``); ``get_model(model_id)``; ``Device(name)``;
+- ``submit_compile_job(model, device, name=, options=) -> CompileJob`` (the same status methods;
+  ``get_target_model() -> Model``, None until it succeeded);
 - ``submit_profile_job(model, device, name=, options=) -> ProfileJob`` (``job_id``, ``url``, ``hub_version``,
   ``get_status() -> JobStatus`` with ``finished``/``success``/``failure``/``code``/``message``,
   ``download_profile() -> dict``); ``get_job(job_id)``;
@@ -84,7 +88,11 @@ class AIHub(Backend):
         "litert-qnn": Runtime("tflite", "npu"),
         "onnxruntime": Runtime("onnx", "cpu"),
         "onnxruntime-qnn": Runtime("onnx", "npu"),
+        "qnn": Runtime("onnx", "npu"),  # the ONNX file compiled by AI Hub for Qualcomm's own runtime
     }
+    # Targets whose file AI Hub compiles before profiling it: the compile job's options (the client's documented
+    # ``--target_runtime``; the corpus's QNN rows were measured as ``qnn_dlc``)
+    compiled = {"qnn": "--target_runtime qnn_dlc"}
     compute_unit = {"cpu": "cpu", "gpu": "gpu", "npu": "npu"}  # processor class → AI Hub's --compute_unit
     runtime_names = {
         "litert-xnnpack": "LiteRT (XNNPACK)",
@@ -92,6 +100,7 @@ class AIHub(Backend):
         "litert-qnn": "LiteRT (QNN delegate)",
         "onnxruntime": "ONNX Runtime (CPU)",
         "onnxruntime-qnn": "ONNX Runtime (QNN execution provider)",
+        "qnn": "Qualcomm AI Runtime (QNN, compiled by AI Hub)",
     }
 
     def discover(self) -> list[FoundDevice]:
@@ -118,11 +127,15 @@ class AIHub(Backend):
         if artifact.path is None or artifact.manifest is None:
             raise BackendError(f"{target.id} runs files; {artifact.model} has none")
         options = self.options_for(target)
-        key = ledger.job_key(artifact.manifest.sha256, target.remote_name, options)
+        compile_options = self.compiled.get(target.backend)
+        # the same file on the same unit through another runtime is another job: the compile options are its key too
+        key = ledger.job_key(artifact.manifest.sha256, target.remote_name, f"{compile_options} {options}".strip())
         with _service_errors(hub):
             job = _known_job(hub, key)
             if job is None:
                 model = _uploaded(hub, artifact)
+                if compile_options:
+                    model = _compiled(hub, artifact, target, model, compile_options, method.timeout_s)
                 job = hub.submit_profile_job(
                     model=model,
                     device=hub.Device(target.remote_name),
@@ -135,7 +148,39 @@ class AIHub(Backend):
                 ledger.forget_job(key)  # a retry submits afresh
                 raise BackendError(f"AI Hub job {job.job_id} failed on {target.remote_name}: {status.message}")
             profile = job.download_profile()
-        return _stats(profile, method), _env(job, target, options, profile), _delegate(profile, target)
+        env = _env(job, target, options, profile)
+        if compile_options:  # both jobs named, so the row says what was compiled and where it ran
+            env["aihub_compile_job_id"] = ledger.job_for(_compile_key(artifact, target, compile_options))
+            env["compile_options"] = compile_options
+        return _stats(profile, method), env, _delegate(profile, target)
+
+
+def _compile_key(artifact: Artifact, target: Target, compile_options: str) -> str:
+    return ledger.job_key(artifact.manifest.sha256, target.remote_name, compile_options)
+
+
+def _compiled(hub, artifact: Artifact, target: Target, model, compile_options: str, timeout_s: float):
+    """The uploaded model compiled for the target's device and runtime: one compile job per (file, device,
+    options), kept in the ledger like a profile job, so a re-run (or the profile of the same compiled model after
+    an interruption) never pays for it again. A failed compile is this cell's failed row, in AI Hub's words."""
+    key = _compile_key(artifact, target, compile_options)
+    job = _known_job(hub, key)
+    if job is None:
+        job = hub.submit_compile_job(
+            model=model,
+            device=hub.Device(target.remote_name),
+            name=f"deploykit {artifact.model} {target.id} (compile)",
+            options=compile_options,
+        )
+        ledger.remember_job(key, job.job_id, target.id)
+    status = _wait(job, timeout_s)
+    if status.failure:
+        ledger.forget_job(key)  # a retry compiles afresh
+        raise BackendError(f"AI Hub compile job {job.job_id} failed for {target.remote_name}: {status.message}")
+    compiled = job.get_target_model()
+    if compiled is None:
+        raise BackendError(f"AI Hub compile job {job.job_id} succeeded but returned no compiled model")
+    return compiled
 
 
 def _client():

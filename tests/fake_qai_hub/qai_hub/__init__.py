@@ -5,14 +5,16 @@ Read from qai-hub 0.56.0 (``qai_hub/client.py``, ``qai_hub/api_utils.py``) and i
 (https://workbench.aihub.qualcomm.com/docs/hub/api.html): ``Device(name, os, attributes)``; ``upload_model``
 → ``Model`` (``model_id``); ``get_model``; ``submit_profile_job(model, device, name, options)`` → ``ProfileJob``
 (``job_id``, ``url``, ``hub_version``, ``device``, ``model``, ``get_status()``, ``wait()``,
-``download_profile()``); ``get_job``; ``JobStatus`` (``state``: ``JobStatus.State``, ``message``, ``code``,
+``download_profile()``); ``submit_compile_job(model, device, name, options)`` → ``CompileJob`` (the same status
+methods, ``get_target_model()``); ``get_job`` (either kind); ``JobStatus`` (``state``: ``JobStatus.State``, ``message``, ``code``,
 ``finished``, ``success``, ``failure``); the profile dict's ``execution_summary`` (µs, bytes) and
 ``execution_detail`` (per layer ``name``, ``type``, ``compute_unit``); the exceptions ``Error``, ``UserError``
 (a bad token: "Failed to authenticate." in a boxed message; an unknown id), ``InternalError`` (service
 unreachable), ``RateLimitedError``; the token read from ``$QAIHUB_CLIENT_INI`` or ``~/.qai_hub/client.ini``.
 
 The simulated service, per ``$FAKE_QAIHUB_STATE`` (a folder): ``scenario.json`` (written by the test) says
-``polls`` (status checks before a job finishes), ``fail_devices`` (device names whose jobs fail),
+``polls`` (status checks before a job finishes), ``fail_devices`` (device names whose profile jobs fail),
+``fail_compile_devices`` (whose compile jobs fail),
 ``revoked`` (tokens the service refuses), ``unreachable`` / ``quota`` (every call fails so), ``never_finish``;
 ``state.json`` holds uploaded models and submitted jobs, so separate processes (a run, then its re-run) see
 one service, and tests count ``submissions`` and ``uploads``.
@@ -157,7 +159,12 @@ def get_model(model_id: str) -> Model:
         return Model(model_id, s["models"][model_id]["name"])
 
 
-class ProfileJob:
+class Job:
+    """What profile and compile jobs share: an id, a status that finishes after the scenario's polls."""
+
+    failure_message = "Failed to profile the model: QNN delegate rejected op RESHAPE"
+    fail_key = "fail_devices"
+
     def __init__(self, job_id: str, record: dict):
         self.job_id = job_id
         self.name = record["name"]
@@ -176,10 +183,8 @@ class ProfileJob:
             if sc.get("never_finish") or job["polls"] <= sc.get("polls", 1):
                 return JobStatus(JobStatus.State.MEASURING_PERFORMANCE)
             job["done"] = True
-            if job["device"] in sc.get("fail_devices", []):
-                return JobStatus(
-                    JobStatus.State.FAILED, "Failed to profile the model: QNN delegate rejected op RESHAPE"
-                )
+            if job["device"] in sc.get(self.fail_key, []):
+                return JobStatus(JobStatus.State.FAILED, self.failure_message)
             return JobStatus(JobStatus.State.SUCCESS)
 
     def wait(self, timeout: int | None = None) -> JobStatus:
@@ -188,6 +193,9 @@ class ProfileJob:
             status = self.get_status()
         return status
 
+
+
+class ProfileJob(Job):
     def download_profile(self) -> dict:
         _call()
         with _state() as s:
@@ -233,9 +241,51 @@ def submit_profile_job(model, device, name=None, input_shapes=None, options="", 
     return ProfileJob(job_id, record)
 
 
-def get_job(job_id: str) -> ProfileJob:
+class CompileJob(Job):
+    """A compile job (``qai_hub.CompileJob``): the uploaded model compiled for a device and a target runtime
+    (``--target_runtime qnn_dlc``); ``get_target_model()`` is the compiled model, None until it succeeded."""
+
+    failure_message = "Failed to compile the model: QNN converter does not support op GridSample"
+    fail_key = "fail_compile_devices"
+
+    def get_target_model(self) -> Model | None:
+        _call()
+        with _state() as s:
+            job = s["jobs"][self.job_id]
+            if not job.get("done") or job["device"] in _scenario().get(self.fail_key, []):
+                return None
+            source = s["models"][job["model_id"]]
+            target_id = "t" + hashlib.sha256(f"{job['model_id']}{self.job_id}".encode()).hexdigest()[:8]
+            # a compiled model of its own size: its profile's deterministic latency differs from the source's
+            s["models"][target_id] = {"name": source["name"] + ".dlc", "size": source["size"] // 2, "suffix": ".dlc"}
+        return Model(target_id, source["name"] + ".dlc")
+
+
+def submit_compile_job(
+    model, device, name=None, input_specs=None, options="", single_compile=True, calibration_data=None, retry=True,
+    project=None,
+):  # fmt: skip
+    _call()
+    with _state() as s:
+        s["submissions"] += 1
+        s["compiles"] = s.get("compiles", 0) + 1
+        job_id = f"j{s['submissions']:04d}fakec"
+        s["jobs"][job_id] = {
+            "kind": "compile",
+            "name": name or "",
+            "options": options,
+            "device": device.name,
+            "model_id": model.model_id,
+            "polls": 0,
+        }
+        record = s["jobs"][job_id]
+    return CompileJob(job_id, record)
+
+
+def get_job(job_id: str) -> Job:
     _call()
     with _state() as s:
         if job_id not in s["jobs"]:
             raise UserError(f"Job ID '{job_id}' could not be found. It may not exist or you may not have permission.")
-        return ProfileJob(job_id, s["jobs"][job_id])
+        record = s["jobs"][job_id]
+    return (CompileJob if record.get("kind") == "compile" else ProfileJob)(job_id, record)

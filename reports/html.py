@@ -68,7 +68,43 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
         "fidelity": fidelity,
         "compat": compat,
         **_roofline(latest, roofline_device, displays),
+        "npu_runtimes": _npu_runtimes(latest, displays),
     }
+
+
+# The three ways onto a Snapdragon NPU, in the order the report puts them side by side
+NPU_RUNTIMES = {
+    "litert-qnn": "LiteRT + QNN delegate",
+    "onnxruntime-qnn": "ONNX Runtime + QNN EP",
+    "qnn": "QNN (compiled by AI Hub)",
+}
+PROVENANCE_MARK = {"measured": "●", "estimated": "△", "published": "■"}
+
+
+def _npu_runtimes(latest: dict, displays: dict[str, str]) -> list[dict]:
+    """Per device with at least two of the NPU runtimes: each (model, precision, provenance) a row, the runtimes
+    its columns, so one row never mixes a measurement with an estimate; the compute units AI Hub reported."""
+    by_device: dict[str, dict[tuple, dict]] = {}
+    runtimes_seen: dict[str, set] = {}
+    for (label, _target, prov), r in latest.items():
+        if r.backend not in NPU_RUNTIMES or r.status != "ok" or r.median_ms is None:
+            continue
+        row = by_device.setdefault(r.device, {}).setdefault((label, r.precision, prov), {})
+        units = (r.delegate or {}).get("compute_units")
+        row[r.backend] = {"ms": r.median_ms, "units": units or None}
+        runtimes_seen.setdefault(r.device, set()).add(r.backend)
+    out = []
+    for device in sorted(by_device):
+        if len(runtimes_seen[device]) < 2:
+            continue
+        rows = [
+            {"label": label, "precision": precision, "provenance": prov, "runtimes": cells}
+            for (label, precision, prov), cells in sorted(
+                by_device[device].items(), key=lambda kv: (kv[0][0], kv[0][1], PROVENANCE_ORDER.index(kv[0][2]))
+            )
+        ]
+        out.append({"device": device, "display": displays.get(device, device), "rows": rows})
+    return out
 
 
 def _latest(rows: list) -> dict[tuple[str, str, str], object]:
@@ -470,6 +506,44 @@ def _roofline_section(data: dict) -> str:
     )
 
 
+def _npu_runtimes_section(devices: list[dict]) -> str:
+    """Which runtime to ship on a Snapdragon NPU: per device, each model on the three runtimes side by side."""
+    if not devices:
+        return ""
+    parts = []
+    for d in devices:
+        rows = []
+        for r in d["rows"]:
+            fastest = min(c["ms"] for c in r["runtimes"].values())
+            cells = []
+            for backend in NPU_RUNTIMES:
+                c = r["runtimes"].get(backend)
+                if c is None:
+                    cells.append("<td>–</td>")
+                    continue
+                units = " · ".join(f"{u} {n}" for u, n in sorted(c["units"].items())) if c["units"] else ""
+                text = f"{_fmt(c['ms'])}" + (f"<br><small>{e(units)}</small>" if units else "")
+                cells.append(
+                    f"<td><b>{text}</b></td>" if c["ms"] == fastest and len(r["runtimes"]) > 1 else f"<td>{text}</td>"
+                )
+            mark = PROVENANCE_MARK[r["provenance"]]
+            rows.append(
+                f'<tr><th>{e(r["label"])}</th><td>{e(r["precision"])}</td><td class="{e(r["provenance"])}">{mark}'
+                f" {e(r['provenance'])}</td>{''.join(cells)}</tr>"
+            )
+        headers = ["model", "precision", "provenance", *(f"{v} ms" for v in NPU_RUNTIMES.values())]
+        parts.append(
+            f"<h3>{e(d['display'])} <small>({e(d['device'])})</small></h3>"
+            + _table(f"npu-runtimes-{d['device']}", headers, rows)
+        )
+    return (
+        '<section id="npu-runtimes"><h2>Which runtime on the Snapdragon NPU</h2><p>The same model through LiteRT'
+        " with the QNN delegate, ONNX Runtime with the QNN execution provider and Qualcomm's own runtime (compiled"
+        " by AI Hub); a row holds one provenance, never mixed; the fastest in bold; under a measured figure, the"
+        f" layers per compute unit AI Hub reported.</p>{''.join(parts)}</section>"
+    )
+
+
 def _interval_svg(c: dict, threshold: float) -> str:
     """The ratio and its 95% interval on a log axis from 1/2× to 2×, over the ±threshold band: a glance shows
     whether the interval clears the band."""
@@ -569,7 +643,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <div id="js-errors"></div>
 </header>
 <nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
-<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#npu-runtimes">NPU runtimes</a>' if data.get("npu_runtimes") else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
 <section id="pareto"><h2>Accuracy vs latency, per target</h2><div class="plots">{plots}</div></section>
 <section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
 <p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
@@ -578,6 +652,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <section id="fidelity"><h2>Fidelity per artifact</h2>{_fidelity_table(data)}</section>
 <section id="compat"><h2>Compatibility findings</h2>{_compat_table(data)}</section>
 {_roofline_section(data)}
+{_npu_runtimes_section(data.get("npu_runtimes", []))}
 {_comparison_section(data.get("comparison"))}
 <script id="report-data" type="application/json">{payload}</script>
 <script>{script}</script>

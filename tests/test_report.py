@@ -480,3 +480,32 @@ def test_noisy_rows_are_marked_and_a_clean_row_is_preferred(tmp_path):
     page = render(data)
     table = page.split('id="latency-table"')[1].split("</table>")[0]
     assert table.count("· noisy") == 1 and "repetition means spread 60%" in table
+
+
+def test_snapdragon_runtimes_side_by_side_never_mixing_provenance(tmp_path):
+    """Per Snapdragon device, one model on LiteRT-QNN, ONNX-QNN and QNN: a row per provenance, the fastest in bold,
+    the compute units AI Hub reported under a measured figure; a device with one NPU runtime has no such table."""
+    db = tmp_path / "r.db"
+
+    def row(backend, ms, prov="measured", device="galaxy-s24", units=None):
+        name = {"litert-qnn": "aihub-litert-npu", "onnxruntime-qnn": "aihub-onnx-npu", "qnn": "aihub-qnn-npu"}[backend]
+        return Measurement(
+            model="mnv4_conv_m", resolution=224, format="onnx", precision="int8", target=f"{device}/{name}/int8",
+            device=device, backend=backend, provenance=prov, median_ms=ms, delegate={"compute_units": units} if units else {},
+        )  # fmt: skip
+
+    with Store(db) as s:
+        s.add(row("litert-qnn", 0.297, units={"NPU": 80}))
+        s.add(row("onnxruntime-qnn", 0.426, units={"NPU": 78, "CPU": 2}))
+        s.add(row("qnn", 0.419))
+        s.add(row("qnn", 0.5, prov="estimated"))
+        s.add(row("litert-qnn", 0.3, device="pixel8"))
+    out = tmp_path / "r.html"
+    assert _run("report", "--db", str(db), "--out", str(out)).returncode == 0
+    page = out.read_text()
+    section = page[page.index('<section id="npu-runtimes">') :].split("</section>")[0]
+    assert 'id="npu-runtimes-galaxy-s24"' in section and "pixel8" not in section
+    measured, estimated = re.findall(r"<tr><th>mnv4_conv_m</th>.*?</tr>", section)
+    assert "● measured" in measured and "<b>0.297<br><small>NPU 80</small></b>" in measured
+    assert "CPU 2 · NPU 78" in measured and ">0.419</td>" in measured
+    assert "△ estimated" in estimated and estimated.count("<td>–</td>") == 2 and "<b>0.500</b>" not in estimated

@@ -123,6 +123,24 @@ def test_bench_full_size_acceptance_and_rerun_pays_nothing(hub):
     assert again.env["aihub_job_id"] == m.env["aihub_job_id"]
 
 
+def test_a_profile_gives_load_first_inference_and_memory(hub, tiny_tflite):
+    """The profile's load and memory keys (the 0.56 client's names: first_load_time µs, *_peak_memory bytes,
+    <stage>_memory_*_range; compile unmeasured for a .tflite, None) become the row's cost."""
+    db = hub.tmp / "c.db"
+    r = hub.cli(*bench_file(tiny_tflite, db))
+    assert r.returncode == 0, r.stderr
+    (m,) = rows(db)
+    cost = m.cost()
+    assert cost["load_ms"] == 80.0 and "first_load_time" in m.env["load_covers"]
+    assert cost["first_ms"] == pytest.approx(m.stats.max) and cost["first_ms"] > 3 * m.median_ms
+    assert cost["memory_bytes"] == 12_345_678 and cost["size_bytes"] == tiny_tflite.stat().st_size
+    mem = m.env["memory"]
+    assert mem["load_bytes"] == 40_000_000 and mem["warm_load_peak_bytes"] == 30_000_000
+    assert mem["first_load_peak_range_bytes"] == [38_000_000, 40_000_000]
+    assert not any(k.startswith("compile") for k in mem)  # not measured: not made up
+    assert m.env["aihub_warm_load_ms"] == 21.0 and "aihub_compile_ms" not in m.env
+
+
 def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     hub.scenario(fail_devices=["Samsung Galaxy S24"])
     db = hub.tmp / "f.db"

@@ -48,6 +48,9 @@ class Quality(StrEnum):
 # p99 is given where a row has at least this many per-invocation samples
 P99_MIN_SAMPLES = 100
 
+# What Measurement.cost() adds to what rows always had: a row with none of them has no "cost" in its JSON
+NEW_COST_KEYS = ("load_ms", "first_ms", "p99_ms", "memory_bytes", "size_bytes", "batch", "throughput_ips")
+
 # The values as plain strings, in the enums' order: what callers list in messages and count by
 PROVENANCES = tuple(x.value for x in Provenance)
 STATUSES = tuple(x.value for x in Status)
@@ -234,6 +237,9 @@ class Measurement:
     def to_dict(self, samples: bool = True) -> dict:
         d = asdict(self)
         d["stats"] = self.stats.to_dict() if self.stats else {}
+        cost = self.cost()
+        if any(cost[k] is not None for k in NEW_COST_KEYS):  # rows written before these existed print as they did
+            d["cost"] = cost
         if not samples:
             d.pop("samples_ms")
         return d

@@ -43,7 +43,10 @@ class BenchRequest:
     input_shapes: dict = field(default_factory=dict)  # --input-shape NAME=1,3,640,640 for dynamic dimensions
     weights: str | None = None  # exports on demand with these weights (a file, "timm", "hf-hub:…")
     use_cache: bool = True  # exports on demand reuse and keep verified files in the artifact cache
+    threads: list[int] | str | None = None  # --threads: each CPU target at each count ("all": 1..cores)
+    batch: int | None = None  # --batch N: a throughput row per cell, at batch N, where the format runs it
     user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
+    swept: set = field(default_factory=set, init=False)  # targets copied at a --threads count
     shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
 
 
@@ -89,9 +92,50 @@ def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
                 from .weights import resolve_weights
 
                 resolve_weights(req.weights, spec)  # a cold cache or a wrong file fails now, in one line
+    targets = thread_targets(req, profile, targets)
     for plugin in {backend_of(t).name: backend_of(t) for t in targets}.values():
         plugin.preflight(req.backend_options)
     return profile, targets, reach
+
+
+def device_cores(profile: Profile, target: Target) -> int | None:
+    """The CPU cores a target's threads run on, where deploykit can know them: this machine's (those this process
+    may run on), or a profile's ``host.logical_cpus``; a phone's are not known here."""
+    if target.reach == "host":
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return None
+
+
+def thread_targets(req: BenchRequest, profile: Profile, targets: list[Target]) -> list[Target]:
+    """``--threads``: each CPU target (of a backend that sets its own threads: not a hosted service's) once per
+    count, in count order; a count above the device's cores is refused before any work."""
+    if not req.threads:
+        return targets
+    out = []
+    for t in targets:
+        if t.processor != "cpu" or backend_of(t).hosted:
+            out.append(t)
+            continue
+        cores = device_cores(profile, t)
+        if req.threads == "all":
+            if cores is None:
+                raise DeploykitError(
+                    f"--threads all: the cores of {profile.name} are not known here",
+                    hint="give the counts: --threads 1,2,4",
+                )
+            counts = list(range(1, cores + 1))
+        else:
+            counts = list(req.threads)
+            above = [n for n in counts if cores is not None and n > cores]
+            if above:
+                raise DeploykitError(f"--threads {above[0]}: {profile.name} has {cores} CPU core(s)")
+        for n in counts:
+            copy = replace(t, threads=n)
+            req.swept.add(copy)
+            out.append(copy)
+    return out
 
 
 def _targets_for_file(req: BenchRequest, targets: list[Target]) -> list[Target]:
@@ -147,7 +191,10 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
     with Store(req.db) as store:
         cells = run_cells(
             jobs,
-            label=lambda job: f"{job[0] or req.artifact.name} on {job[1].id}",
+            label=lambda job: (
+                f"{job[0] or req.artifact.name} on {job[1].id}"
+                + (f" ({job[1].threads} threads)" if job[1] in req.swept else "")
+            ),
             prepare=lambda job: prepare_cell(req, *job),
             finish=lambda job, prepared: finish_cell(req, reach, job[1], prepared),
             hosted=lambda job: backend_of(job[1]).hosted,
@@ -238,6 +285,8 @@ def finish_cell(
         m = measure(backend_of(target), artifact, target, req.method, device)
     if req.strict and m.quality == "noisy":
         m.status, m.error = "failed", f"noisy after {req.strict + 1} tries: {'; '.join(m.details['quality_reasons'])}"
+    if target in req.swept:  # a row of --threads: its count is part of what tells it apart
+        m.env["threads_requested"] = target.threads
     if artifact.input_shapes:  # a file of the user's: its inputs, as fed, say what was measured
         m.env["input_shapes"] = artifact.input_shapes
         m.warnings += req.shape_notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -408,3 +410,26 @@ def test_a_host_row_carries_the_whole_cost(tiny_tflite):
     # without memory readings the row is as before: no baseline child, no memory
     m = measure(get("litert"), art, target, Method(warmup=2, repetitions=2, runs=20), memory=False)
     assert m.status == "ok" and "memory" not in m.env and m.cost()["p99_ms"] is None and m.cost()["load_ms"] > 0
+
+
+def test_threads_measures_each_cpu_target_at_each_count(tmp_path, tiny_tflite):
+    from tests.conftest import one_line
+
+    db = tmp_path / "t.db"
+    r = cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--backend", "litert-xnnpack",
+            "--threads", "1,2", "--runs", "5", "--repetitions", "1", "--warmup", "1", "--db", str(db), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(m["target"], m["env"]["threads_requested"], m["env"]["threads_used"]) for m in rows] == [
+        ("host/litert-xnnpack/fp32", 1, 1),
+        ("host/litert-xnnpack/fp32", 2, 2),
+    ]
+    table = cli("results", "--db", str(db), "--csv").stdout
+    assert [r["threads"] for r in csv.DictReader(io.StringIO(table))] == ["1", "2"]
+    cores = len(os.sched_getaffinity(0))
+    line = one_line(cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", f"1,{cores + 1}",
+                        "--db", str(db)))  # fmt: skip
+    assert line == f"error: --threads {cores + 1}: host has {cores} CPU core(s)"
+    assert "give counts" in one_line(
+        cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", "0,x")
+    )

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..errors import DeploykitError, Interrupted
 from .common import (
+    MAX_BATCH,
     MAX_SECONDS,
     WEIGHTS_HELP,
     JsonOpt,
@@ -21,6 +22,7 @@ from .common import (
     device_names,
     named_shapes,
     one_line,
+    parse_threads,
     precision_names,
 )
 from .render import BarListener, bar, err, measurement_table, out, print_json, say_quality
@@ -132,6 +134,14 @@ def bench(
     cooldown: Annotated[
         float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
     ] = 60.0,
+    threads: Annotated[
+        str | None,
+        typer.Option(help="Each CPU target at each thread count: 1,2,4, or all (1 to the device's cores)."),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(help="Also measure throughput (images/s) at batch N where the format runs it."),
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """Measure latency on every target of a device; results go to the database with their provenance.
@@ -142,6 +152,8 @@ def bench(
 
     check_method(runs, repetitions, warmup, strict, budget, timeout)
     bounded("--cooldown", cooldown, 0, MAX_SECONDS)
+    if batch is not None:
+        bounded("--batch", batch, 1, MAX_BATCH)
     req = BenchRequest(
         device=device,
         models=model or [],
@@ -164,6 +176,8 @@ def bench(
         input_shapes=named_shapes(input_shape or []),
         weights=weights,
         use_cache=not no_cache,
+        threads=parse_threads(threads),
+        batch=batch,
     )
     with bar(as_json) as progress:
         listener = BarListener(progress)

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from deploykit.artifact import Manifest, TensorSpec
-    from deploykit.graph import Layer
+    from deploykit.graph import Layer, MemoryGraph
 
 # Every module in this folder whose name has no underscore is a format plugin, except these; a format's
 # helpers are named ``<format>_<job>.py`` (tflite_convert.py, tflite_graph.py): adding a format is one file.
@@ -228,6 +228,11 @@ class Format:
 
     def graph_layers(self, path: Path) -> list[Layer] | None:
         """The file's own op graph as estimator layers, where the format can read it; else None."""
+        return None
+
+    def memory_graph(self, path: Path) -> MemoryGraph | None:
+        """The file's weights and activation lifetimes in its runtime's execution order (the memory estimator's
+        input, ``deploykit.estimator.memory``), where the format can read them; else None."""
         return None
 
 

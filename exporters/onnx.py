@@ -262,5 +262,47 @@ class Onnx(Format):
     def open_session(self, path, manifest, threads=None, providers=None, input_shapes=None, **_) -> OnnxSession:
         return OnnxSession(path, manifest, threads, providers, input_shapes)
 
+    def memory_graph(self, path: Path):
+        """Initializers (and Constant nodes) are the weights; every other value lives from the node that writes it
+        to the last node that reads it, nodes in the file's (topological) order, which ONNX Runtime's sequential
+        executor follows. Shapes from ONNX's shape inference; a value whose shape stays unknown counts 0 bytes."""
+        import math
+
+        import numpy as np
+        import onnx
+        from onnx import helper, shape_inference
+
+        from deploykit.graph import LiveTensor, MemoryGraph
+
+        model = shape_inference.infer_shapes(onnx.load(str(path)))
+        g = model.graph
+
+        def nbytes(elem_type: int, dims) -> int:
+            return int(math.prod(dims) * np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+
+        weights = sum(nbytes(t.data_type, t.dims) for t in g.initializer)
+        constants = {t.name for t in g.initializer}
+        shapes = {}
+        for v in [*g.input, *g.value_info, *g.output]:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            shapes[v.name] = nbytes(t.elem_type, dims) if None not in dims else 0
+        first = {v.name: 0 for v in g.input if v.name not in constants}
+        last: dict[str, int] = {}
+        for i, node in enumerate(g.node):
+            if node.op_type == "Constant":
+                weights += sum(nbytes(a.t.data_type, a.t.dims) for a in node.attribute if a.name == "value")
+                constants.update(node.output)
+                continue
+            for name in node.input:
+                if name and name not in constants:
+                    last[name] = i
+            for name in node.output:
+                first.setdefault(name, i)
+        for v in g.output:
+            last[v.name] = len(g.node)
+        live = [LiveTensor(n, shapes.get(n, 0), f, last.get(n, f)) for n, f in first.items()]
+        return MemoryGraph(weights, live, len(g.node), "onnx file")
+
 
 register(Onnx())

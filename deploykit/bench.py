@@ -181,7 +181,8 @@ HOSTED_PARALLEL = 4
 def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measurement]:
     profile, targets, reach = plan(req)
     listener = listener or Listener()
-    jobs = [(model, t) for model in (req.models or [None]) for t in targets]
+    batches = [None, req.batch] if req.batch else [None]
+    jobs = [(model, t, batch) for model in (req.models or [None]) for t in targets for batch in batches]
     for t in profile.targets:
         asked = (not req.precisions or t.precision in req.precisions) and not req.backends and not req.artifact
         if t.available and t.id in reach.unavailable and asked:
@@ -194,13 +195,19 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
             label=lambda job: (
                 f"{job[0] or req.artifact.name} on {job[1].id}"
                 + (f" ({job[1].threads} threads)" if job[1] in req.swept else "")
+                + (f" at batch {job[2]}" if job[2] else "")
             ),
             prepare=lambda job: prepare_cell(req, *job),
             finish=lambda job, prepared: finish_cell(req, reach, job[1], prepared),
             hosted=lambda job: backend_of(job[1]).hosted,
             listener=listener,
         )
-        for _, (m, manifest) in cells:
+        for job, (m, manifest) in cells:
+            if m is None:  # --batch where the format cannot run it: said in one line, nothing stored
+                listener.warn(
+                    f"{job[0] or req.artifact.name} on {job[1].id}: no throughput at batch {job[2]}: {manifest}"
+                )
+                continue
             store.add(m, manifest)
             done.append(m)
             listener.finished(m)
@@ -262,21 +269,42 @@ def measure_one(
     return finish_cell(req, reach, target, prepare_cell(req, model, target))
 
 
-def prepare_cell(req: BenchRequest, model: str | None, target: Target) -> Artifact | Measurement:
-    """The artifact a cell runs (exported when missing), or the failed Measurement saying why there is none."""
+@dataclass
+class NoBatch:
+    """A --batch cell whose format cannot run that batch: why, said once, and no row stored."""
+
+    why: str
+
+
+def prepare_cell(
+    req: BenchRequest, model: str | None, target: Target, batch: int | None = None
+) -> Artifact | Measurement | NoBatch:
+    """The artifact a cell runs (exported when missing), or the failed Measurement saying why there is none; for a
+    throughput cell (``batch``), the artifact at that batch as its format makes it, or why it cannot."""
     try:
-        return artifact_for(req, model, target)
+        artifact = artifact_for(req, model, target)
     except DeploykitError as e:
         failed = Measurement.for_target(target, model, 0, status="failed")
         failed.error = f"export failed: {e}"
         return failed
+    if batch is None:
+        return artifact
+    if artifact.path is None or artifact.manifest is None:
+        return NoBatch(f"{target.format} runs the model itself, at batch 1 only here")
+    try:
+        b = formats.get(target.format).batched(artifact.path, artifact.manifest, batch)
+    except DeploykitError as e:
+        return NoBatch(str(e))
+    return replace(artifact, path=b.path, manifest=b.manifest, input_shapes=b.input_shapes, batch=(batch, b.how))
 
 
 def finish_cell(
-    req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement
-) -> tuple[Measurement, Manifest | None]:
+    req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement | NoBatch
+) -> tuple[Measurement | None, Manifest | str | None]:
     if isinstance(artifact, Measurement):  # the export failed: that is the row
         return artifact, None
+    if isinstance(artifact, NoBatch):
+        return None, artifact.why
     device = device_for(reach, target)  # the first matching one of the target's reach, or the --serial one
     m = measure(backend_of(target), artifact, target, req.method, device)
     for _ in range(req.strict):
@@ -290,6 +318,11 @@ def finish_cell(
     if artifact.input_shapes:  # a file of the user's: its inputs, as fed, say what was measured
         m.env["input_shapes"] = artifact.input_shapes
         m.warnings += req.shape_notes
+    if artifact.batch:  # a throughput row: its batch, how it was made, and images per second
+        n, how = artifact.batch
+        m.env.update(batch=n, batch_how=how)
+        if m.status == "ok" and m.median_ms:
+            m.details["throughput_ips"] = n * 1000 / m.median_ms
     manifest = artifact.manifest
     if manifest is not None and manifest.status == "failed-fidelity":
         m.warnings.append(f"{manifest.file} failed its fidelity check: its latency is of a file that computes wrongly")

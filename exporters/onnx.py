@@ -262,6 +262,42 @@ class Onnx(Format):
     def open_session(self, path, manifest, threads=None, providers=None, input_shapes=None, **_) -> OnnxSession:
         return OnnxSession(path, manifest, threads, providers, input_shapes)
 
+    def batched(self, path: Path, manifest: Manifest, batch: int):
+        """A file with a dynamic batch dimension runs as it is; a zoo model's static batch-1 file (the exporter's
+        reshapes bake the batch in) is exported again at ``batch`` beside it, unverified (its batch-1 file was)."""
+        from dataclasses import replace
+
+        import torch
+
+        from deploykit.artifact import file_sha256, path_size
+
+        from .base import Batched, with_batch
+        from .pipeline import ExportRequest, build
+
+        lead = manifest.inputs[0].shape[0] if manifest.inputs and manifest.inputs[0].shape else 1
+        if not (isinstance(lead, int) and lead > 0):
+            m, shapes = with_batch(manifest, batch)
+            return Batched(path, m, shapes, f"the file's dynamic batch dimension, fed {batch}")
+        model = manifest.model
+        if model.get("source") != "zoo":
+            raise DeploykitError(
+                f"{Path(path).name} has a static batch of {lead}: throughput at batch {batch} needs it exported with"
+                " a dynamic batch dimension"
+            )
+        b = build(ExportRequest(model["name"], "onnx", manifest.precision, resolution=model["resolution"],
+                                weights=model.get("weights"), out=Path(path).parent))  # fmt: skip
+        out = Path(path).with_name(f"{Path(path).stem}-batch{batch}{Path(path).suffix}")
+        example = torch.zeros(batch, *manifest.inputs[0].shape[1:])
+        info = self.convert(b.model, example, out, manifest.precision, None, {})
+        read = self.manifest_from_file(out)  # the I/O the file declares, batch N
+        inputs = [replace(t, layout=o.layout) for t, o in zip(read.inputs, manifest.inputs)]
+        m = replace(manifest, file=out.name, inputs=inputs, outputs=read.outputs, sha256=file_sha256(out),
+                    size_bytes=path_size(out), ops=info["ops"], status="unverified", compatibility={},
+                    fidelity={"verified": False, "reason": f"exported at batch {batch} for throughput; its batch-1"
+                              f" file {Path(path).name} was verified"})  # fmt: skip
+        shapes = {t.name: list(t.shape) for t in m.inputs}
+        return Batched(out, m, shapes, f"exported again at batch {batch}")
+
     def memory_graph(self, path: Path):
         """Initializers (and Constant nodes) are the weights; every other value lives from the node that writes it
         to the last node that reads it, nodes in the file's (topological) order, which ONNX Runtime's sequential

@@ -248,6 +248,14 @@ class Tflite(Format):
             )
         return out
 
+    def batched(self, path: Path, manifest: Manifest, batch: int):
+        """The same file: LiteRT resizes the input's batch before allocating (``resize_tensor_input``); a graph
+        that bakes batch 1 into a reshape fails to run, and that row says so."""
+        from .base import Batched, with_batch
+
+        m, shapes = with_batch(manifest, batch)
+        return Batched(path, m, shapes, f"LiteRT resized the input to batch {batch}")
+
     def memory_graph(self, path: Path):
         """Constant buffers are the weights; every other tensor lives from the op that writes it (a graph input
         from the start) to the last op that reads it (a graph output to the end), ops in the file's order, the

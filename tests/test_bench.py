@@ -433,3 +433,30 @@ def test_threads_measures_each_cpu_target_at_each_count(tmp_path, tiny_tflite):
     assert "give counts" in one_line(
         cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", "0,x")
     )
+
+
+def test_batch_stores_a_throughput_row_where_the_format_runs_it(tmp_path, tiny_tflite):
+    """TFLite: the same file, its input resized; ONNX: a zoo model's static batch-1 file exported again at the
+    batch; ExecuTorch: not here, said in one line. Each throughput row is its own label (its input shapes)."""
+    from deploykit.artifact import read_manifest
+    from deploykit.exporters.base import get
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    onnx = export(ExportRequest("mnv1_025", "onnx", "fp32", out=tmp_path, resolution=64, verify_samples=2)).path
+    db = tmp_path / "b.db"
+    for f in (tiny_tflite, onnx):
+        r = cli("bench", "--device", "host", "--artifact", str(f), "--batch", "4", "--runs", "5", "--repetitions", "1",
+                "--warmup", "1", "--db", str(db), "--json")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        one, four = json.loads(r.stdout)
+        assert "batch" not in one["env"] and one["cost"]["throughput_ips"] is None
+        assert four["status"] == "ok" and four["env"]["batch"] == 4 and four["cost"]["batch"] == 4
+        assert four["cost"]["throughput_ips"] == pytest.approx(4000 / four["median_ms"])
+        assert next(iter(four["env"]["input_shapes"].values()))[0] == 4
+    assert four["env"]["batch_how"] == "exported again at batch 4" and four["artifact"].endswith("-batch4.onnx")
+    with pytest.raises(DeploykitError, match="needs an export at that batch"):
+        get("executorch").batched(onnx, read_manifest(onnx), 4)
+    with pytest.raises(DeploykitError, match=r"--batch 0: give"):
+        from deploykit.cli.common import bounded
+
+        bounded("--batch", 0, 1, 1024)

@@ -80,6 +80,7 @@ class Artifact:
     reused_from: str | None = (
         None  # exported before: "out" (the output folder's file) or "cache" (the artifact cache's)
     )
+    batch: tuple[int, str] | None = None  # a throughput cell (bench --batch): images per invocation, how made
 
 
 class Session(Protocol):

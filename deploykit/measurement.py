@@ -221,6 +221,8 @@ class Measurement:
         ``stats`` and ``env``/``details``: no column of the store holds it, so older rows answer ``None``."""
         s, mem = self.stats, self.env.get("memory") or {}
         threads = self.env.get("threads_used", self.env.get("threads"))
+        if self.provenance == "estimated":  # estimator/memory.py: weights plus the planned arena, from the graph
+            mem = {"bytes": (self.details.get("memory") or {}).get("total_bytes")}
         return {
             "load_ms": s.init_ms if s else None,
             "first_ms": s.first_ms if s else None,
@@ -228,7 +230,7 @@ class Measurement:
             "p90_ms": s.p90 if s else None,
             "p99_ms": s.p99 if s else None,
             "memory_bytes": mem.get("bytes"),
-            "size_bytes": self.env.get("artifact_bytes"),
+            "size_bytes": self.env.get("artifact_bytes", self.details.get("size_bytes")),
             "threads": threads if isinstance(threads, int) else None,
             "batch": self.env.get("batch"),
             "throughput_ips": self.details.get("throughput_ips"),

@@ -48,3 +48,24 @@ def test_the_file_graphs_and_the_model_graph_agree(tiny_tflite, tiny_int8_tflite
     assert model_memory("mnv1_025", "int8", resolution=64).weights_bytes == pytest.approx(fp32.weights_bytes / 4, 0.02)
     # the file is about its weights: the size estimate from the parameters is within a few per cent
     assert estimate_file_size(fp32.weights_bytes // 4, "fp32") == pytest.approx(tiny_tflite.stat().st_size, rel=0.05)
+
+
+def test_an_estimate_row_carries_the_deployments_memory_and_size(tmp_path):
+    """For a device nobody has attached: the estimate rows of `deploykit estimate` hold the graph's memory and the
+    file size at each target's precision (fp16 on the GPU, int8 on the CPU), in their details."""
+    from deploykit.store import Store
+    from tests.conftest import invoke
+
+    db = tmp_path / "e.db"
+    r = invoke("estimate", "mnv1_025", "--device", "pixel8", "--db", str(db))
+    assert r.returncode == 0, r.stderr
+    with Store(db) as s:
+        rows = {m.target: m for m in s.query()}
+    gpu, cpu = rows["pixel8/litert-gpu/fp16"].cost(), rows["pixel8/litert-xnnpack/int8"].cost()
+    assert (
+        gpu["size_bytes"] == pytest.approx(2 * cpu["size_bytes"], rel=0.01)
+        and gpu["memory_bytes"] > cpu["memory_bytes"]
+    )
+    memory = rows["pixel8/litert-xnnpack/int8"].details["memory"]
+    assert memory["total_bytes"] == memory["weights_bytes"] + memory["arena_bytes"] == cpu["memory_bytes"]
+    assert "torch.export" in memory["source"]

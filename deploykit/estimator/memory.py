@@ -206,3 +206,40 @@ def estimate_file_size(params: int, precision: str) -> int:
     """A file's size from the parameters its graph keeps: bytes per parameter at the precision. Formats add
     their graph and per-channel quantization parameters on top (a few per cent: docs/benchmarks.md)."""
     return int(params * PARAM_BYTES.get(precision, 4))
+
+
+MEMORY_FORMAT = 1  # bump when model_memory_graph or plan_arena changes what they return
+
+
+def cached_model_memory(name: str, precision: str, resolution: int) -> MemoryEstimate | None:
+    """:func:`model_memory` from the user cache when estimated before (keyed, as the layer cache, by the hash of
+    the zoo's and the analysis's source), or None where the model has no graph to read (a user's own model, or
+    one torch.export cannot trace): an estimate row is then stored without a memory figure."""
+    import json
+
+    from ..artifact import atomic_write_text
+    from ..catalog import cache_dir, source_hash
+
+    path = cache_dir() / f"memory-{source_hash()}-{MEMORY_FORMAT}" / f"{name}@{resolution}-{precision}.json"
+    try:
+        return MemoryEstimate(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    try:
+        est = model_memory(name, precision, resolution)
+    except Exception:  # an unknown name (a user's file), or a graph torch.export cannot trace
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(asdict(est)))
+    except OSError:
+        pass  # a read-only home only costs the estimate again next time
+    return est
+
+
+def memory_details(name: str, precision: str, resolution: int) -> dict:
+    """What an estimate row stores of the deployment's memory and file size (its ``details``), or nothing."""
+    est = cached_model_memory(name, precision, resolution)
+    if est is None:
+        return {}
+    return {"memory": est.to_dict(), "size_bytes": est.weights_bytes}

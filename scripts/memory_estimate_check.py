@@ -78,6 +78,32 @@ def main() -> None:
         print(f"{runtime}: median measured/estimate {statistics.median(ratios):.2f} (range {min(ratios):.2f}-"
               f"{max(ratios):.2f}, {within}/{len(ratios)} within x1.5); weight copies to close the gap: median"
               f" {statistics.median(c for _, c in pairs):.2f}")  # fmt: skip
+    # The gap, explained per runtime: measured - arena = copies x weights + a fixed cost, fitted by least squares
+    # over the runtime's models, and each model's ratio to that runtime-aware estimate, left out of its own fit
+    print()
+    for runtime in sorted(by_runtime):
+        mine = [(o[2], o[3]) for o in out if o[1].split("/", 1)[1] == runtime]
+        if len(mine) < 3:
+            continue
+        copies, fixed = _fit(mine)
+        held_out = []
+        for i, (measured, est) in enumerate(mine):
+            c, f = _fit(mine[:i] + mine[i + 1 :])
+            held_out.append(measured / (c * est.weights_bytes + est.arena_bytes + f))
+        within = sum(1 for r in held_out if 1 / 1.5 <= r <= 1.5)
+        print(f"{runtime}: measured = {copies:.2f} x weights + arena + {fixed / MIB:.1f} MiB over {len(mine)} models;"
+              f" left-out ratio median {statistics.median(held_out):.2f} (range {min(held_out):.2f}-{max(held_out):.2f},"
+              f" {within}/{len(held_out)} within x1.5)")  # fmt: skip
+
+
+def _fit(rows: list) -> tuple[float, float]:
+    """Least squares of (measured - arena) on the weights: (copies of the weights, fixed bytes)."""
+    xs = [est.weights_bytes for _, est in rows]
+    ys = [measured - est.arena_bytes for measured, est in rows]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx if sxx else 1.0
+    return slope, my - slope * mx
 
 
 if __name__ == "__main__":

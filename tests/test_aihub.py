@@ -246,3 +246,28 @@ def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(h
         for j in json.loads(hub.cli("sweep", "--models", "mnv1_025", "--devices", "s23", "--plan").stdout)
     }
     assert set(modes.values()) == {"estimate"} and "s23/aihub-litert-npu/int8" in modes  # estimated like the rest
+
+
+def test_compile_and_memory_ranges_where_the_profile_has_them():
+    """An .onnx profiled on the NPU compiles on the device: its compile time and memory are kept beside the load;
+    a value the service did not measure (None, the client's MISSING_METRIC_VALUE) is left out, never zero."""
+    from types import SimpleNamespace
+
+    from deploykit.backends import aihub
+    from deploykit.devices import get_profile
+
+    target = next(t for t in get_profile("galaxy-s24").targets if t.backend == "onnxruntime-qnn")
+    summary = {
+        "estimated_inference_time": 900, "estimated_inference_peak_memory": 50_000_000, "first_load_time": 2_500_000,
+        "first_load_peak_memory": 300_000_000, "warm_load_time": None, "warm_load_peak_memory": None,
+        "compile_time": 1_800_000, "compile_peak_memory": 250_000_000, "compile_memory_peak_range": (240_000_000, 250_000_000),
+        "inference_memory_peak_range": None, "all_inference_times": [1900, 950, 900, 880],
+    }  # fmt: skip
+    job = SimpleNamespace(job_id="j1", url=None, hub_version="x")
+    env = aihub._env(job, target, "--compute_unit npu", {"execution_summary": summary})
+    assert env["aihub_compile_ms"] == 1800.0 and "aihub_warm_load_ms" not in env
+    mem = env["memory"]
+    assert mem["bytes"] == 50_000_000 and mem["load_bytes"] == 300_000_000 and mem["compile_peak_bytes"] == 250_000_000
+    assert mem["compile_peak_range_bytes"] == [240_000_000, 250_000_000] and "warm_load_peak_bytes" not in mem
+    stats = aihub._stats({"execution_summary": summary}, SimpleNamespace(repetitions=2))
+    assert (stats.init_ms, stats.first_ms) == (2500.0, 1.9)

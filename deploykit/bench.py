@@ -44,7 +44,10 @@ class BenchRequest:
     weights: str | None = None  # exports on demand with these weights (a file, "timm", "hf-hub:…")
     use_cache: bool = True  # exports on demand reuse and keep verified files in the artifact cache
     label: str | None = None  # the run's label (a git commit, say) on every row: what `deploykit compare` selects
+    threads: list[int] | str | None = None  # --threads: each CPU target at each count ("all": 1..cores)
+    batch: int | None = None  # --batch N: a throughput row per cell, at batch N, where the format runs it
     user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
+    swept: set = field(default_factory=set, init=False)  # targets copied at a --threads count
     shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
 
 
@@ -90,9 +93,50 @@ def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
                 from .weights import resolve_weights
 
                 resolve_weights(req.weights, spec)  # a cold cache or a wrong file fails now, in one line
+    targets = thread_targets(req, profile, targets)
     for plugin in {backend_of(t).name: backend_of(t) for t in targets}.values():
         plugin.preflight(req.backend_options)
     return profile, targets, reach
+
+
+def device_cores(profile: Profile, target: Target) -> int | None:
+    """The CPU cores a target's threads run on, where deploykit can know them: this machine's (those this process
+    may run on), or a profile's ``host.logical_cpus``; a phone's are not known here."""
+    if target.reach == "host":
+        import os
+
+        return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return None
+
+
+def thread_targets(req: BenchRequest, profile: Profile, targets: list[Target]) -> list[Target]:
+    """``--threads``: each CPU target (of a backend that sets its own threads: not a hosted service's) once per
+    count, in count order; a count above the device's cores is refused before any work."""
+    if not req.threads:
+        return targets
+    out = []
+    for t in targets:
+        if t.processor != "cpu" or backend_of(t).hosted:
+            out.append(t)
+            continue
+        cores = device_cores(profile, t)
+        if req.threads == "all":
+            if cores is None:
+                raise DeploykitError(
+                    f"--threads all: the cores of {profile.name} are not known here",
+                    hint="give the counts: --threads 1,2,4",
+                )
+            counts = list(range(1, cores + 1))
+        else:
+            counts = list(req.threads)
+            above = [n for n in counts if cores is not None and n > cores]
+            if above:
+                raise DeploykitError(f"--threads {above[0]}: {profile.name} has {cores} CPU core(s)")
+        for n in counts:
+            copy = replace(t, threads=n)
+            req.swept.add(copy)
+            out.append(copy)
+    return out
 
 
 def _targets_for_file(req: BenchRequest, targets: list[Target]) -> list[Target]:
@@ -138,7 +182,8 @@ HOSTED_PARALLEL = 4
 def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measurement]:
     profile, targets, reach = plan(req)
     listener = listener or Listener()
-    jobs = [(model, t) for model in (req.models or [None]) for t in targets]
+    batches = [None, req.batch] if req.batch else [None]
+    jobs = [(model, t, batch) for model in (req.models or [None]) for t in targets for batch in batches]
     for t in profile.targets:
         asked = (not req.precisions or t.precision in req.precisions) and not req.backends and not req.artifact
         if t.available and t.id in reach.unavailable and asked:
@@ -148,13 +193,22 @@ def run_bench(req: BenchRequest, listener: Listener | None = None) -> list[Measu
     with Store(req.db) as store:
         cells = run_cells(
             jobs,
-            label=lambda job: f"{job[0] or req.artifact.name} on {job[1].id}",
+            label=lambda job: (
+                f"{job[0] or req.artifact.name} on {job[1].id}"
+                + (f" ({job[1].threads} threads)" if job[1] in req.swept else "")
+                + (f" at batch {job[2]}" if job[2] else "")
+            ),
             prepare=lambda job: prepare_cell(req, *job),
             finish=lambda job, prepared: finish_cell(req, reach, job[1], prepared),
             hosted=lambda job: backend_of(job[1]).hosted,
             listener=listener,
         )
-        for _, (m, manifest) in cells:
+        for job, (m, manifest) in cells:
+            if m is None:  # --batch where the format cannot run it: said in one line, nothing stored
+                listener.warn(
+                    f"{job[0] or req.artifact.name} on {job[1].id}: no throughput at batch {job[2]}: {manifest}"
+                )
+                continue
             m.label = req.label
             store.add(m, manifest)
             done.append(m)
@@ -217,21 +271,42 @@ def measure_one(
     return finish_cell(req, reach, target, prepare_cell(req, model, target))
 
 
-def prepare_cell(req: BenchRequest, model: str | None, target: Target) -> Artifact | Measurement:
-    """The artifact a cell runs (exported when missing), or the failed Measurement saying why there is none."""
+@dataclass
+class NoBatch:
+    """A --batch cell whose format cannot run that batch: why, said once, and no row stored."""
+
+    why: str
+
+
+def prepare_cell(
+    req: BenchRequest, model: str | None, target: Target, batch: int | None = None
+) -> Artifact | Measurement | NoBatch:
+    """The artifact a cell runs (exported when missing), or the failed Measurement saying why there is none; for a
+    throughput cell (``batch``), the artifact at that batch as its format makes it, or why it cannot."""
     try:
-        return artifact_for(req, model, target)
+        artifact = artifact_for(req, model, target)
     except DeploykitError as e:
         failed = Measurement.for_target(target, model, 0, status="failed")
         failed.error = f"export failed: {e}"
         return failed
+    if batch is None:
+        return artifact
+    if artifact.path is None or artifact.manifest is None:
+        return NoBatch(f"{target.format} runs the model itself, at batch 1 only here")
+    try:
+        b = formats.get(target.format).batched(artifact.path, artifact.manifest, batch)
+    except DeploykitError as e:
+        return NoBatch(str(e))
+    return replace(artifact, path=b.path, manifest=b.manifest, input_shapes=b.input_shapes, batch=(batch, b.how))
 
 
 def finish_cell(
-    req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement
-) -> tuple[Measurement, Manifest | None]:
+    req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement | NoBatch
+) -> tuple[Measurement | None, Manifest | str | None]:
     if isinstance(artifact, Measurement):  # the export failed: that is the row
         return artifact, None
+    if isinstance(artifact, NoBatch):
+        return None, artifact.why
     device = device_for(reach, target)  # the first matching one of the target's reach, or the --serial one
     m = measure(backend_of(target), artifact, target, req.method, device)
     for _ in range(req.strict):
@@ -240,9 +315,16 @@ def finish_cell(
         m = measure(backend_of(target), artifact, target, req.method, device)
     if req.strict and m.quality == "noisy":
         m.status, m.error = "failed", f"noisy after {req.strict + 1} tries: {'; '.join(m.details['quality_reasons'])}"
+    if target in req.swept:  # a row of --threads: its count is part of what tells it apart
+        m.env["threads_requested"] = target.threads
     if artifact.input_shapes:  # a file of the user's: its inputs, as fed, say what was measured
         m.env["input_shapes"] = artifact.input_shapes
         m.warnings += req.shape_notes
+    if artifact.batch:  # a throughput row: its batch, how it was made, and images per second
+        n, how = artifact.batch
+        m.env.update(batch=n, batch_how=how)
+        if m.status == "ok" and m.median_ms:
+            m.details["throughput_ips"] = n * 1000 / m.median_ms
     manifest = artifact.manifest
     if manifest is not None and manifest.status == "failed-fidelity":
         m.warnings.append(f"{manifest.file} failed its fidelity check: its latency is of a file that computes wrongly")

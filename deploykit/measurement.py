@@ -45,6 +45,12 @@ class Quality(StrEnum):
     NOISY = "noisy"
 
 
+# p99 is given where a row has at least this many per-invocation samples
+P99_MIN_SAMPLES = 100
+
+# What Measurement.cost() adds to what rows always had: a row with none of them has no "cost" in its JSON
+NEW_COST_KEYS = ("load_ms", "first_ms", "p99_ms", "memory_bytes", "size_bytes", "batch", "throughput_ips")
+
 # The values as plain strings, in the enums' order: what callers list in messages and count by
 PROVENANCES = tuple(x.value for x in Provenance)
 STATUSES = tuple(x.value for x in Status)
@@ -78,6 +84,7 @@ class LatencyStats:
     p50: float | None = None  # None where the tool reports no per-invocation samples
     p90: float | None = None
     stdev: float | None = None
+    p99: float | None = None  # only where there are at least P99_MIN_SAMPLES per-invocation samples
     rep_stdev: list[float] | None = None  # per repetition, where a tool reports only that
     init_ms: float | None = None
     first_ms: float | None = None
@@ -97,10 +104,12 @@ class LatencyStats:
         means = [statistics.fmean(r) for r in reps]
         if len(flat) > 1:
             # "inclusive" is linear interpolation between closest ranks, numpy's default percentile.
-            cuts = statistics.quantiles(flat, n=10, method="inclusive")
-            p50, p90 = cuts[4], cuts[8]
+            cuts = statistics.quantiles(flat, n=100, method="inclusive")
+            p50, p90 = cuts[49], cuts[89]
         else:
             p50 = p90 = flat[0]
+        # the 99th percentile of fewer than 100 samples is the maximum or an interpolation next to it: not said
+        p99 = cuts[98] if len(flat) >= P99_MIN_SAMPLES else None
         return cls(
             median_ms=statistics.median(means),
             rep_means=means,
@@ -111,6 +120,7 @@ class LatencyStats:
             p50=p50,
             p90=p90,
             stdev=statistics.stdev(flat) if len(flat) > 1 else 0.0,
+            p99=p99,
         )
 
     @classmethod
@@ -129,7 +139,10 @@ class LatencyStats:
         )
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "repetitions": self.repetitions}
+        d = {**asdict(self), "repetitions": self.repetitions}
+        if d["p99"] is None:  # added after release 5: rows without it print as they always did
+            del d["p99"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict | None) -> LatencyStats | None:
@@ -201,9 +214,35 @@ class Measurement:
         self.stats, self.median_ms = stats, stats.median_ms
         return self
 
+    def cost(self) -> dict:
+        """The whole cost of the deployment this row measured, flat, ``None`` where the row does not say: load
+        (session creation, ``env["load_covers"]`` says what it includes for this runtime), first inference,
+        warm median, p90, p99, memory (``env["memory"]["bytes"]``, what it is in ``["what"]``), the file's size,
+        the threads used, and for a throughput row its batch and images per second. Everything is read from
+        ``stats`` and ``env``/``details``: no column of the store holds it, so older rows answer ``None``."""
+        s, mem = self.stats, self.env.get("memory") or {}
+        threads = self.env.get("threads_used", self.env.get("threads"))
+        if self.provenance == "estimated":  # estimator/memory.py: weights plus the planned arena, from the graph
+            mem = {"bytes": (self.details.get("memory") or {}).get("total_bytes")}
+        return {
+            "load_ms": s.init_ms if s else None,
+            "first_ms": s.first_ms if s else None,
+            "median_ms": self.median_ms,
+            "p90_ms": s.p90 if s else None,
+            "p99_ms": s.p99 if s else None,
+            "memory_bytes": mem.get("bytes"),
+            "size_bytes": self.env.get("artifact_bytes", self.details.get("size_bytes")),
+            "threads": threads if isinstance(threads, int) else None,
+            "batch": self.env.get("batch"),
+            "throughput_ips": self.details.get("throughput_ips"),
+        }
+
     def to_dict(self, samples: bool = True) -> dict:
         d = asdict(self)
         d["stats"] = self.stats.to_dict() if self.stats else {}
+        cost = self.cost()
+        if any(cost[k] is not None for k in NEW_COST_KEYS):  # rows written before these existed print as they did
+            d["cost"] = cost
         if not samples:
             d.pop("samples_ms")
         return d

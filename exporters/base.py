@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from deploykit.artifact import Manifest, TensorSpec
-    from deploykit.graph import Layer
+    from deploykit.graph import Layer, MemoryGraph
 
 # Every module in this folder whose name has no underscore is a format plugin, except these; a format's
 # helpers are named ``<format>_<job>.py`` (tflite_convert.py, tflite_graph.py): adding a format is one file.
@@ -111,6 +111,29 @@ def random_feed(inputs: list[TensorSpec], shapes: dict, seed: int = 0) -> dict:
         else:
             out[t.name] = np.zeros(shape, dtype=t.dtype)
     return out
+
+
+@dataclass
+class Batched:
+    """What ``Format.batched`` hands back: the file to run at a batch, its manifest, the input shapes to feed, and
+    one line on how the batch was made (the runtime resized the input, the file's own dynamic dimension, an export
+    at that batch)."""
+
+    path: Path
+    manifest: Manifest | None
+    input_shapes: dict
+    how: str
+
+
+def with_batch(manifest: Manifest, batch: int) -> tuple[Manifest, dict]:
+    """A manifest whose first input's leading dimension is free, and the shapes that feed ``batch`` images."""
+    from dataclasses import replace
+
+    first = manifest.inputs[0]
+    free = replace(first, shape=["batch", *first.shape[1:]])
+    m = replace(manifest, inputs=[free, *manifest.inputs[1:]])
+    shapes, _ = resolve_shapes(m.inputs, {first.name: [batch, *first.shape[1:]]})
+    return m, shapes
 
 
 class HostSession:
@@ -228,6 +251,19 @@ class Format:
 
     def graph_layers(self, path: Path) -> list[Layer] | None:
         """The file's own op graph as estimator layers, where the format can read it; else None."""
+        return None
+
+    def batched(self, path: Path, manifest: Manifest, batch: int) -> Batched:
+        """The file (or a sibling made for it) to run ``batch`` images per invocation, and how: ``bench --batch``.
+        A format whose runtime cannot change the batch of a file raises a DeploykitError saying so in one line."""
+        raise DeploykitError(
+            f"{self.name} runs a file at the batch it was exported with: throughput at batch {batch} needs an export"
+            " at that batch, which bench does not make for this format"
+        )
+
+    def memory_graph(self, path: Path) -> MemoryGraph | None:
+        """The file's weights and activation lifetimes in its runtime's execution order (the memory estimator's
+        input, ``deploykit.estimator.memory``), where the format can read them; else None."""
         return None
 
 

@@ -286,5 +286,83 @@ class Onnx(Format):
     def open_session(self, path, manifest, threads=None, providers=None, input_shapes=None, **_) -> OnnxSession:
         return OnnxSession(path, manifest, threads, providers, input_shapes)
 
+    def batched(self, path: Path, manifest: Manifest, batch: int):
+        """A file with a dynamic batch dimension runs as it is; a zoo model's static batch-1 file (the exporter's
+        reshapes bake the batch in) is exported again at ``batch`` beside it, unverified (its batch-1 file was)."""
+        from dataclasses import replace
+
+        import torch
+
+        from deploykit.artifact import file_sha256, path_size
+
+        from .base import Batched, with_batch
+        from .pipeline import ExportRequest, build
+
+        lead = manifest.inputs[0].shape[0] if manifest.inputs and manifest.inputs[0].shape else 1
+        if not (isinstance(lead, int) and lead > 0):
+            m, shapes = with_batch(manifest, batch)
+            return Batched(path, m, shapes, f"the file's dynamic batch dimension, fed {batch}")
+        model = manifest.model
+        if model.get("source") != "zoo":
+            raise DeploykitError(
+                f"{Path(path).name} has a static batch of {lead}: throughput at batch {batch} needs it exported with"
+                " a dynamic batch dimension"
+            )
+        b = build(ExportRequest(model["name"], "onnx", manifest.precision, resolution=model["resolution"],
+                                weights=model.get("weights"), out=Path(path).parent))  # fmt: skip
+        out = Path(path).with_name(f"{Path(path).stem}-batch{batch}{Path(path).suffix}")
+        example = torch.zeros(batch, *manifest.inputs[0].shape[1:])
+        info = self.convert(b.model, example, out, manifest.precision, None, {})
+        read = self.manifest_from_file(out)  # the I/O the file declares, batch N
+        inputs = [replace(t, layout=o.layout) for t, o in zip(read.inputs, manifest.inputs)]
+        m = replace(manifest, file=out.name, inputs=inputs, outputs=read.outputs, sha256=file_sha256(out),
+                    size_bytes=path_size(out), ops=info["ops"], status="unverified", compatibility={},
+                    fidelity={"verified": False, "reason": f"exported at batch {batch} for throughput; its batch-1"
+                              f" file {Path(path).name} was verified"})  # fmt: skip
+        shapes = {t.name: list(t.shape) for t in m.inputs}
+        return Batched(out, m, shapes, f"exported again at batch {batch}")
+
+    def memory_graph(self, path: Path):
+        """Initializers (and Constant nodes) are the weights; every other value lives from the node that writes it
+        to the last node that reads it, nodes in the file's (topological) order, which ONNX Runtime's sequential
+        executor follows. Shapes from ONNX's shape inference; a value whose shape stays unknown counts 0 bytes."""
+        import math
+
+        import numpy as np
+        import onnx
+        from onnx import helper, shape_inference
+
+        from deploykit.graph import LiveTensor, MemoryGraph
+
+        model = shape_inference.infer_shapes(onnx.load(str(path)))
+        g = model.graph
+
+        def nbytes(elem_type: int, dims) -> int:
+            return int(math.prod(dims) * np.dtype(helper.tensor_dtype_to_np_dtype(elem_type)).itemsize)
+
+        weights = sum(nbytes(t.data_type, t.dims) for t in g.initializer)
+        constants = {t.name for t in g.initializer}
+        shapes = {}
+        for v in [*g.input, *g.value_info, *g.output]:
+            t = v.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+            shapes[v.name] = nbytes(t.elem_type, dims) if None not in dims else 0
+        first = {v.name: 0 for v in g.input if v.name not in constants}
+        last: dict[str, int] = {}
+        for i, node in enumerate(g.node):
+            if node.op_type == "Constant":
+                weights += sum(nbytes(a.t.data_type, a.t.dims) for a in node.attribute if a.name == "value")
+                constants.update(node.output)
+                continue
+            for name in node.input:
+                if name and name not in constants:
+                    last[name] = i
+            for name in node.output:
+                first.setdefault(name, i)
+        for v in g.output:
+            last[v.name] = len(g.node)
+        live = [LiveTensor(n, shapes.get(n, 0), f, last.get(n, f)) for n, f in first.items()]
+        return MemoryGraph(weights, live, len(g.node), "onnx file")
+
 
 register(Onnx())

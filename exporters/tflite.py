@@ -248,5 +248,38 @@ class Tflite(Format):
             )
         return out
 
+    def batched(self, path: Path, manifest: Manifest, batch: int):
+        """The same file: LiteRT resizes the input's batch before allocating (``resize_tensor_input``); a graph
+        that bakes batch 1 into a reshape fails to run, and that row says so."""
+        from .base import Batched, with_batch
+
+        m, shapes = with_batch(manifest, batch)
+        return Batched(path, m, shapes, f"LiteRT resized the input to batch {batch}")
+
+    def memory_graph(self, path: Path):
+        """Constant buffers are the weights; every other tensor lives from the op that writes it (a graph input
+        from the start) to the last op that reads it (a graph output to the end), ops in the file's order, the
+        order the interpreter runs them."""
+        from deploykit.graph import DTYPE_BYTES, LiveTensor, MemoryGraph
+
+        from .tflite_graph import read_tflite
+
+        g = read_tflite(path)
+        size = lambda t: int(math.prod(t.shape) * DTYPE_BYTES.get(t.dtype, 4))  # noqa: E731
+        first: dict[int, int] = {i: 0 for i in g.inputs}
+        last: dict[int, int] = {}
+        for op in g.ops:
+            for i in op.inputs:
+                last[i] = op.index
+            for i in op.outputs:
+                first.setdefault(i, op.index)
+        for i in g.outputs:
+            last[i] = len(g.ops)
+        weights = sum(size(t) for t in g.tensors if t.constant)
+        live = [
+            LiveTensor(g.t(i).name, size(g.t(i)), first[i], last.get(i, first[i])) for i in first if not g.t(i).constant
+        ]
+        return MemoryGraph(weights, live, len(g.ops), "tflite file")
+
 
 register(Tflite())

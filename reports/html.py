@@ -67,6 +67,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
         "universality": _universality(labels, fronts),
         "fidelity": fidelity,
         "compat": compat,
+        "threads": _thread_scaling(latest),
         **_roofline(latest, roofline_device, displays),
         "npu_runtimes": _npu_runtimes(latest, displays),
     }
@@ -165,7 +166,13 @@ def _models(measured_models: list[str], acc_rows: list[dict]) -> dict[str, dict]
 
 
 def _cell(label: str, target: str, prov: str, r) -> dict:
+    cost = r.cost()
     return {
+        **{k: cost[k] for k in ("load_ms", "first_ms", "p99_ms", "memory_bytes", "size_bytes", "threads", "batch")},
+        "throughput_ips": cost["throughput_ips"],
+        "memory_what": ((r.env or {}).get("memory") or {}).get("what")
+        or ("weights plus planned activation arena, from the graph" if cost["memory_bytes"] else None),
+        "load_covers": (r.env or {}).get("load_covers"),
         "model": r.model,
         "label": label,
         "input_shapes": (r.env or {}).get("input_shapes"),
@@ -185,6 +192,17 @@ def _cell(label: str, target: str, prov: str, r) -> dict:
         "artifact": Path(r.artifact).name if r.artifact else None,
         "created": r.created,
     }
+
+
+def _thread_scaling(latest: dict) -> dict[str, dict[str, list]]:
+    """Per target, per label (without its thread count): ``[[threads, median ms], ...]`` of the measured rows
+    of ``bench --threads``, in thread order."""
+    out: dict[str, dict[str, list]] = {}
+    for r in latest.values():
+        n = (r.env or {}).get("threads_requested")
+        if r.provenance == "measured" and r.status == "ok" and n and r.median_ms:
+            out.setdefault(r.target, {}).setdefault(row_label(r, threads=False), []).append([n, r.median_ms])
+    return {t: {m: sorted(v) for m, v in sorted(by.items())} for t, by in sorted(out.items())}
 
 
 def _fronts(cells: list[dict], models: dict, targets: list[str]) -> tuple[dict, dict]:
@@ -358,15 +376,18 @@ def _roofline(latest: dict, preferred: str, displays: dict[str, str]) -> dict:
     return {"roofline": out, "roofline_device": shown}
 
 
-def row_label(r) -> str:
+def row_label(r, threads: bool = True) -> str:
     """A row's name in the report: its model's, plus the input shapes it was fed (``x [x=8,3,96,96]``) where
     they are not the model's plain input (one image, batch 1, at the model's resolution): a batch of 8 or a
-    file's dynamic size is another point, never plotted or tabled as the model's batch-1 row."""
+    file's dynamic size is another point, never plotted or tabled as the model's batch-1 row. A row of
+    ``bench --threads`` adds its thread count (``x [threads=1]``), unless ``threads`` is False."""
     shapes = (r.env or {}).get("input_shapes") or {}
-    if not shapes or _plain_input(shapes, r.resolution):
-        return r.model
-    fed = "; ".join(f"{name}={','.join(map(str, dims)) or 'scalar'}" for name, dims in shapes.items())
-    return f"{r.model} [{fed}]"
+    said = []
+    if shapes and not _plain_input(shapes, r.resolution):
+        said.append("; ".join(f"{name}={','.join(map(str, dims)) or 'scalar'}" for name, dims in shapes.items()))
+    if threads and (r.env or {}).get("threads_requested"):
+        said.append(f"threads={r.env['threads_requested']}")
+    return f"{r.model} [{'; '.join(said)}]" if said else r.model
 
 
 def _plain_input(shapes: dict, resolution: int) -> bool:
@@ -480,6 +501,110 @@ def _compat_table(data: dict) -> str:
     headers = ["artifact", "backend", "errors", "warnings", "first unsupported op", "static findings (first 8)"]
     headers.append("measured on the device (layers off the unit asked for)")
     return _table("compat-table", headers, body)
+
+
+AXIS_CHOICES = (
+    ("median_ms", "latency (median)"),
+    ("p90_ms", "p90 latency"),
+    ("first_ms", "first inference"),
+    ("load_ms", "load (cold start)"),
+    ("memory_bytes", "peak memory"),
+    ("size_bytes", "file size"),
+)
+
+
+def _axis_switch() -> str:
+    options = "".join(f'<option value="{v}">{e(text)}</option>' for v, text in AXIS_CHOICES)
+    return (
+        '<p class="axis-switch"><label for="pareto-axis">x-axis:</label> '
+        f'<select id="pareto-axis">{options}</select> <small>latency fronts take estimates\' intervals into'
+        " account; on the other axes each provenance's front is drawn from the points that have the figure"
+        " (a measured row's memory is its process's peak over an empty one of the same runtime; an estimate's is"
+        " weights plus the planned activations)</small></p>"
+    )
+
+
+def _threads_section(data: dict) -> str:
+    """One thread-scaling plot per target measured at several thread counts; no section without any."""
+    if not data["threads"]:
+        return ""
+    figures = "".join(
+        f'<figure class="plot"><figcaption>{e(t)}: median latency by thread count</figcaption>'
+        f'<div class="threads-plot" data-target="{e(t)}"></div></figure>'
+        for t in data["threads"]
+    )
+    return (
+        '<section id="threads"><h2>Thread scaling (<code>bench --threads</code>)</h2>'
+        f'<div class="plots">{figures}</div></section>'
+    )
+
+
+def _mib(v) -> str:
+    return "–" if v is None else f"{v / 2**20:.1f}"
+
+
+def _cards_section(data: dict) -> str:
+    """A deployment card per model: every target's latency (each provenance its own row, never mixed), its cold
+    start (load, first inference), memory and file size where the row has them, and the model's fidelity and
+    compatibility findings."""
+    by_model: dict[str, list] = {}
+    for c in data["cells"]:
+        by_model.setdefault(c["model"], []).append(c)
+    of_file = {f["artifact"]: f["model"] for f in data["fidelity"]}
+    cards = []
+    for i, (model, cells) in enumerate(sorted(by_model.items())):
+        cells = sorted(cells, key=lambda c: (PROVENANCE_ORDER.index(c["provenance"]), c["target"], c["label"]))
+        rows = []
+        for c in cells:
+            ok = c["status"] == "ok"
+            cold = c["load_ms"] + c["first_ms"] if c["load_ms"] is not None and c["first_ms"] is not None else None
+            mem_title = f' title="{e(c["memory_what"])}"' if c.get("memory_what") else ""
+            load_title = f' title="{e(c["load_covers"])}"' if c.get("load_covers") else ""
+            rows.append(
+                f'<tr data-target="{e(c["target"])}" data-provenance="{c["provenance"]}">'
+                f"<td>{e(c['target'])}</td><td>{e(c['label'])}</td>"
+                f'<td><span class="{c["provenance"]}">{c["provenance"]}</span></td>'
+                f"<td class='num'>{_fmt(c['median_ms']) if ok else e(c['status'])}</td>"
+                f"<td class='num'>{_fmt(c['p90_ms'])}</td><td class='num'{load_title}>{_fmt(c['load_ms'], 1)}</td>"
+                f"<td class='num'>{_fmt(c['first_ms'])}</td><td class='num'>{_fmt(cold, 1)}</td>"
+                f"<td class='num'{mem_title}>{_mib(c['memory_bytes'])}</td><td class='num'>{_mib(c['size_bytes'])}</td>"
+                f"<td class='num'>{c['threads'] if c['threads'] is not None else '–'}</td></tr>"
+            )
+        headers = ["target", "row", "provenance", "latency ms", "p90", "load ms", "first ms", "cold start ms"]
+        table = _table(f"card-table-{i}", [*headers, "memory MiB", "size MiB", "threads"], rows)
+        fid = [f for f in data["fidelity"] if f["model"] == model]
+        fid_items = "".join(
+            f"<li>{e(f['artifact'])}: {e(str(f['status']))}"
+            + (f", cosine {_fmt(f['cosine_min'], 5)}" if f["cosine_min"] is not None else "")
+            + (f", top-1 agreement {_fmt(f['top1_agreement'], 2)}" if f["top1_agreement"] is not None else "")
+            + "</li>"
+            for f in fid
+        )
+        comp = [c for c in data["compat"] if of_file.get(c["artifact"]) == model]
+        comp_items = "".join(
+            f"<li>{e(c['artifact'])} on {e(c['target'])}: "
+            + (f"{c['errors']} error(s), {c['warnings']} warning(s)" if c["errors"] is not None else "measured only")
+            + (f", first unsupported op {e(str(c['first_unsupported_op']))}" if c["first_unsupported_op"] else "")
+            + ("; " + e("; ".join(c["observed"])) if c.get("observed") else "")
+            + "</li>"
+            for c in comp
+        )
+        info = data["models"].get(model, {})
+        top1 = (
+            f"top-1 {info['top1']}% ({e(info.get('accuracy_provenance', ''))})" if info.get("top1") else "top-1 unknown"
+        )
+        cards.append(
+            f'<article class="card" id="card-{e(model)}" data-model="{e(model)}"><h3>{e(model)}</h3>'
+            f"<p>{e(info.get('family', ''))}; {top1}</p>{table}"
+            f"<h4>Fidelity</h4><ul class='card-fidelity'>{fid_items or '<li>no measured artifact with a manifest</li>'}</ul>"
+            f"<h4>Compatibility</h4><ul class='card-compat'>{comp_items or '<li>no findings recorded</li>'}</ul></article>"
+        )
+    return (
+        '<section id="cards"><h2>Deployment cards</h2><p>Per model: every target\'s latency (measured, estimated and'
+        " published rows apart), its cold start (load, the first inference), memory and file size where the row has"
+        " them (hover a memory figure for what it is), and the fidelity and compatibility findings of its"
+        f" files.</p>{''.join(cards)}</section>"
+    )
 
 
 def _roofline_section(data: dict) -> str:
@@ -643,8 +768,8 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <div id="js-errors"></div>
 </header>
 <nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
-<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#npu-runtimes">NPU runtimes</a>' if data.get("npu_runtimes") else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
-<section id="pareto"><h2>Accuracy vs latency, per target</h2><div class="plots">{plots}</div></section>
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#threads">Thread scaling</a>' if data["threads"] else ""} · <a href="#cards">Deployment cards</a>{' · <a href="#npu-runtimes">NPU runtimes</a>' if data.get("npu_runtimes") else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
+<section id="pareto"><h2>Accuracy vs latency, per target</h2>{_axis_switch()}<div class="plots">{plots}</div></section>
 <section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
 <p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
 {_universality_table(data)}</section>
@@ -652,6 +777,8 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <section id="fidelity"><h2>Fidelity per artifact</h2>{_fidelity_table(data)}</section>
 <section id="compat"><h2>Compatibility findings</h2>{_compat_table(data)}</section>
 {_roofline_section(data)}
+{_threads_section(data)}
+{_cards_section(data)}
 {_npu_runtimes_section(data.get("npu_runtimes", []))}
 {_comparison_section(data.get("comparison"))}
 <script id="report-data" type="application/json">{payload}</script>

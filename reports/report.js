@@ -123,38 +123,72 @@
     }
   }
 
-  // Accuracy vs latency per target, one front per provenance.
-  document.querySelectorAll(".scatter").forEach(function (div) {
+  // The Pareto plots' x-axis: latency by default; load, first inference, p90, memory or file size on request
+  // (the switch above the plots). Only latency has interval-aware fronts computed with the report; on the
+  // other axes the front is drawn here, per provenance, from the points that have the figure.
+  var AXES = {
+    median_ms: { label: "latency (ms, log scale)", unit: " ms", scale: 1 },
+    p90_ms: { label: "p90 latency (ms, log scale)", unit: " ms", scale: 1 },
+    first_ms: { label: "first inference (ms, log scale)", unit: " ms", scale: 1 },
+    load_ms: { label: "load / cold start (ms, log scale)", unit: " ms", scale: 1 },
+    memory_bytes: { label: "peak memory (MiB, log scale)", unit: " MiB", scale: 1 / 1048576 },
+    size_bytes: { label: "file size (MiB, log scale)", unit: " MiB", scale: 1 / 1048576 }
+  };
+  function xOf(c, axis) {
+    var v = c[axis];
+    return v == null || !(v > 0) ? null : v * AXES[axis].scale;
+  }
+  function frontOf(points, axis) {  // the labels no other point beats on both x (lower) and top-1 (higher)
+    var sorted = points.slice().sort(function (a, b) {
+      return xOf(a, axis) - xOf(b, axis) || data.models[b.model].top1 - data.models[a.model].top1;
+    });
+    var best = -Infinity, front = [];
+    sorted.forEach(function (c) {
+      var acc = data.models[c.model].top1;
+      if (acc > best) { front.push(c.label); best = acc; }
+    });
+    return front;
+  }
+
+  // Accuracy vs latency (or another cost) per target, one front per provenance.
+  function drawScatter(div, axis) {
+    while (div.firstChild) div.removeChild(div.firstChild);
+    div.setAttribute("data-axis", axis);
     var target = div.getAttribute("data-target");
     var pts = data.cells.filter(function (c) {
-      return c.target === target && c.status === "ok" && c.median_ms && data.models[c.model].top1 != null;
+      return c.target === target && c.status === "ok" && xOf(c, axis) != null && data.models[c.model].top1 != null;
     });
     var W = 600, H = 340, box = { l: 48, t: 10, w: 530, h: 280 };
     var svg = frame(div, W, H);
-    if (!pts.length) { text(svg, W / 2, H / 2, "no latency with a known accuracy", { "text-anchor": "middle" }); return; }
-    var lat = pts.map(function (c) { return c.median_ms; });
+    if (!pts.length) {
+      var what = axis === "median_ms" ? "latency" : AXES[axis].label.split(" (")[0];
+      text(svg, W / 2, H / 2, "no " + what + " with a known accuracy", { "text-anchor": "middle", class: "empty-plot" });
+      return;
+    }
+    var lat = pts.map(function (c) { return xOf(c, axis); });
     var acc = pts.map(function (c) { return data.models[c.model].top1; });
     var xs = logScale(Math.min.apply(null, lat) / 1.25, Math.max.apply(null, lat) * 1.25, box.l, box.l + box.w);
     var ys = linScale(Math.floor(Math.min.apply(null, acc) - 1), Math.ceil(Math.max.apply(null, acc) + 1), box.t + box.h, box.t, 5);
-    axes(svg, box, xs, ys, "latency (ms, log scale)", "top-1 (%)", true);
+    axes(svg, box, xs, ys, AXES[axis].label, "top-1 (%)", true);
     var inside = plotArea(svg, box);  // fronts and interval bars: an interval may run past the axis range
-    var fronts = data.fronts[target] || {};
+    var fronts = axis === "median_ms" ? data.fronts[target] || {} : {};
     var toLabel = [];  // [rank, x, y, text, colour, extra attributes]: placed once every marker is drawn
     Object.keys(STYLE).forEach(function (prov) {
-      var front = fronts[prov] || [];
+      var mine = pts.filter(function (c) { return c.provenance === prov; });
+      var front = axis === "median_ms" ? fronts[prov] || [] : frontOf(mine, axis);
       var fp = front.map(function (label) {
-        return pts.filter(function (c) { return c.label === label && c.provenance === prov; })[0];
-      });
+        return mine.filter(function (c) { return c.label === label; })[0];
+      }).filter(Boolean);
       if (fp.length > 1) {
         var d = fp.map(function (c, i) {
-          return (i ? "L" : "M") + xs.f(c.median_ms).toFixed(1) + "," + ys.f(data.models[c.model].top1).toFixed(1);
+          return (i ? "L" : "M") + xs.f(xOf(c, axis)).toFixed(1) + "," + ys.f(data.models[c.model].top1).toFixed(1);
         }).join(" ");
         el("path", { d: d, fill: "none", stroke: STYLE[prov].color, "stroke-width": 1.5, "stroke-dasharray": STYLE[prov].dash, class: "front", "data-provenance": prov }, inside);
       }
-      var maybe = ((data.possibly_optimal || {})[target] || {})[prov] || [];
-      pts.filter(function (c) { return c.provenance === prov; }).forEach(function (c) {
-        var x = xs.f(c.median_ms), y = ys.f(data.models[c.model].top1);
-        if (c.low_ms != null && c.high_ms != null) {  // an estimate: its interval as an error bar
+      var maybe = axis === "median_ms" ? ((data.possibly_optimal || {})[target] || {})[prov] || [] : [];
+      mine.forEach(function (c) {
+        var x = xs.f(xOf(c, axis)), y = ys.f(data.models[c.model].top1);
+        if (axis === "median_ms" && c.low_ms != null && c.high_ms != null) {  // an estimate: its interval as an error bar
           el("line", { x1: xs.f(c.low_ms), x2: xs.f(c.high_ms), y1: y, y2: y, stroke: STYLE[prov].color, "stroke-width": 1, "stroke-opacity": 0.6, class: "error-bar" }, inside);
         }
         var noisy = c.quality === "noisy";
@@ -165,17 +199,54 @@
           el("circle", { cx: x, cy: y, r: 8, fill: "none", stroke: "#c62828", "stroke-width": 1.5, "stroke-dasharray": "2 2", class: "noisy-ring" }, g);
         }
         var title = el("title", {}, g);
-        var iv = c.low_ms != null ? " [" + c.low_ms.toFixed(2) + "-" + c.high_ms.toFixed(2) + " ms, 80% interval: " + (c.interval_basis || "") + "]" : "";
+        var iv = axis === "median_ms" && c.low_ms != null ? " [" + c.low_ms.toFixed(2) + "-" + c.high_ms.toFixed(2) + " ms, 80% interval: " + (c.interval_basis || "") + "]" : "";
         var status = pareto === "possibly" ? "; possibly optimal (the intervals overlap)" : "";
-        title.textContent = c.label + ": " + c.median_ms.toFixed(3) + " ms" + iv + status + " (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
+        title.textContent = c.label + ": " + xOf(c, axis).toFixed(3) + AXES[axis].unit + iv + status + " (" + prov + (noisy ? ", NOISY: " + (c.quality_reasons || []).join("; ") : "") + "), top-1 " + data.models[c.model].top1 + "% (" + (data.models[c.model].top1_source || "") + ")";
         var rank = pareto === "1" ? 0 : pareto === "possibly" ? 1 : 2;
         var attrs = { class: "label" + (rank === 1 ? " possibly" : ""), fill: STYLE[prov].color, "data-for": c.label, "data-provenance": prov };
         if (rank === 1) attrs["font-style"] = "italic";
         toLabel.push({ rank: rank, x: x, y: y, s: c.label + (rank === 1 ? "?" : ""), attrs: attrs,
-          listed: c.label + " (" + prov + ", " + c.median_ms.toFixed(2) + " ms, " + data.models[c.model].top1 + "%)" });
+          listed: c.label + " (" + prov + ", " + xOf(c, axis).toFixed(2) + AXES[axis].unit + ", " + data.models[c.model].top1 + "%)" });
       });
     });
     placeLabels(svg, box, toLabel, div);
+  }
+  function drawScatters(axis) {
+    document.querySelectorAll(".scatter").forEach(function (div) { drawScatter(div, axis); });
+  }
+  var axisSwitch = document.getElementById("pareto-axis");
+  if (axisSwitch) axisSwitch.addEventListener("change", function () { drawScatters(axisSwitch.value); });
+  drawScatters(axisSwitch ? axisSwitch.value : "median_ms");
+
+  // Thread scaling per host target: each model's median latency at each thread count it was measured at.
+  document.querySelectorAll(".threads-plot").forEach(function (div) {
+    var series = (data.threads || {})[div.getAttribute("data-target")] || {};
+    var W = 440, H = 260, box = { l: 48, t: 10, w: 370, h: 200 };
+    var svg = frame(div, W, H);
+    var names = Object.keys(series);
+    var all = [].concat.apply([], names.map(function (m) { return series[m]; }));
+    if (!all.length) return;
+    var ns = all.map(function (p) { return p[0]; }), ms = all.map(function (p) { return p[1]; });
+    var xs = linScale(Math.min.apply(null, ns), Math.max.apply(null, ns), box.l, box.l + box.w, Math.max.apply(null, ns));
+    var ys = logScale(Math.min.apply(null, ms) / 1.2, Math.max.apply(null, ms) * 1.2, box.t + box.h, box.t);
+    axes(svg, box, xs, ys, "threads", "median ms (log)", false);
+    var inside = plotArea(svg, box);
+    var legend = document.createElement("p");
+    legend.className = "thread-legend";
+    div.appendChild(legend);
+    names.forEach(function (m, i) {
+      var colour = "hsl(" + Math.round(360 * i / names.length) + ", 60%, 40%)";
+      var item = document.createElement("span");
+      item.style.color = colour;
+      item.textContent = (i ? " · " : "") + "— " + m;  // textContent: names are user data
+      legend.appendChild(item);
+      var d = series[m].map(function (p, j) { return (j ? "L" : "M") + xs.f(p[0]).toFixed(1) + "," + ys.f(p[1]).toFixed(1); }).join(" ");
+      el("path", { d: d, fill: "none", stroke: colour, "stroke-width": 1.5, class: "thread-line", "data-model": m }, inside);
+      series[m].forEach(function (p) {
+        var dot = el("circle", { cx: xs.f(p[0]), cy: ys.f(p[1]), r: 3, fill: colour, class: "thread-point" }, inside);
+        el("title", {}, dot).textContent = m + ": " + p[1].toFixed(3) + " ms at " + p[0] + " thread(s)";
+      });
+    });
   });
 
   // Per-layer roofline: operational intensity vs share of time, with the target's ridge point.

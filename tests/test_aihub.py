@@ -136,6 +136,24 @@ def test_the_int8_onnx_export_is_what_the_onnx_npu_int8_target_uploads(hub, tiny
     assert uploaded["name"] == tiny_int8_onnx.name and uploaded["size"] == tiny_int8_onnx.stat().st_size
 
 
+def test_a_profile_gives_load_first_inference_and_memory(hub, tiny_tflite):
+    """The profile's load and memory keys (the 0.56 client's names: first_load_time µs, *_peak_memory bytes,
+    <stage>_memory_*_range; compile unmeasured for a .tflite, None) become the row's cost."""
+    db = hub.tmp / "c.db"
+    r = hub.cli(*bench_file(tiny_tflite, db))
+    assert r.returncode == 0, r.stderr
+    (m,) = rows(db)
+    cost = m.cost()
+    assert cost["load_ms"] == 80.0 and "first_load_time" in m.env["load_covers"]
+    assert cost["first_ms"] == pytest.approx(m.stats.max) and cost["first_ms"] > 3 * m.median_ms
+    assert cost["memory_bytes"] == 12_345_678 and cost["size_bytes"] == tiny_tflite.stat().st_size
+    mem = m.env["memory"]
+    assert mem["load_bytes"] == 40_000_000 and mem["warm_load_peak_bytes"] == 30_000_000
+    assert mem["first_load_peak_range_bytes"] == [38_000_000, 40_000_000]
+    assert not any(k.startswith("compile") for k in mem)  # not measured: not made up
+    assert m.env["aihub_warm_load_ms"] == 21.0 and "aihub_compile_ms" not in m.env
+
+
 def test_failed_job_is_a_failed_row_with_the_service_message(hub, tiny_tflite):
     hub.scenario(fail_devices=["Samsung Galaxy S24"])
     db = hub.tmp / "f.db"
@@ -281,3 +299,28 @@ def test_a_failed_compile_is_a_failed_row_in_ai_hubs_words_and_is_retried(hub):
     hub.scenario()
     assert hub.cli(*args).returncode == 0
     assert hub.service()["compiles"] == 2  # the failed compile was forgotten: compiled afresh, then profiled
+
+
+def test_compile_and_memory_ranges_where_the_profile_has_them():
+    """An .onnx profiled on the NPU compiles on the device: its compile time and memory are kept beside the load;
+    a value the service did not measure (None, the client's MISSING_METRIC_VALUE) is left out, never zero."""
+    from types import SimpleNamespace
+
+    from deploykit.backends import aihub
+    from deploykit.devices import get_profile
+
+    target = next(t for t in get_profile("galaxy-s24").targets if t.backend == "onnxruntime-qnn")
+    summary = {
+        "estimated_inference_time": 900, "estimated_inference_peak_memory": 50_000_000, "first_load_time": 2_500_000,
+        "first_load_peak_memory": 300_000_000, "warm_load_time": None, "warm_load_peak_memory": None,
+        "compile_time": 1_800_000, "compile_peak_memory": 250_000_000, "compile_memory_peak_range": (240_000_000, 250_000_000),
+        "inference_memory_peak_range": None, "all_inference_times": [1900, 950, 900, 880],
+    }  # fmt: skip
+    job = SimpleNamespace(job_id="j1", url=None, hub_version="x")
+    env = aihub._env(job, target, "--compute_unit npu", {"execution_summary": summary})
+    assert env["aihub_compile_ms"] == 1800.0 and "aihub_warm_load_ms" not in env
+    mem = env["memory"]
+    assert mem["bytes"] == 50_000_000 and mem["load_bytes"] == 300_000_000 and mem["compile_peak_bytes"] == 250_000_000
+    assert mem["compile_peak_range_bytes"] == [240_000_000, 250_000_000] and "warm_load_peak_bytes" not in mem
+    stats = aihub._stats({"execution_summary": summary}, SimpleNamespace(repetitions=2))
+    assert (stats.init_ms, stats.first_ms) == (2500.0, 1.9)

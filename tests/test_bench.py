@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -45,6 +47,17 @@ def test_parse_recorded_outputs():
     assert gpu.avg_us == 119375 and gpu.delegate["fully_delegated"] and gpu.delegate["applied"] == "GPU"
     nnapi = parse_benchmark_output(FIX.joinpath("nnapi_logcat.txt").read_text())  # logcat prefixes stripped
     assert nnapi.avg_us == 12167.6 and nnapi.delegate == {"fully_delegated": False, "delegate_kernels": 44}
+    # the memory lines of benchmark_model.cc (BenchmarkLoggingListener::OnBenchmarkEnd): the footprint deltas,
+    # printed on every run, and the peak of the monitoring thread (--report_peak_memory_footprint)
+    assert (cpu.init_mem_mb, cpu.overall_mem_mb, cpu.peak_mem_mb, cpu.model_size_mb) == (
+        8.97656,
+        18.7227,
+        None,
+        3.67827,
+    )
+    peak = parse_benchmark_output(FIX.joinpath("cpu_xnnpack_peak.txt").read_text())
+    assert (peak.init_mem_mb, peak.overall_mem_mb, peak.peak_mem_mb) == (9.125, 19.5, 93.2383)
+    assert gpu.overall_mem_mb is None and gpu.peak_mem_mb is None  # that log has no memory lines
 
 
 def test_benchmark_argument_lists():
@@ -117,6 +130,11 @@ def test_summary_statistics():
     assert s.median_ms == 2.0 and s.n == 9 and s.min == 1.0 and s.p50 == 2.0 and s.repetitions == 3
     assert s.p90 == pytest.approx(np.percentile([1, 2, 3, 2, 2, 2, 10, 10, 10], 90))
     assert LatencyStats.from_dict(s.to_dict()) == s
+    # p99 only from 100 samples on, and a row without it prints as rows did before it existed
+    assert s.p99 is None and "p99" not in s.to_dict()
+    many = LatencyStats.from_samples([[float(i) for i in range(1, 101)], [float(i) for i in range(1, 101)]])
+    assert many.p99 == pytest.approx(np.percentile(list(range(1, 101)) * 2, 99)) and many.to_dict()["p99"] == many.p99
+    assert many.p90 == pytest.approx(np.percentile(list(range(1, 101)) * 2, 90))
     # rows written before LatencyStats existed still read back
     old = LatencyStats.from_dict({"median_of_means": 2.0, "rep_means": [2.0], "n": 3, "min": 1.0, "max": 3.0})
     assert old.median_ms == 2.0 and old.p50 is None
@@ -181,6 +199,16 @@ def test_adb_runner_with_standin(standin, small_tflite):
         "hardware": "shiba",
     }
     assert tpu["stats"]["p50"] is None and "per-run" in tpu["stats"]["note"]
+    # the whole cost: load and first inference from the tool's timings line, memory from its footprint lines
+    cpu = ms["pixel8/litert-xnnpack/int8"]
+    assert (cpu["stats"]["init_ms"], cpu["stats"]["first_ms"]) == (18.777, 64.791) and "Init()" in cpu["env"][
+        "load_covers"
+    ]
+    mem = cpu["env"]["memory"]
+    assert mem["bytes"] == round(18.7227 * 2**20) and mem["load_bytes"] == round(8.97656 * 2**20)
+    assert mem["peak_footprint_bytes"] == round(93.2383 * 2**20) and "benchmark_model.cc" in mem["source"]
+    assert cpu["env"]["artifact_bytes"] == small_tflite.stat().st_size
+    assert "memory" not in tpu["env"]  # the NNAPI log prints no memory lines: nothing is made up
     calls = [json.loads(line) for line in (tmp / "calls.jsonl").read_text().splitlines()]
     assert [
         "-s",
@@ -191,6 +219,10 @@ def test_adb_runner_with_standin(standin, small_tflite):
     ] in calls
     bench = [c for c in calls if "/data/local/tmp/deploykit/benchmark_model" in c and "taskset" in c]
     assert bench and bench[0][3:6] == ["taskset", "100", "/data/local/tmp/deploykit/benchmark_model"]
+    # the peak-memory monitor runs only in one extra run per cell, after its 2 timed repetitions
+    runs = [c for c in calls if any(w.startswith("--graph=") for w in c)]
+    peaks = [c for c in runs if "--report_peak_memory_footprint=true" in c]
+    assert len(runs) == 2 * 3 and len(peaks) == 2 and all(runs.index(p) % 3 == 2 for p in peaks)
     with Store(db) as s:
         assert s.count() == 2 and {m.provenance for m in s.query()} == {"measured"}
 
@@ -375,3 +407,76 @@ def test_phone_thermal_state_is_read_and_a_hot_run_is_noisy(standin, small_tflit
         monkeypatch.setenv(k, v)
     state, waited = AdbDevice("37071FDJH0005C").cool_down(limit_s=5, poll_s=0.01)
     assert state["status"] == 0 and state["max_temp_c"] == 38.1 and waited < 5
+
+
+def test_a_host_row_carries_the_whole_cost(tiny_tflite):
+    """Load, first inference, warm median, p90, p99 (100 samples here), the benchmark child's memory over an empty
+    child of the same runtime, the file's size and the threads used: all in the row's stats and env."""
+    from deploykit.artifact import read_manifest
+    from deploykit.backends.base import Artifact, get
+    from deploykit.backends.harness import Method, measure
+
+    target = _host_target("litert-xnnpack", "fp32")
+    art = Artifact("mnv1_025", 64, tiny_tflite, read_manifest(tiny_tflite))
+    m = measure(get("litert"), art, target, Method(warmup=2, repetitions=2, runs=50))
+    assert m.status == "ok", m.error
+    cost = m.cost()
+    assert cost["load_ms"] > 0 and cost["first_ms"] > 0 and cost["p90_ms"] >= m.stats.p50 and cost["p99_ms"]
+    assert cost["size_bytes"] == tiny_tflite.stat().st_size and cost["threads"] == target.threads
+    assert "allocate_tensors" in m.env["load_covers"]
+    mem = m.env["memory"]
+    assert mem["baseline_hwm_bytes"] > 0 and mem["peak_hwm_bytes"] >= mem["load_hwm_bytes"] > mem["baseline_hwm_bytes"]
+    assert cost["memory_bytes"] == mem["peak_hwm_bytes"] - mem["baseline_hwm_bytes"] and mem["process_threads"] >= 1
+    # without memory readings the row is as before: no baseline child, no memory
+    m = measure(get("litert"), art, target, Method(warmup=2, repetitions=2, runs=20), memory=False)
+    assert m.status == "ok" and "memory" not in m.env and m.cost()["p99_ms"] is None and m.cost()["load_ms"] > 0
+
+
+def test_threads_measures_each_cpu_target_at_each_count(tmp_path, tiny_tflite):
+    from tests.conftest import one_line
+
+    db = tmp_path / "t.db"
+    r = cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--backend", "litert-xnnpack",
+            "--threads", "1,2", "--runs", "5", "--repetitions", "1", "--warmup", "1", "--db", str(db), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert [(m["target"], m["env"]["threads_requested"], m["env"]["threads_used"]) for m in rows] == [
+        ("host/litert-xnnpack/fp32", 1, 1),
+        ("host/litert-xnnpack/fp32", 2, 2),
+    ]
+    table = cli("results", "--db", str(db), "--csv").stdout
+    assert [r["threads"] for r in csv.DictReader(io.StringIO(table))] == ["1", "2"]
+    cores = len(os.sched_getaffinity(0))
+    line = one_line(cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", f"1,{cores + 1}",
+                        "--db", str(db)))  # fmt: skip
+    assert line == f"error: --threads {cores + 1}: host has {cores} CPU core(s)"
+    assert "give counts" in one_line(
+        cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", "0,x")
+    )
+
+
+def test_batch_stores_a_throughput_row_where_the_format_runs_it(tmp_path, tiny_tflite):
+    """TFLite: the same file, its input resized; ONNX: a zoo model's static batch-1 file exported again at the
+    batch; ExecuTorch: not here, said in one line. Each throughput row is its own label (its input shapes)."""
+    from deploykit.artifact import read_manifest
+    from deploykit.exporters.base import get
+    from deploykit.exporters.pipeline import ExportRequest, export
+
+    onnx = export(ExportRequest("mnv1_025", "onnx", "fp32", out=tmp_path, resolution=64, verify_samples=2)).path
+    db = tmp_path / "b.db"
+    for f in (tiny_tflite, onnx):
+        r = cli("bench", "--device", "host", "--artifact", str(f), "--batch", "4", "--runs", "5", "--repetitions", "1",
+                "--warmup", "1", "--db", str(db), "--json")  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        one, four = json.loads(r.stdout)
+        assert "batch" not in one["env"] and one["cost"]["throughput_ips"] is None
+        assert four["status"] == "ok" and four["env"]["batch"] == 4 and four["cost"]["batch"] == 4
+        assert four["cost"]["throughput_ips"] == pytest.approx(4000 / four["median_ms"])
+        assert next(iter(four["env"]["input_shapes"].values()))[0] == 4
+    assert four["env"]["batch_how"] == "exported again at batch 4" and four["artifact"].endswith("-batch4.onnx")
+    with pytest.raises(DeploykitError, match="needs an export at that batch"):
+        get("executorch").batched(onnx, read_manifest(onnx), 4)
+    with pytest.raises(DeploykitError, match=r"--batch 0: give"):
+        from deploykit.cli.common import bounded
+
+        bounded("--batch", 0, 1, 1024)

@@ -253,6 +253,44 @@ def test_csv_carries_every_column_of_the_table_and_the_rows_identity(tmp_path):
     assert not [c for c in table + identity if c not in header], header
 
 
+def test_the_cost_of_a_row_is_listed_where_rows_have_it(tmp_path):
+    """Load, first inference, p99, memory, size and throughput: table columns only where some row has them, CSV
+    columns after the older ones, a flat "cost" in --json (rows without any keep their old JSON)."""
+    db = tmp_path / "r.db"
+    stats = LatencyStats.from_samples([[1.0 + i / 100 for i in range(100)]])
+    stats.init_ms, stats.first_ms = 41.5, 3.25
+    env = {"memory": {"bytes": 12 * 2**20, "what": "peak RSS delta"}, "artifact_bytes": 5 * 2**20, "threads_used": 2}
+    with Store(db) as s:
+        s.add(_row("old", stats=LatencyStats.from_samples([[1.0, 2.0]])))
+        s.add(_row("new", stats=stats, env=env))
+        s.add(_row("new", stats=stats, env={**env, "batch": 8, "input_shapes": {"x": [8, 3, 224, 224]}},
+                   details={"throughput_ips": 123.4}))  # fmt: skip
+    table = run("results", "--db", str(db)).stdout
+    for col in ("load ms", "first ms", "p99", "memory MiB", "size MiB", "img/s"):
+        assert col in table, table
+    assert "41.5" in table and "12.0" in table and "5.0" in table and "123.4" in table
+    only_old = run("results", "--db", str(db), "--model", "old").stdout
+    assert "load ms" not in only_old and "memory MiB" not in only_old
+    rows = list(csv.DictReader(io.StringIO(run("results", "--db", str(db), "--csv").stdout)))
+    header = list(rows[0])
+    assert header[: header.index("error") + 1][-3:] == ["quality", "warnings", "error"]  # the old columns first
+    assert rows[0]["load_ms"] == "" and rows[1]["load_ms"] == "41.5" and rows[1]["memory_bytes"] == str(12 * 2**20)
+    assert rows[1]["size_bytes"] == str(5 * 2**20) and rows[1]["threads"] == "2" and float(rows[1]["p99"]) > 1.9
+    assert (rows[2]["batch"], rows[2]["throughput_ips"]) == ("8", "123.4")
+    as_json = json.loads(run("results", "--db", str(db), "--json").stdout)
+    assert "cost" not in as_json[0] and as_json[1]["cost"]["first_ms"] == 3.25
+    assert as_json[2]["cost"]["throughput_ips"] == 123.4
+
+
+def test_rows_at_two_thread_counts_are_told_apart(tmp_path):
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        for n in (1, 2):
+            s.add(_row("mnv1_100", env={"threads": n, "threads_used": n, "threads_requested": n}))
+    table = run("results", "--db", str(db)).stdout
+    assert "mnv1_100 [threads=1]" in table and "mnv1_100 [threads=2]" in table
+
+
 # ---------- 8: a reading command never creates or converts a file ----------
 
 

@@ -13,6 +13,18 @@ from .base import Artifact, Backend
 class HostBackend(Backend):
     reach = "host"
     runtime_module = ""  # the import name whose presence makes this backend available
+    runtime_imports: tuple[str, ...] = ()  # what opening a session imports (the memory baseline imports them)
+
+    def import_runtime(self, target: Target) -> None:
+        import importlib
+
+        import numpy  # noqa: F401  (the session's random input)
+
+        from ..exporters.base import get
+
+        get(self.serves[target.backend].format)
+        for name in self.runtime_imports or (self.runtime_module,):
+            importlib.import_module(name)
 
     def discover(self) -> list[FoundDevice]:
         if importlib.util.find_spec(self.runtime_module) is None:

@@ -38,6 +38,12 @@ _TIMINGS = re.compile(
 _REPLACING = re.compile(
     r"Replacing (\d+) out of (\d+) node\(s\) with delegate \((\w+)\) node, yielding (\d+) partitions"
 )
+# benchmark_model's memory lines (tensorflow/lite/tools/benchmark/benchmark_model.cc,
+# BenchmarkLoggingListener::OnBenchmarkEnd): the footprint deltas from the tool's start (MB, always printed where
+# the platform supports it), and the peak of a monitoring thread's readings with --report_peak_memory_footprint
+_MEMORY = re.compile(r"Memory footprint delta from the start of the tool \(MB\): init=([\d.e+-]+) overall=([\d.e+-]+)")
+_PEAK = re.compile(r"Overall peak memory footprint \(MB\) via periodic monitoring: ([\d.e+-]+)")
+_MODEL_SIZE = re.compile(r"The input model file size \(MB\): ([\d.e+-]+)")
 _DELEGATE_KERNELS = re.compile(r"partially executed by the delegate w/ (\d+) delegate kernels")
 # An external delegate's own summary, e.g. Qualcomm's QNN delegate (tensorflow/tensorflow#83344's log):
 # "TfLiteQnnDelegate delegate: 0 nodes delegated out of 31 nodes with 0 partitions."
@@ -54,6 +60,10 @@ class BenchmarkOutput:
     delegate: dict = field(default_factory=dict)
     nnapi_accelerators: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    init_mem_mb: float | None = None  # footprint delta from the tool's start after Init()
+    overall_mem_mb: float | None = None  # ... after the timed runs
+    peak_mem_mb: float | None = None  # the monitoring thread's peak (--report_peak_memory_footprint)
+    model_size_mb: float | None = None
 
 
 def parse_benchmark_output(text: str) -> BenchmarkOutput:
@@ -65,6 +75,12 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
             out.runs.append(dict(zip(("count", "first", "curr", "min", "max", "avg", "std"), map(float, m.groups()))))
         elif m := _TIMINGS.search(line):
             out.init_us, out.first_us, out.warmup_avg_us, out.avg_us = map(float, m.groups())
+        elif m := _MEMORY.search(line):
+            out.init_mem_mb, out.overall_mem_mb = map(float, m.groups())
+        elif m := _PEAK.search(line):
+            out.peak_mem_mb = float(m.group(1))
+        elif m := _MODEL_SIZE.search(line):
+            out.model_size_mb = float(m.group(1))
         elif m := _REPLACING.search(line):
             out.delegate.update(
                 delegated_nodes=int(m.group(1)),
@@ -94,12 +110,19 @@ def parse_benchmark_output(text: str) -> BenchmarkOutput:
 
 
 def benchmark_args(
-    target: Target, remote_model: str, remote_binary: str, runs: int, warmup: int, delegate: dict | None = None
+    target: Target,
+    remote_model: str,
+    remote_binary: str,
+    runs: int,
+    warmup: int,
+    delegate: dict | None = None,
+    peak_memory: bool = False,
 ) -> list[str]:
     """The device-side command for one repetition, as a list of words. ``delegate``: an external delegate
     library already on the phone, ``{"path": remote .so, "options": "key:value;key:value"}``, loaded through
     benchmark_model's ``--external_delegate_path``/``--external_delegate_options`` (a vendor NPU's delegate,
-    e.g. Qualcomm's libQnnTFLiteDelegate.so with ``backend_type:htp``), its folder on the library paths."""
+    e.g. Qualcomm's libQnnTFLiteDelegate.so with ``backend_type:htp``), its folder on the library paths.
+    ``peak_memory``: the tool's own peak-footprint monitor on (the memory run after the timed repetitions)."""
     args = [
         remote_binary,
         f"--graph={remote_model}",
@@ -109,6 +132,8 @@ def benchmark_args(
         f"--warmup_runs={warmup}",
         "--warmup_min_secs=0",
     ]
+    if peak_memory:  # a thread reads the footprint every 50 ms: only on the extra memory run, never a timed one
+        args.append("--report_peak_memory_footprint=true")
     if target.backend == "litert-xnnpack":
         args.append("--use_xnnpack=true")
     elif target.backend == "litert-gpu":
@@ -160,6 +185,32 @@ def open_phone(device: FoundDevice | None, target: Target, method, cooldown_s: f
     env = {"device": dev.metadata(), "runtime": runtime, "threads": target.threads, "affinity": target.affinity}
     before, waited = dev.cool_down(cooldown_s)
     return dev, env, before, waited
+
+
+# Invocations of the extra run that reads the peak memory footprint (after the timed repetitions)
+MEMORY_RUNS = 20
+LOAD_COVERS = (
+    "benchmark_model's Init(): the model loaded, the interpreter built, the delegate applied and tensors allocated"
+    " (its 'Initialized session in' figure)"
+)
+
+
+def phone_memory(timed: BenchmarkOutput, peak: BenchmarkOutput | None) -> dict | None:
+    """A phone row's ``env["memory"]`` from benchmark_model's own lines: the footprint deltas from the tool's start
+    of the first timed repetition (after Init, and overall), and the peak of the memory run where it printed one.
+    ``bytes`` (what tables show) is the overall delta: the model's cost over the tool, as a host row's is over
+    an empty process."""
+    if timed.overall_mem_mb is None and (peak is None or peak.peak_mem_mb is None):
+        return None
+    mb = lambda v: None if v is None else round(v * 1024 * 1024)  # noqa: E731  (the tool's MB are MiB: kB/1024)
+    return {
+        "what": "benchmark_model's memory footprint delta from the start of the tool, after the timed runs",
+        "bytes": mb(timed.overall_mem_mb),
+        "load_bytes": mb(timed.init_mem_mb),
+        "peak_footprint_bytes": mb(peak.peak_mem_mb) if peak else None,
+        "source": "benchmark_model (tensorflow/lite/tools/benchmark/benchmark_model.cc)"
+        + ("; peak from one extra run with --report_peak_memory_footprint=true" if peak else ""),
+    }
 
 
 class AdbDevice:
@@ -293,8 +344,16 @@ class Adb(Backend):
                 raise BackendError(f"repetition {r + 1}: benchmark_model failed on {device.id}: {why[0]}")
             reps.append({k: v / 1000 if k != "count" else v for k, v in parsed.runs[-1].items()})
             outputs.append(parsed)
+        # The peak footprint needs benchmark_model's monitoring thread, which the tool says may disturb its timing:
+        # one short extra run after the timed repetitions, its latency discarded.
+        words = benchmark_args(target, remote_model, remote_bin, min(method.runs, MEMORY_RUNS), 0, external, True)
+        proc = dev.shell(words)
+        peak = parse_benchmark_output(proc.stdout + "\n" + proc.stderr) if proc.returncode == 0 else None
         after = dev.thermal()
         env.update(thermal_before=before["status"], thermal_after=after["status"], cooldown_waited_s=round(waited, 1))
+        if (memory := phone_memory(outputs[0], peak)) is not None:
+            env["memory"] = memory
+        env["load_covers"] = LOAD_COVERS
         env["thermal"] = {"before": before, "after": after}
         first = outputs[0]
         stats = LatencyStats.from_repetitions(

@@ -19,7 +19,11 @@ The client's types and fields used here, as documented and as the 0.56 client de
   ``get_status() -> JobStatus`` with ``finished``/``success``/``failure``/``code``/``message``,
   ``download_profile() -> dict``); ``get_job(job_id)``;
 - the profile dict: ``execution_summary`` (``estimated_inference_time`` in µs, ``all_inference_times`` µs,
-  ``estimated_inference_peak_memory`` bytes, ``inference_memory_peak_range``) and ``execution_detail`` (one
+  ``estimated_inference_peak_memory`` bytes, ``inference_memory_peak_range``; the load and compile stages as
+  ``first_load_time``/``warm_load_time``/``compile_time`` µs, ``first_load_peak_memory``/
+  ``warm_load_peak_memory``/``compile_peak_memory`` bytes and ``<stage>_memory_increase_range``/
+  ``<stage>_memory_peak_range`` (lower, upper) bytes; a value the service did not measure is ``None``, as
+  ``qai_hub/client.py:_profile_pb_to_python_dict`` writes ``MISSING_METRIC_VALUE``) and ``execution_detail`` (one
   dict per layer: ``name``, ``type``, ``compute_unit`` ``NPU``/``GPU``/``CPU``);
 - profile options ``--compute_unit cpu|gpu|npu`` (the runtime follows the uploaded file: ``.tflite`` runs on
   LiteRT with its GPU/QNN delegates, ``.onnx`` on ONNX Runtime with its QNN execution provider);
@@ -281,7 +285,48 @@ def _stats(profile: dict, method):
     reps = [times[i * size : (i + 1) * size] for i in range(r)]
     stats = LatencyStats.from_samples(reps)
     stats.note = f"AI Hub profile: {len(times)} timed iteration(s) on the device, grouped into {r} repetition(s)"
+    load = _number(summary.get("first_load_time"))
+    stats.init_ms = load / 1000 if load else None
+    # the first of the profiled iterations: AI Hub runs no separate warm-up before it (its documented example's
+    # first time is the slowest, as a cold first inference is)
+    stats.first_ms = times[0] if summary.get("all_inference_times") else None
     return stats
+
+
+def _number(v) -> int | None:
+    """A profile value the service measured (an int), or None (``MISSING_METRIC_VALUE``, or not reported)."""
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _range(v) -> list[int] | None:
+    return [int(x) for x in v] if isinstance(v, list | tuple) and len(v) == 2 and all(_number(x) for x in v) else None
+
+
+LOAD_COVERS = (
+    "AI Hub's first (cold) load on the device (first_load_time): the model loaded and prepared for the compute"
+    " unit, on-device compilation included where the runtime compiles"
+)
+
+
+def _memory(summary: dict) -> dict | None:
+    """A profile's memory, as AI Hub reports it per stage: ``bytes`` (what tables show) is the inference peak."""
+    peak = _number(summary.get("estimated_inference_peak_memory"))
+    if peak is None and _number(summary.get("first_load_peak_memory")) is None:
+        return None
+    out = {
+        "what": "AI Hub's estimated peak memory during inference on the device (estimated_inference_peak_memory)",
+        "bytes": peak,
+        "load_bytes": _number(summary.get("first_load_peak_memory")),
+        "source": "Qualcomm AI Hub profile (execution_summary)",
+    }
+    for stage in ("first_load", "warm_load", "compile", "inference"):
+        for kind in ("increase", "peak"):
+            if r := _range(summary.get(f"{stage}_memory_{kind}_range")):
+                out[f"{stage}_{kind}_range_bytes"] = r
+    for stage in ("warm_load", "compile"):
+        if (v := _number(summary.get(f"{stage}_peak_memory"))) is not None:
+            out[f"{stage}_peak_bytes"] = v
+    return out
 
 
 def _env(job, target: Target, options: str, profile: dict) -> dict:
@@ -299,7 +344,13 @@ def _env(job, target: Target, options: str, profile: dict) -> dict:
         "aihub_inference_ms": summary["estimated_inference_time"] / 1000,
         "peak_memory_bytes": peak if isinstance(peak, int) else None,
         "peak_memory_range_bytes": summary.get("inference_memory_peak_range"),
+        "load_covers": LOAD_COVERS,
     }
+    for stage in ("warm_load", "compile"):  # µs in the profile; "first_load" is the row's load time
+        if (v := _number(summary.get(f"{stage}_time"))) is not None:
+            env[f"aihub_{stage}_ms"] = v / 1000
+    if (memory := _memory(summary)) is not None:
+        env["memory"] = memory
     if profile.get("tool_versions"):  # runtime versions, where the service reports them
         env["tool_versions"] = profile["tool_versions"]
     return env

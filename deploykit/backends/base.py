@@ -80,6 +80,7 @@ class Artifact:
     reused_from: str | None = (
         None  # exported before: "out" (the output folder's file) or "cache" (the artifact cache's)
     )
+    batch: tuple[int, str] | None = None  # a throughput cell (bench --batch): images per invocation, how made
 
 
 class Session(Protocol):
@@ -101,6 +102,17 @@ class Backend:
     hosted: bool = False
     description: str = ""
     aliases: dict[str, str] = {}  # other names users give a served backend (Core ML's own "CPU_AND_NE", …)
+    # What a row's load time (``stats.init_ms``: opening the session) includes for this runtime, said with the row
+    load_covers: str = ""
+
+    def import_runtime(self, target: Target) -> None:
+        """Import what opening a session imports, and load nothing: the baseline a measured row's memory is the
+        delta over (run in a child of its own by the harness)."""
+
+    def threads_used(self, session: Session, target: Target) -> int | None:
+        """The thread count the session runs with, as its runtime says (stored as ``env["threads_used"]``)."""
+        threads = session.env.get("threads")
+        return threads if isinstance(threads, int) else target.threads or None
 
     def discover(self) -> list[FoundDevice]:
         """The devices of this backend's reach that are attached now. Must be fast and import no runtime."""

@@ -16,6 +16,11 @@ class Executorch(HostBackend):
     serves = {"executorch-xnnpack": Runtime("executorch", "cpu")}
     runtime_module = "executorch"
     description = "ExecuTorch runtime with the XNNPACK delegate, on this machine"
+    runtime_imports = ("torch", "executorch.runtime", "executorch.extension.pybindings.portable_lib")
+    load_covers = (
+        "Runtime.load_program(path) and load_method('forward'): the program read, the XNNPACK delegate initialised"
+        " (weights packed) and the planned memory allocated, plus the random input"
+    )
 
     def how_to_reach(self, profile) -> str:
         if profile.match:

@@ -21,8 +21,9 @@ import time
 from dataclasses import asdict
 
 from .. import quality
+from ..artifact import path_size
 from ..errors import DeploykitError
-from ..machine import host_info
+from ..machine import host_info, process_memory
 from ..measurement import LatencyStats, Measurement, Method
 from ..targets import FoundDevice, Target
 from .base import Artifact, Backend, StopRun
@@ -49,10 +50,84 @@ def time_invocations(invoke, method: Method) -> list[list[float]]:
     return reps
 
 
+def run_session(open_session, method: Method, memory: bool = False) -> tuple[object, dict]:
+    """Open a session and time it: ``(session, {"samples", "load_ms", "first_ms", "memory"})``.
+
+    ``load_ms`` is ``open_session()`` (what it covers is the backend's ``load_covers``), ``first_ms`` the first
+    invocation after it, alone; then :func:`time_invocations` (its warm-up, then the timed repetitions). With
+    ``memory``, this process's high-water mark is read after the load and after the timed runs (and its RSS and
+    thread count at the end): two reads of /proc outside the timed loop, nothing while it runs."""
+    t0 = time.perf_counter_ns()
+    session = open_session()
+    load_ms = (time.perf_counter_ns() - t0) / 1e6
+    at_load = process_memory() if memory else None
+    t0 = time.perf_counter_ns()
+    session.run()
+    first_ms = (time.perf_counter_ns() - t0) / 1e6
+    reps = time_invocations(session.run, method)
+    at_end = process_memory() if memory else None
+    return session, {"samples": reps, "load_ms": load_ms, "first_ms": first_ms, "memory": _readings(at_load, at_end)}
+
+
+def _readings(at_load: dict | None, at_end: dict | None) -> dict | None:
+    if at_load is None or at_end is None:
+        return None
+    return {
+        "load_hwm_bytes": at_load.get("hwm"),
+        "peak_hwm_bytes": at_end.get("hwm"),
+        "end_rss_bytes": at_end.get("rss"),
+        "process_threads": at_end.get("threads"),
+        "source": at_end["source"],
+    }
+
+
+# The baseline of each runtime: a child that imports it and loads no model, run once per plugin per process
+_BASELINES: dict[str, dict] = {}
+
+
+def baseline_memory(backend: Backend, target: Target, timeout: float = 300) -> dict:
+    """The memory of a benchmark child that imported ``backend``'s runtime and loaded no model (cached per plugin):
+    what a measured row's memory is the delta over. ``{"error": why}`` when that child failed."""
+    if backend.name not in _BASELINES:
+        try:
+            _BASELINES[backend.name] = run_child(
+                {"baseline": True, "plugin": backend.name, "target": asdict(target)}, timeout
+            )
+        except RuntimeError as e:
+            _BASELINES[backend.name] = {"error": str(e)}
+    return _BASELINES[backend.name]
+
+
+def memory_env(readings: dict | None, baseline: dict) -> dict | None:
+    """A measured row's ``env["memory"]``: the readings of the benchmark child, and their deltas over the
+    runtime's empty child. ``bytes`` (the headline, what tables show) is the peak delta."""
+    if readings is None:
+        return None
+    base = baseline.get("hwm")
+    out = {
+        "what": "peak RSS of the benchmark process (VmHWM) over a process that imported the runtime and loaded no model",
+        "bytes": readings["peak_hwm_bytes"] - base if base and readings.get("peak_hwm_bytes") else None,
+        "load_bytes": readings["load_hwm_bytes"] - base if base and readings.get("load_hwm_bytes") else None,
+        **readings,
+        "baseline_hwm_bytes": base,
+    }
+    if base is None:
+        out["baseline_error"] = baseline.get("error", "no baseline reading")
+    return out
+
+
 def measure(
-    backend: Backend, artifact: Artifact, target: Target, method: Method, device: FoundDevice | None = None
+    backend: Backend,
+    artifact: Artifact,
+    target: Target,
+    method: Method,
+    device: FoundDevice | None = None,
+    memory: bool = True,
 ) -> Measurement:
-    """Run one artifact on one target; never raises for a failure of the run itself (it becomes the row)."""
+    """Run one artifact on one target; never raises for a failure of the run itself (it becomes the row).
+
+    ``memory``: read the benchmark child's memory (isolated backends), and its runtime's baseline once; off, the
+    run is exactly as it was before memory was read (``scripts/bench_memory_overhead.py`` compares the two)."""
     m = Measurement.for_target(
         target,
         artifact.model,
@@ -61,6 +136,8 @@ def measure(
         artifact_sha256=artifact.manifest.sha256 if artifact.manifest else None,
         env={"host": socket.gethostname(), "method": method.to_dict(), "plugin": backend.name},
     )
+    if artifact.path is not None and artifact.path.exists():
+        m.env["artifact_bytes"] = path_size(artifact.path)
     if not backend.remote:  # it runs on this machine: store which one, so reports name it wherever they render
         m.env = {**host_info(), **m.env}
     before, t0 = quality.snapshot(), time.perf_counter()
@@ -69,11 +146,11 @@ def measure(
             stats, env, delegate = backend.measure(artifact, target, method, device)
             samples: list[float] = []
         elif backend.isolate:
-            stats, samples, env, delegate = _in_child(backend, artifact, target, method)
-        else:
-            session = backend.open(artifact, target)
-            reps = time_invocations(session.run, method)
-            stats, samples, env, delegate = LatencyStats.from_samples(reps), _flat(reps), session.env, session.delegate
+            stats, samples, env, delegate = _in_child(backend, artifact, target, method, memory)
+        else:  # in this process: its memory is everything deploykit holds, so none is read
+            backend.import_runtime(target)
+            session, run = run_session(lambda: backend.open(artifact, target), method)
+            stats, samples, env, delegate = _stats(run), _flat(run["samples"]), session.env, session.delegate
     except StopRun:
         raise  # the run's failure (a refused token, an unreachable service), not this cell's: nothing is stored
     except (DeploykitError, RuntimeError, OSError, subprocess.TimeoutExpired) as e:
@@ -82,6 +159,8 @@ def measure(
     m.set_stats(stats)
     m.samples_ms = samples
     m.env.update(env)
+    if not backend.remote and backend.load_covers:
+        m.env.setdefault("load_covers", backend.load_covers)
     m.delegate = delegate
     if backend.remote:  # this machine's load says nothing about the phone's; its thermal state does
         r = quality.Readings(time.perf_counter() - t0, 0, rep_spread=quality.rep_spread(stats.rep_means))
@@ -98,7 +177,14 @@ def _flat(reps: list[list[float]]) -> list[float]:
     return [x for r in reps for x in r]
 
 
-def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method):
+def _stats(run: dict) -> LatencyStats:
+    stats = LatencyStats.from_samples(run["samples"])
+    stats.init_ms, stats.first_ms = run["load_ms"], run["first_ms"]
+    return stats
+
+
+def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = True):
+    baseline = baseline_memory(backend, target) if memory else {}
     job = {
         "plugin": backend.name,
         "target": asdict(target),
@@ -108,10 +194,14 @@ def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Meth
         "manifest": artifact.manifest.to_dict() if artifact.manifest else None,
         "input_shapes": artifact.input_shapes,
         "method": method.to_dict(),
+        "memory": memory,
     }
     result = run_child(job, method.timeout_s)
-    reps = result["samples"]
-    return LatencyStats.from_samples(reps), _flat(reps), result["env"], result["delegate"]
+    env = result["env"]
+    mem = memory_env(result.get("memory"), baseline)
+    if mem is not None:
+        env["memory"] = mem
+    return _stats(result), _flat(result["samples"]), env, result["delegate"]
 
 
 def run_child(job: dict, timeout: float) -> dict:

@@ -11,6 +11,11 @@ class LiteRT(HostBackend):
     serves = {"litert-xnnpack": Runtime("tflite", "cpu")}
     runtime_module = "ai_edge_litert"
     description = "LiteRT interpreter with the XNNPACK delegate, on this machine"
+    runtime_imports = ("ai_edge_litert.interpreter",)
+    load_covers = (
+        "Interpreter(model_path) (the file memory-mapped), the XNNPACK delegate applied (weights packed) and"
+        " allocate_tensors() (the arena planned), plus the random input"
+    )
 
 
 register(LiteRT())

@@ -22,6 +22,11 @@ class OnnxRuntime(HostBackend):
     runtime_module = "onnxruntime"
     providers = ("CPUExecutionProvider",)
     description = "ONNX Runtime, CPU execution provider, on this machine"
+    runtime_imports = ("onnxruntime",)
+    load_covers = (
+        "InferenceSession(path): the file parsed, graph optimizations (ORT_ENABLE_ALL), kernels created and weights"
+        " pre-packed, plus the random input; the first run allocates the activations"
+    )
 
     def session_options(self) -> dict:
         return {"providers": self.providers}

@@ -11,6 +11,8 @@ class Pytorch(HostBackend):
     serves = {"pytorch": Runtime("pytorch", "cpu")}
     runtime_module = "torch"
     description = "PyTorch eager (inference_mode), on this machine"
+    runtime_imports = ("torch", "deploykit.zoo")
+    load_covers = "the zoo model built in deploy form with its seeded weights, plus the random input"
 
 
 register(Pytorch())

@@ -1,7 +1,9 @@
 """The child-process side of isolated benchmarks: open one artifact with one backend plugin and time it.
 
-Reads a JSON job on stdin (``{"plugin", "target", "model", "resolution", "path", "manifest", "method"}``, written
-by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "env", "delegate"}``.
+Reads a JSON job on stdin (``{"plugin", "target", "model", "resolution", "path", "manifest", "method", "memory"}``,
+written by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "load_ms",
+"first_ms", "memory", "env", "delegate"}``. A baseline job (``{"baseline": true, "plugin", "target"}``) imports
+the plugin's runtime as a run would, loads no model, and prints this process's memory.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 
 from deploykit.artifact import Manifest
 from deploykit.backends import base
-from deploykit.backends.harness import time_invocations
+from deploykit.backends.harness import run_session
 from deploykit.errors import DeploykitError
+from deploykit.machine import process_memory
 from deploykit.measurement import Method
 from deploykit.targets import Target
 
@@ -35,6 +38,10 @@ def main() -> None:
     cpus = affinity_cpus(target.affinity)
     if cpus:
         os.sched_setaffinity(0, cpus)
+    if job.get("baseline"):
+        base.get(job["plugin"]).import_runtime(target)
+        print(json.dumps(process_memory()))
+        return
     artifact = base.Artifact(
         job["model"],
         job["resolution"],
@@ -43,13 +50,17 @@ def main() -> None:
         job.get("input_shapes"),
     )
     try:
-        session = base.get(job["plugin"]).open(artifact, target)
-        reps = time_invocations(session.run, Method(**job["method"]))
+        plugin = base.get(job["plugin"])
+        plugin.import_runtime(target)  # before the clock starts: the load time is the session's, not an import
+        session, run = run_session(
+            lambda: plugin.open(artifact, target), Method(**job["method"]), job.get("memory", False)
+        )
     except DeploykitError as e:  # the runtime refused the file: one line for the row, not a traceback
         print(json.dumps({"error": str(e)}))
         sys.exit(EXIT_REFUSED)
     env = {**session.env, "affinity": sorted(os.sched_getaffinity(0))}
-    print(json.dumps({"samples": reps, "env": env, "delegate": session.delegate}))
+    env["threads_used"] = plugin.threads_used(session, target)
+    print(json.dumps({**run, "env": env, "delegate": session.delegate}))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from ..errors import DeploykitError, Interrupted
 from .common import (
+    MAX_BATCH,
     MAX_SECONDS,
     WEIGHTS_HELP,
     JsonOpt,
@@ -23,6 +24,7 @@ from .common import (
     device_names,
     named_shapes,
     one_line,
+    parse_threads,
     precision_names,
 )
 from .render import BarListener, bar, err, measurement_table, out, print_json, say_quality
@@ -135,6 +137,14 @@ def bench(
         float, typer.Option(help="Phones: wait up to S seconds for a throttled phone to cool before each cell.")
     ] = 60.0,
     label: LabelOpt = None,
+    threads: Annotated[
+        str | None,
+        typer.Option(help="Each CPU target at each thread count: 1,2,4, or all (1 to the device's cores)."),
+    ] = None,
+    batch: Annotated[
+        int | None,
+        typer.Option(help="Also measure throughput (images/s) at batch N where the format runs it."),
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """Measure latency on every target of a device; results go to the database with their provenance.
@@ -146,6 +156,8 @@ def bench(
     check_method(runs, repetitions, warmup, strict, budget, timeout)
     bounded("--cooldown", cooldown, 0, MAX_SECONDS)
     check_label(label)
+    if batch is not None:
+        bounded("--batch", batch, 1, MAX_BATCH)
     req = BenchRequest(
         device=device,
         models=model or [],
@@ -169,6 +181,8 @@ def bench(
         weights=weights,
         use_cache=not no_cache,
         label=label,
+        threads=parse_threads(threads),
+        batch=batch,
     )
     with bar(as_json) as progress:
         listener = BarListener(progress)

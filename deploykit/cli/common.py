@@ -118,6 +118,9 @@ MAX_STRICT = 10  # re-measurements of a noisy cell
 MAX_SAMPLES = 10_000  # export's calibration and verification inputs
 
 
+MAX_BATCH = 1024  # bench --batch: images per invocation
+
+
 MAX_SECONDS = 86_400.0  # --budget, --timeout, --grace, --cooldown: a day
 
 
@@ -206,3 +209,18 @@ def named_shapes(specs: list[str]) -> dict[str, list[int]]:
             raise DeploykitError(f"--input-shape {spec!r} is not NAME=D,D,…", hint="e.g. --input-shape x=1,3,640,640")
         out[name] = shape
     return out
+
+
+def parse_threads(text: str | None) -> list[int] | str | None:
+    """``--threads 1,2,4`` (counts, each at least 1) or ``all`` (1 to the device's cores)."""
+    if text is None:
+        return None
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        counts = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise DeploykitError(f"--threads {text!r}: give counts such as 1,2,4, or all") from None
+    if not counts or counts[0] < 1:
+        raise DeploykitError(f"--threads {text!r}: thread counts are at least 1")
+    return counts

@@ -82,16 +82,43 @@ def shapes_text(m) -> str:
 
 
 def model_label(m) -> str:
-    shapes = shapes_text(m)
-    return f"{m.model} [{shapes}]" if shapes else m.model
+    """The model, plus what tells its row apart from the model's plain one: the input shapes it was fed and, for a
+    row of ``bench --threads``, the thread count (``x [x=8,3,96,96; threads=1]``)."""
+    said = [x for x in (shapes_text(m), threads_text(m)) if x]
+    return f"{m.model} [{'; '.join(said)}]" if said else m.model
+
+
+def threads_text(m) -> str:
+    """``threads=N`` for a row measured at a thread count the user asked for (``bench --threads``), else ""."""
+    n = (m.env or {}).get("threads_requested")
+    return f"threads={n}" if n else ""
+
+
+def _mb(v) -> str:
+    return "–" if v is None else f"{v / 2**20:.1f}"
+
+
+# Columns of the cost a row may carry (Measurement.cost()): shown only when some row has them
+_COST_COLUMNS = (
+    ("load ms", "load_ms", lambda v: f"{v:.1f}"),
+    ("first ms", "first_ms", lambda v: f"{v:.3f}"),
+    ("p99", "p99_ms", lambda v: f"{v:.3f}"),
+    ("memory MiB", "memory_bytes", _mb),
+    ("size MiB", "size_bytes", _mb),
+    ("img/s", "throughput_ips", lambda v: f"{v:.1f}"),
+)
 
 
 def measurement_table(rows: list, title: str) -> None:
     t = Table(title=title)
-    for col in ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n", "status", "quality"):
-        t.add_column(col, justify="right" if col in ("median ms", "p50", "p90", "min", "stdev", "n") else "left")
+    costs = [m.cost() for m in rows]
+    extra = [c for c in _COST_COLUMNS if any(cost[c[1]] is not None for cost in costs)]
+    numeric = ("median ms", "p50", "p90", "min", "stdev", "n", *(c[0] for c in extra))
+    cols = ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n")
+    for col in (*cols, *(c[0] for c in extra), "status", "quality"):
+        t.add_column(col, justify="right" if col in numeric else "left")
     f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
-    for m in rows:
+    for m, cost in zip(rows, costs):
         s = m.stats
         t.add_row(
             model_label(m),
@@ -103,21 +130,26 @@ def measurement_table(rows: list, title: str) -> None:
             f(s and s.min),
             f(s and s.stdev),
             str(s.n) if s else "–",
+            *("–" if cost[key] is None else show(cost[key]) for _, key, show in extra),
             m.status,
             m.quality or "–",
         )
     out.print(t)
 
 
-# `results --csv`: every column of the table and the row's identity (its input shapes too), then the error
+# `results --csv`: every column of the table and the row's identity (its input shapes too), then the error; the
+# cost columns (Measurement.cost()) after those of the release before them, so a reader by position still works
 CSV_COLUMNS = (
     "id created model input_shapes resolution format precision target device backend provenance status"
     " median_ms p50 p90 min stdev n quality warnings error"
+    " load_ms first_ms p99 memory_bytes size_bytes threads batch throughput_ips"
 ).split()
 
 
 def csv_row(m) -> list:
     s = m.stats
     stats = {"p50": s.p50, "p90": s.p90, "min": s.min, "stdev": s.stdev, "n": s.n} if s else {}
-    computed = {"input_shapes": shapes_text(m), "warnings": "; ".join(m.warnings), **stats}
+    cost = m.cost()
+    cost["p99"] = cost.pop("p99_ms")
+    computed = {"input_shapes": shapes_text(m), "warnings": "; ".join(m.warnings), **stats, **cost}
     return [computed[c] if c in computed else getattr(m, c, None) for c in CSV_COLUMNS]

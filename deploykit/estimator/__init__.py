@@ -30,7 +30,9 @@ The package, one job a module, each importing only those listed before it:
 - :mod:`.model`: the latency model (``Roofline``, ``Estimate``, ``estimate_layers``) and a target's calibration;
 - :mod:`.published`: the paper's Table 16, the figures it is checked against;
 - :mod:`.layers`: a model's layers (counted and cached, or read from a file) and the rows a fit takes;
-- :mod:`.records`: an estimate as a store row;
+- :mod:`.memory`: a deployment's peak memory (weights plus a planned activation arena) and file size, from its
+  graph;
+- :mod:`.records`: an estimate as a store row (with its memory and size);
 - :mod:`.fitting`: least squares on the rows, and which parameters a fit frees;
 - :mod:`.intervals`: cross-validated residuals and the interval they give;
 - :mod:`.calibration`: a target fitted, cross-validated and written back;
@@ -81,6 +83,15 @@ from .layers import (
     total_macs,
     training_rows,
     zoo_layers,
+)
+from .memory import (
+    MemoryEstimate,
+    cached_model_memory,
+    estimate_file_size,
+    estimate_memory,
+    file_memory,
+    model_memory,
+    plan_arena,
 )
 from .model import (
     ANCHORED_NOTE,
@@ -145,6 +156,13 @@ from .validation import (
 )
 
 __all__ = [
+    "MemoryEstimate",
+    "cached_model_memory",
+    "estimate_file_size",
+    "estimate_memory",
+    "file_memory",
+    "model_memory",
+    "plan_arena",
     "ANCHORED_NOTE",
     "ATTENTION_KINDS",
     "BORROWED_NOTE",

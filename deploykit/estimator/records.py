@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..graph import Layer
 from ..targets import Target
+from .memory import memory_details
 from .model import INTERVAL, Estimate, sweep_ridge
 
 
@@ -39,6 +40,8 @@ def to_measurement(model: str, resolution: int, target: Target, est: Estimate, l
         median_ms=est.latency_ms,
         details={
             **(breakdown(est, layers) if layers is not None else {}),
+            # the deployment's peak memory and file size, estimated from the model's graph (estimator/memory.py)
+            **memory_details(model, target.export_precision or target.precision, resolution),
             **(
                 {"interval": {"low_ms": est.low_ms, "high_ms": est.high_ms, "coverage": INTERVAL, "basis": est.basis}}
                 if est.latency_ms is not None

@@ -98,6 +98,7 @@ def options_from_dict(d: dict) -> SweepOptions:
 
 def measurement_from_dict(d: dict) -> Measurement:
     d = dict(d)
+    d.pop("cost", None)  # derived from stats and env (Measurement.cost())
     stats = LatencyStats.from_dict(d.pop("stats") or None)
     m = Measurement(**d)
     m.stats = stats

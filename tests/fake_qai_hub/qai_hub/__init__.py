@@ -194,7 +194,6 @@ class Job:
         return status
 
 
-
 class ProfileJob(Job):
     def download_profile(self) -> dict:
         _call()
@@ -211,12 +210,30 @@ class ProfileJob(Job):
         ]
         if unit != "CPU":
             layers[-1] = {"name": "layer_9", "type": "Softmax", "compute_unit": "CPU", "execution_time": 9}
+        times[0] = base * 4  # the first iteration is the cold one
+        # Every stage's keys as the 0.56 client's _profile_pb_to_python_dict writes them (profile format 1.2: times
+        # in µs, memory in bytes, ranges as (lower, upper)); compile is not measured for a .tflite (None)
         return {
             "execution_summary": {
                 "estimated_inference_time": sorted(times)[len(times) // 2],
                 "estimated_inference_peak_memory": 12_345_678,
                 "first_load_time": 80_000,
+                "first_load_peak_memory": 40_000_000,
+                "warm_load_time": 21_000,
+                "warm_load_peak_memory": 30_000_000,
+                "compile_time": None,
+                "compile_peak_memory": None,
+                "compile_memory_increase_range": None,
+                "compile_memory_peak_range": None,
+                "first_load_memory_increase_range": (20_000_000, 22_000_000),
+                "first_load_memory_peak_range": (38_000_000, 40_000_000),
+                "warm_load_memory_increase_range": (0, 1_000_000),
+                "warm_load_memory_peak_range": (28_000_000, 30_000_000),
+                "inference_memory_increase_range": (0, 2_000_000),
                 "inference_memory_peak_range": (10_000_000, 12_345_678),
+                "all_compile_times": [],
+                "all_first_load_times": [80_000],
+                "all_warm_load_times": [21_000],
                 "all_inference_times": times,
             },
             "execution_detail": layers,

@@ -73,22 +73,31 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
     }
 
 
-# The three ways onto a Snapdragon NPU, in the order the report puts them side by side
-NPU_RUNTIMES = {
-    "litert-qnn": "LiteRT + QNN delegate",
-    "onnxruntime-qnn": "ONNX Runtime + QNN EP",
-    "qnn": "QNN (compiled by AI Hub)",
-}
 PROVENANCE_MARK = {"measured": "●", "estimated": "△", "published": "■"}
 
 
+def npu_runtime_names() -> dict[str, str]:
+    """Every backend name that runs on an NPU, with what its plugin calls the runtime (AI Hub: "LiteRT (QNN
+    delegate)", "ONNX Runtime (QNN execution provider)", Qualcomm's own), from the registered plugins."""
+    from deploykit.backends.base import backends
+
+    names: dict[str, str] = {}
+    for plugin in backends():
+        for name, runtime in plugin.serves.items():
+            if runtime.processor == "npu":
+                names.setdefault(name, getattr(plugin, "runtime_names", {}).get(name, name))
+    return names
+
+
 def _npu_runtimes(latest: dict, displays: dict[str, str]) -> list[dict]:
-    """Per device with at least two of the NPU runtimes: each (model, precision, provenance) a row, the runtimes
-    its columns, so one row never mixes a measurement with an estimate; the compute units AI Hub reported."""
+    """Per device with at least two NPU runtimes (a Snapdragon's LiteRT-QNN, ONNX Runtime-QNN and QNN): each
+    (model, precision, provenance) a row, the runtimes its columns, so one row never mixes a measurement with an
+    estimate; the compute units AI Hub reported."""
+    npu = npu_runtime_names()
     by_device: dict[str, dict[tuple, dict]] = {}
     runtimes_seen: dict[str, set] = {}
     for (label, _target, prov), r in latest.items():
-        if r.backend not in NPU_RUNTIMES or r.status != "ok" or r.median_ms is None:
+        if r.backend not in npu or r.status != "ok" or r.median_ms is None:
             continue
         row = by_device.setdefault(r.device, {}).setdefault((label, r.precision, prov), {})
         units = (r.delegate or {}).get("compute_units")
@@ -104,7 +113,8 @@ def _npu_runtimes(latest: dict, displays: dict[str, str]) -> list[dict]:
                 by_device[device].items(), key=lambda kv: (kv[0][0], kv[0][1], PROVENANCE_ORDER.index(kv[0][2]))
             )
         ]
-        out.append({"device": device, "display": displays.get(device, device), "rows": rows})
+        runtimes = {b: npu[b] for b in sorted(runtimes_seen[device])}
+        out.append({"device": device, "display": displays.get(device, device), "runtimes": runtimes, "rows": rows})
     return out
 
 
@@ -641,7 +651,7 @@ def _npu_runtimes_section(devices: list[dict]) -> str:
         for r in d["rows"]:
             fastest = min(c["ms"] for c in r["runtimes"].values())
             cells = []
-            for backend in NPU_RUNTIMES:
+            for backend in d["runtimes"]:
                 c = r["runtimes"].get(backend)
                 if c is None:
                     cells.append("<td>–</td>")
@@ -656,16 +666,17 @@ def _npu_runtimes_section(devices: list[dict]) -> str:
                 f'<tr><th>{e(r["label"])}</th><td>{e(r["precision"])}</td><td class="{e(r["provenance"])}">{mark}'
                 f" {e(r['provenance'])}</td>{''.join(cells)}</tr>"
             )
-        headers = ["model", "precision", "provenance", *(f"{v} ms" for v in NPU_RUNTIMES.values())]
+        headers = ["model", "precision", "provenance", *(f"{v} ms" for v in d["runtimes"].values())]
         parts.append(
             f"<h3>{e(d['display'])} <small>({e(d['device'])})</small></h3>"
             + _table(f"npu-runtimes-{d['device']}", headers, rows)
         )
     return (
-        '<section id="npu-runtimes"><h2>Which runtime on the Snapdragon NPU</h2><p>The same model through LiteRT'
-        " with the QNN delegate, ONNX Runtime with the QNN execution provider and Qualcomm's own runtime (compiled"
-        " by AI Hub); a row holds one provenance, never mixed; the fastest in bold; under a measured figure, the"
-        f" layers per compute unit AI Hub reported.</p>{''.join(parts)}</section>"
+        '<section id="npu-runtimes"><h2>Which runtime on the NPU</h2><p>The same model through each runtime that'
+        " reaches a device's NPU (on a Snapdragon: LiteRT with the QNN delegate, ONNX Runtime with the QNN"
+        " execution provider, Qualcomm's own runtime compiled by AI Hub); a row holds one provenance, never mixed;"
+        " the fastest in bold; under a measured figure, the layers per compute unit the runtime reported.</p>"
+        f"{''.join(parts)}</section>"
     )
 
 

@@ -237,11 +237,12 @@ def test_sweep_runs_hosted_jobs_at_once_and_resumes_without_paying_twice(hub):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     measured = [m for m in rows(db) if m.provenance == "measured"]
-    assert summary["failed"] == 0 and len(measured) == 8  # 2 models x 2 devices x (onnx cpu, onnx npu)
-    assert first["submissions"] == 4 and hub.service()["submissions"] == 8  # the 4 in flight were collected
-    assert len({m.env["aihub_job_id"] for m in measured}) == 8
+    # 2 models x (the S24's ONNX cpu fp32, npu fp32 and int8 (QDQ); the S23's ONNX cpu fp32 and npu fp32)
+    assert summary["failed"] == 0 and len(measured) == 10
+    assert first["submissions"] == 4 and hub.service()["submissions"] == 10  # the 4 in flight were collected
+    assert len({m.env["aihub_job_id"] for m in measured}) == 10
     r = hub.cli(*args)  # all done: nothing runs, nothing is submitted
-    assert json.loads(r.stdout)["ran"] == 0 and hub.service()["submissions"] == 8
+    assert json.loads(r.stdout)["ran"] == 0 and hub.service()["submissions"] == 10
 
 
 def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(hub):

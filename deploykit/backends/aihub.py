@@ -84,6 +84,7 @@ class AIHub(Backend):
         "litert-qnn": Runtime("tflite", "npu"),
         "onnxruntime": Runtime("onnx", "cpu"),
         "onnxruntime-qnn": Runtime("onnx", "npu"),
+        "qnn": Runtime("onnx", "npu"),
     }
     compute_unit = {"cpu": "cpu", "gpu": "gpu", "npu": "npu"}  # processor class → AI Hub's --compute_unit
     runtime_names = {
@@ -92,6 +93,7 @@ class AIHub(Backend):
         "litert-qnn": "LiteRT (QNN delegate)",
         "onnxruntime": "ONNX Runtime (CPU)",
         "onnxruntime-qnn": "ONNX Runtime (QNN execution provider)",
+        "qnn": "Qualcomm AI Runtime (QNN, compiled by AI Hub)",
     }
 
     def discover(self) -> list[FoundDevice]:

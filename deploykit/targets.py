@@ -34,6 +34,9 @@ ROOFLINE_FIELDS = {
     # the op kinds of the rows the figures were fitted on: an estimate of a model with attention kinds none of
     # them had says so and takes at least the interval such extrapolations were measured to need
     "fitted_kinds": ((list,), None),
+    # MACs of the smallest and largest model the figures were fitted on: an estimate far outside says so and
+    # takes a wider interval (deploykit.estimator.model.size_extrapolation)
+    "fitted_macs": ((list,), (0, 1e15)),
     # the profile's own figures before any fit moved them: where a refit and cross-validation start from
     "datasheet_peak_macs_per_s": ((int, float), (1e6, 1e18)),
     "datasheet_mem_bw_bytes_per_s": ((int, float), (1e6, 1e15)),

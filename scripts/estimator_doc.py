@@ -4,7 +4,8 @@
 
 Each table sits between ``<!-- generated: NAME by scripts/SCRIPT -->`` and ``<!-- end generated -->`` in the page;
 this script replaces the blocks it owns (about two minutes on this project's 2-core machine: the cross-validation
-of ``deploykit estimate --validate`` and ``scripts/estimator_sparse_rows.py``'s experiments) and leaves the prose
+of ``deploykit estimate --validate``, ``scripts/estimator_sparse_rows.py``'s experiments and
+``scripts/estimator_size_extrapolation.py``'s constants) and leaves the prose
 alone. ``scripts/estimator_eval.py --write`` owns the ``host-loo`` block (it needs the host's measurements).
 ``--check`` writes nothing and exits 1 when a block would change.
 """
@@ -204,6 +205,42 @@ def shipped_table() -> str:
     return table(head, set(head[2:8]), rows)
 
 
+def size_tables(results: list[dict]) -> tuple[str, str]:
+    """`estimate validate`'s leave-the-largest-model-out rows of the NPU targets, and their coverage with and
+    without the size widening."""
+    from deploykit import estimator as E
+
+    rows = []
+    for r in results:
+        lo = r.get("leave_largest_out")
+        for x in (lo or {}).get("residuals", []):
+            rows.append([f"`{r['target']}`", lo["model"], f"{lo['ratio']:.1f}", str(x["measured_ms"]),
+                         f"{x['predicted_ms']:.3g}", f"{x['low_ms']:.3g}-{x['high_ms']:.3g}",
+                         f"{x['widened_low_ms']:.3g}-{x['widened_high_ms']:.3g}", "yes" if x["inside"] else "no",
+                         "yes" if x["inside_widened"] else "no"])  # fmt: skip
+    head = ["target", "left out", "× largest fitted", "published ms", "predicted ms", "80% interval", "widened",
+            "inside", "inside widened"]  # fmt: skip
+    sizes = E.size_coverage(results)
+    summary = [[label, str(sizes[key]["rows"]), pct(sizes[key]["coverage"]), pct(sizes[key]["coverage_widened"])]
+               for label, key in (("every row", "all"), (f"beyond {sizes['margin']:g}× (flagged and widened)",
+                                  "beyond_margin"), ("beyond, fitted with an interval of its own (4+ models)",
+                                  "beyond_margin_fitted_interval"))]  # fmt: skip
+    return (
+        table(head, {"× largest fitted", "published ms", "predicted ms"}, rows),
+        table(["rows", "n", "inside the 80% interval", "inside, widened for size"], {"n"}, summary),
+    )
+
+
+def size_extrapolation() -> str:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import estimator_size_extrapolation
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        estimator_size_extrapolation.main()
+    return "```\n" + buf.getvalue().rstrip() + "\n```"
+
+
 def sparse_rows() -> str:
     sys.path.insert(0, str(ROOT / "scripts"))
     import estimator_sparse_rows
@@ -223,6 +260,7 @@ def main() -> None:
     results, families = validate()
     galaxy, qualcomm = lodo_tables(families)
     held, subsets, per_row = heldout_tables(results)
+    largest_out, size_summary = size_tables(results)
     blocks = {
         "corpus": corpus_table(),
         "shipped": shipped_table(),
@@ -233,6 +271,9 @@ def main() -> None:
         "heldout-subsets": subsets,
         "heldout-rows": per_row,
         "sparse-rows": sparse_rows(),
+        "largest-out": largest_out,
+        "largest-out-coverage": size_summary,
+        "size-extrapolation": size_extrapolation(),
     }
     new = page
     for name, body in blocks.items():

@@ -69,8 +69,9 @@ def test_rows_match_the_targets_they_measure():
 
 def test_every_device_the_corpus_measures_on_a_deploykit_runtime_has_a_fitted_profile():
     """A source that measures a device deploykit lacks adds its profile: every device with AI Hub rows on LiteRT
-    or ONNX Runtime (QNN) in fp32 or int8 has one, and each such target is fitted on its rows (a target with one
-    model's rows on a calibrated sibling's shape scaled to them)."""
+    (QNN delegate), ONNX Runtime (QNN execution provider) or AI Hub's own QNN runtime in fp32 or int8 has one, and
+    each such target is fitted on its rows (a target with one model's rows on a calibrated sibling's shape scaled
+    to them). AI Hub's w8a16 rows have no deploykit precision: no target, nothing fitted."""
     from deploykit.devices import load_profiles
 
     profiles = load_profiles()
@@ -78,10 +79,13 @@ def test_every_device_the_corpus_measures_on_a_deploykit_runtime_has_a_fitted_pr
         (r.device, r.target, r.precision)
         for r in corpus.rows()
         if r.source == "aihub"
-        and r.target in ("aihub-litert-npu", "aihub-onnx-npu")
+        and r.target in ("aihub-litert-npu", "aihub-onnx-npu", "aihub-qnn-npu")
         and r.precision in ("fp32", "int8")
     }
     assert len({d for d, *_ in wanted}) >= 15  # AI Hub proxies (copies of another device's jobs) are not rows
+    qnn = {(d, p) for d, name, p in wanted if name == "aihub-qnn-npu"}
+    assert len(qnn) == 27 and len({d for d, _ in qnn}) == 15  # 102 fp32/int8 rows of AI Hub's QNN runtime
+    assert not any(t.precision.startswith("w8a16") for p in profiles.values() for t in p.targets)
     for device, name, precision in sorted(wanted):
         assert device in profiles, device
         t = next((t for t in profiles[device].targets if (t.name, t.precision) == (name, precision)), None)

@@ -215,7 +215,8 @@ def _estimates_table(profile, results: list) -> None:
     for n, r, t, e in results:
         status = e.status if e.status == "ok" else "unsupported: " + ", ".join(e.unsupported_ops)
         if e.status == "ok":  # fitted targets say "ok"; the others say where their figures came from
-            words = ("ok", _CALIBRATION_SAYS[e.calibration], "extrapolated" if e.unseen_kinds else "")
+            words = ("ok", _CALIBRATION_SAYS[e.calibration], "extrapolated" if e.unseen_kinds else "",
+                     _size_mark(e.extrapolated_size))  # fmt: skip
             status = ", ".join(w for w in words if w)
         lat = "–" if e.latency_ms is None else f"{e.latency_ms:.3f}"
         iv = "–" if e.latency_ms is None else f"{e.low_ms:.3g}-{e.high_ms:.3g}"
@@ -225,6 +226,15 @@ def _estimates_table(profile, results: list) -> None:
     # one line per target (and per model where an extrapolation makes the basis differ), in the table's order
     for tid, basis in dict.fromkeys((t.id, e.basis) for _, _, t, e in results if e.latency_ms is not None):
         err.print(f"interval basis of {tid}: {basis}", soft_wrap=True)
+
+
+def _size_mark(ext: dict | None) -> str:
+    """The status words of an estimate far outside the MACs its target was fitted on: how many times the largest
+    fitted model's (or what fraction of the smallest's) its MACs are."""
+    if not ext:
+        return ""
+    r = ext["ratio"]
+    return f"extrapolated in size ×{r:.1f}" if r > 1 else f"extrapolated in size ×1/{1 / r:.1f}"
 
 
 def _layers_tables(results: list) -> None:
@@ -306,8 +316,9 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
     if device and not results:
         raise DeploykitError(f"no target of {device} has two or more corpus rows to validate on")
     families = E.family_transfer(load_profiles(profiles)) if not device else []
+    sizes = E.size_coverage(results)
     if as_json:
-        print_json({"targets": results, "leave_one_device_out": families})
+        print_json({"targets": results, "leave_one_device_out": families, "leave_largest_out": sizes})
         return
     pct = lambda v: "–" if v is None else f"{v:.1%}"  # noqa: E731
     num = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
@@ -342,6 +353,7 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
         out.print(h)
     else:
         out.print("held-out (independent sources): no split=heldout rows for these targets")
+    _size_table(results, sizes)
     if families:
         f = Table(title="leave one device out: each device predicted from its siblings' pooled rows")
         for c in (
@@ -363,6 +375,33 @@ def _estimate_validate(device, names, profiles, as_json) -> None:
                 num(r.get("spearman")), pct(r.get("baseline_median_ape")),
             )  # fmt: skip
         out.print(f)
+
+
+def _size_table(results: list[dict], sizes: dict) -> None:
+    """Leave the largest model out (NPU targets fitted on 3+ models): the target fitted on the rest predicts it,
+    with its 80% interval as fitted and as widened for size."""
+    rows = [(r["target"], r["leave_largest_out"]) for r in results if r.get("leave_largest_out")]
+    if not rows:
+        return
+    t = Table(title="leave the largest model out (NPU targets): the fit on the smaller models predicting it")
+    cols = ("target", "left out", "× largest fitted", "measured ms", "predicted ms", "80% interval", "widened",
+            "inside", "inside widened")  # fmt: skip
+    for c in cols:
+        t.add_column(c, justify="left" if c in ("target", "left out") else "right")
+    for tid, lo in rows:
+        for x in lo["residuals"]:
+            t.add_row(
+                tid, lo["model"], f"{lo['ratio']:.1f}", f"{x['measured_ms']:.3g}", f"{x['predicted_ms']:.3g}",
+                f"{x['low_ms']:.3g}-{x['high_ms']:.3g}", f"{x['widened_low_ms']:.3g}-{x['widened_high_ms']:.3g}",
+                "yes" if x["inside"] else "no", "yes" if x["inside_widened"] else "no",
+            )  # fmt: skip
+    out.print(t)
+    pct = lambda v: "–" if v is None else f"{v:.0%}"  # noqa: E731
+    for label, key in (("all rows", "all"), (f"beyond {sizes['margin']:g}× (flagged)", "beyond_margin"),
+                       ("beyond, fit with an interval of its own", "beyond_margin_fitted_interval")):  # fmt: skip
+        x = sizes[key]
+        out.print(f"leave-largest-out, {label}: {x['rows']} rows, inside the 80% interval {pct(x['coverage'])} "
+                  f"without the size widening, {pct(x['coverage_widened'])} with it")  # fmt: skip
 
 
 def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=None) -> None:

@@ -6,17 +6,23 @@ from __future__ import annotations
 from ..targets import Target
 from .fitting import FitResult, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
-from .layers import layer_samples, models_of
+from .layers import layer_samples, models_of, total_macs
 from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
 from .reports import FitReport
 
 
 def fitted_target(
-    target: Target, result: FitResult, note: str, interval=None, basis: str = "", kinds: set[str] | None = None
+    target: Target,
+    result: FitResult,
+    note: str,
+    interval=None,
+    basis: str = "",
+    kinds: set[str] | None = None,
+    macs: list[int] | None = None,
 ) -> Target:
-    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval and
-    the op ``kinds`` of the rows it was fitted on. The datasheet figures stay beside them: the next fit and every
-    cross-validation start from those."""
+    """The target with fitted figures written back (profile fields + [targets.roofline]), with its interval, the
+    op ``kinds`` of the rows it was fitted on and the ``macs`` of the smallest and largest of their models. The
+    datasheet figures stay beside them: the next fit and every cross-validation start from those."""
     r = result.roofline
     roof = {k: v for k, v in (target.roofline or {}).items() if k not in FITTED_FIELDS}  # nothing stale
     roof["datasheet_peak_macs_per_s"] = datasheet_peak(target)  # what borrowing siblings scale by
@@ -28,6 +34,8 @@ def fitted_target(
         roof["efficiency"] = {k: float(f"{v:.4g}") for k, v in r.efficiency.items()}
     if kinds is not None:
         roof["fitted_kinds"] = sorted(kinds)
+    if macs:
+        roof["fitted_macs"] = [int(min(macs)), int(max(macs))]
     set_interval(roof, interval, basis)
     return with_figures(target, r.peak_macs_per_s, r.mem_bw_bytes_per_s, roof)
 
@@ -51,8 +59,9 @@ def calibrate(target: Target, rows) -> tuple[Target, FitReport]:
         + ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
         + f"; free: {', '.join(res.free)}"
     )
-    kinds = {x.kind for layers, _ in layer_samples(rows) for x in layers}
-    nt = fitted_target(target, res, note, iv, basis, kinds)
+    samples = layer_samples(rows)
+    kinds = {x.kind for layers, _ in samples for x in layers}
+    nt = fitted_target(target, res, note, iv, basis, kinds, [total_macs(layers) for layers, _ in samples])
     return nt, FitReport(
         target=target.id,
         rows=len(rows),

@@ -65,6 +65,7 @@ class Roofline:
     datasheet_peak_macs_per_s: float | None = None
     datasheet_mem_bw_bytes_per_s: float | None = None
     fitted_kinds: tuple[str, ...] | None = None  # op kinds of the rows it was fitted on; None: not recorded
+    fitted_macs: tuple[float, float] | None = None  # MACs of the smallest and largest model it was fitted on
     calibration: Calibration | None = None  # None: not recorded (a profile older than the field)
 
     @property
@@ -124,6 +125,10 @@ def roofline_for(t: Target) -> Roofline:
     params["unsupported"] = tuple(params.get("unsupported", ()))
     if params.get("fitted_kinds") is not None:
         params["fitted_kinds"] = tuple(params["fitted_kinds"])
+    if params.get("fitted_macs") is not None:
+        if len(params["fitted_macs"]) != 2 or params["fitted_macs"][0] > params["fitted_macs"][1]:
+            raise DeploykitError(f"target {t.id}: roofline fitted_macs must be [smallest, largest]")
+        params["fitted_macs"] = tuple(float(v) for v in params["fitted_macs"])
     if "calibration" in params:
         try:
             params["calibration"] = Calibration(params["calibration"])
@@ -163,6 +168,9 @@ class Estimate:
     params: dict = field(default_factory=dict)
     unseen_kinds: list[str] = field(default_factory=list)  # the model's UNSEEN_KIND_CHECK kinds no fitted row had
     target_calibration: Calibration = Calibration.DATASHEET  # the estimated target's (Roofline.calibrated_as)
+    # where the model's MACs are far outside those the target was fitted on (size_extrapolation): macs,
+    # fitted_macs, ratio (the model's MACs over the nearer end of that range) and the widening applied
+    extrapolated_size: dict | None = None
 
     @property
     def low_ms(self) -> float | None:
@@ -193,6 +201,7 @@ class Estimate:
             "calibration": self.calibration,
             "unsupported_ops": self.unsupported_ops,
             "unseen_kinds": self.unseen_kinds,
+            "extrapolated_size": self.extrapolated_size,
             "params": self.params,
             "compute_bound_share": self.share("compute"),
             "memory_bound_share": self.share("memory"),
@@ -229,6 +238,58 @@ UNSEEN_KINDS_INTERVAL = (0.92, 1.21)
 # targets recorded their calibration.
 BORROWED_NOTE = "borrowed from"
 ANCHORED_NOTE = "'s fitted shape"
+
+
+# A fit learns what size costs from the sizes it saw: the AI Hub NPU targets are fitted on models of 0.06-4.5
+# GMACs (their int8 targets on three of 0.2-0.8), and a 6 GMAC model predicted from them extrapolates. An estimate of
+# a model more than SIZE_MARGIN× above the largest fitted model's MACs, or below the smallest's over SIZE_MARGIN,
+# says so, and its interval is widened each side by exp(k · |log(MACs / that end of the range)|), k per direction.
+# Both measured by scripts/estimator_size_extrapolation.py on the corpus's NPU targets, each fitted without its
+# largest (smallest) model and predicting it: k is the 80% conformal quantile of the widening those rows needed
+# beyond their own interval (figures, and why 2×, in docs/estimator-validation.md, "Extrapolation in size").
+SIZE_MARGIN = 2.0
+SIZE_WIDENING_PER_LOG = {"above": 0.032, "below": 0.135}
+
+
+def size_extrapolation(layers: list[Layer], r: Roofline) -> dict | None:
+    """Where the model's MACs are more than :data:`SIZE_MARGIN` outside the range the target was fitted on: its
+    MACs, that range, the ratio of its MACs to the nearer end (above 2 or below 0.5) and the factor the interval
+    widens by each side. None within the margin, or where the range is not recorded (no claim)."""
+    if r.fitted_macs is None:
+        return None
+    lo, hi = r.fitted_macs
+    macs = float(sum(x.macs for x in layers))
+    if macs > SIZE_MARGIN * hi:
+        ratio = macs / hi
+    elif macs * SIZE_MARGIN < lo:
+        ratio = macs / lo
+    else:
+        return None
+    return {
+        "macs": macs,
+        "fitted_macs": [lo, hi],
+        "ratio": ratio,
+        "widening": float(np.exp(SIZE_WIDENING_PER_LOG["above" if ratio > 1 else "below"] * abs(np.log(ratio)))),
+    }
+
+
+def _widened_for_size(ext: dict, params: dict) -> dict:
+    """``params`` with the interval widened by ``ext["widening"]`` each side and a basis that says why."""
+    lo, hi = interval_of(params)
+    w = ext["widening"]
+    basis = params.get("interval_basis") or UNCALIBRATED_BASIS
+    lo_m, hi_m = ext["fitted_macs"]
+    where = (
+        f"{ext['ratio']:.1f}× the largest model the target was fitted on ({hi_m / 1e9:.3g} GMACs)"
+        if ext["ratio"] > 1
+        else f"1/{1 / ext['ratio']:.1f} of the smallest model the target was fitted on ({lo_m / 1e9:.3g} GMACs)"
+    )
+    return {
+        **params,
+        "interval": [lo / w, hi * w],
+        "interval_basis": f"{basis}; extrapolated in size: {ext['macs'] / 1e9:.3g} GMACs is {where}; widened ×{w:.2f} "
+        f"each side, as models left out of NPU fits needed (scripts/estimator_size_extrapolation.py)",
+    }
 
 
 def unseen_kinds(layers: list[Layer], r: Roofline) -> list[str]:
@@ -284,8 +345,11 @@ def estimate_layers(layers: list[Layer], r: Roofline) -> Estimate:
     unseen = unseen_kinds(layers, r)
     if unseen:
         params = _widened_for(unseen, params)
+    size = size_extrapolation(layers, r)
+    if size:
+        params = _widened_for_size(size, params)
     latency_ms = (sum(x.time_s for x in rows) + r.invoke_s) * 1e3
-    return Estimate("ok", latency_ms, rows, {}, params, unseen, r.calibrated_as)
+    return Estimate("ok", latency_ms, rows, {}, params, unseen, r.calibrated_as, size)
 
 
 def _params_dict(r: Roofline) -> dict:
@@ -293,6 +357,7 @@ def _params_dict(r: Roofline) -> dict:
     d["ridge_macs_per_byte"] = r.ridge
     d["unsupported"] = list(r.unsupported)
     d["fitted_kinds"] = None if r.fitted_kinds is None else list(r.fitted_kinds)
+    d["fitted_macs"] = None if r.fitted_macs is None else list(r.fitted_macs)
     # the estimate carries it on its own (Estimate.target_calibration): the parameters an estimate stores and
     # prints stay those of the figures
     del d["calibration"]
@@ -359,6 +424,7 @@ FITTED_FIELDS = (
     "interval",
     "interval_basis",
     "fitted_kinds",
+    "fitted_macs",
 )
 
 

@@ -4,14 +4,24 @@ device of a vendor family predicted from its siblings' rows."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 
 import numpy as np
 
 from ..targets import Target
+from .calibration import calibrate
 from .intervals import coverage, cross_validate, spearman, summarize
-from .layers import layer_samples, models_of, training_rows
-from .model import BYTES_PER_ELEM, Roofline, datasheet_peak, estimate_layers, roofline_for
+from .layers import layer_samples, models_of, total_macs, training_rows
+from .model import (
+    BYTES_PER_ELEM,
+    SIZE_MARGIN,
+    SIZE_WIDENING_PER_LOG,
+    Roofline,
+    datasheet_peak,
+    estimate_layers,
+    roofline_for,
+    target_class,
+)
 from .published import table16
 from .transfer import leave_one_device_out, vendor
 
@@ -47,7 +57,72 @@ def validate_target(target: Target, rows) -> dict:
         "leave_one_source_out": summarize(residuals, "source"),
         "paper_table16": table16((target.roofline or {}).get("paper_target")),
         "heldout": heldout_target(target),
+        # NPU targets only: the AI Hub boards are fitted on small models and asked about large ones
+        "leave_largest_out": leave_largest_out(target, rows) if target_class(target) == "npu" else {},
         "residuals": [asdict(x) for x in residuals],
+    }
+
+
+def leave_largest_out(target: Target, rows) -> dict:
+    """Leave the target's largest model (by MACs, all its rows) out, fit the target on the rest as ``estimate fit``
+    writes it (:func:`~deploykit.estimator.calibration.calibrate`: figures, interval, ``fitted_macs``) and estimate
+    the left-out model with it: inside its 80% interval without the size widening, and with it (the estimate's
+    own, :func:`~deploykit.estimator.model.size_extrapolation`). Empty below three models (two left to fit on)."""
+    if len(models_of(rows)) < 3:
+        return {}
+    samples = layer_samples(rows)
+    macs = {(m, r): total_macs(ls) for (m, r, *_), (ls, _) in zip(rows, samples)}
+    big = max(macs, key=lambda k: macs[k])
+    rest = [x for x in rows if (x[0], x[1]) != big]
+    fitted, _ = calibrate(target, rest)
+    roof = roofline_for(fitted)
+    layers = next(ls for (m, r, *_), (ls, _) in zip(rows, samples) if (m, r) == big)
+    widened = estimate_layers(layers, roof)
+    plain = estimate_layers(layers, replace(roof, fitted_macs=None))
+    out = []
+    for m, r, ms, src in (x for x in rows if (x[0], x[1]) == big):
+        out.append({
+            "model": m, "resolution": r, "source": src, "measured_ms": ms, "predicted_ms": plain.latency_ms,
+            "low_ms": plain.low_ms, "high_ms": plain.high_ms, "widened_low_ms": widened.low_ms,
+            "widened_high_ms": widened.high_ms, "inside": bool(plain.low_ms <= ms <= plain.high_ms),
+            "inside_widened": bool(widened.low_ms <= ms <= widened.high_ms),
+        })  # fmt: skip
+    return {
+        "model": f"{big[0]}@{big[1]}",
+        "macs": macs[big],
+        "fitted_macs": list(roof.fitted_macs),
+        "ratio": macs[big] / roof.fitted_macs[1],  # how far above the largest model the fit saw
+        "extrapolated": widened.extrapolated_size is not None,  # beyond SIZE_MARGIN: flagged and widened
+        "interval_fitted": fitted.roofline.get("interval_basis", "").startswith("split-conformal"),
+        "coverage": float(np.mean([x["inside"] for x in out])),
+        "coverage_widened": float(np.mean([x["inside_widened"] for x in out])),
+        "residuals": out,
+    }
+
+
+def size_coverage(results: list[dict]) -> dict:
+    """Leave-the-largest-model-out over every target of ``results`` (:func:`validate_target`'s) that has it: the
+    share of rows inside the 80% interval without and with the size widening, over all rows, over those beyond
+    :data:`SIZE_MARGIN` (flagged and widened), and over those of them whose fit had an interval of its own (three
+    or more models left: a fit on two says ×0.5-2, which covers nearly anything)."""
+    every = [(r["leave_largest_out"], x) for r in results if r.get("leave_largest_out")
+             for x in r["leave_largest_out"]["residuals"]]  # fmt: skip
+
+    def summary(xs):
+        return {
+            "rows": len(xs),
+            "coverage": float(np.mean([x["inside"] for _, x in xs])) if xs else None,
+            "coverage_widened": float(np.mean([x["inside_widened"] for _, x in xs])) if xs else None,
+        }
+
+    beyond = [(lo, x) for lo, x in every if lo["extrapolated"]]
+    return {
+        "targets": sum(1 for r in results if r.get("leave_largest_out")),
+        "margin": SIZE_MARGIN,
+        "widening_per_log": SIZE_WIDENING_PER_LOG["above"],
+        "all": summary(every),
+        "beyond_margin": summary(beyond),
+        "beyond_margin_fitted_interval": summary([(lo, x) for lo, x in beyond if lo["interval_fitted"]]),
     }
 
 

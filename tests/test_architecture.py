@@ -28,12 +28,17 @@ LAYERS = [
     ("farm", ["deploykit.farm"]),  # the Ray executor runs the sweep's jobs: above it, below the CLI
     ("orchestration", ["deploykit.sweep"]),
     ("stages", ["deploykit.bench", "deploykit.evaluate", "deploykit.reports", "deploykit.estimator",
-                "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer"]),
+                "deploykit.corpus", "deploykit.profile_writer", "deploykit.catalog", "deploykit.importer",
+                "deploykit.profiling"]),
     ("devices", ["deploykit.devices"]),
     ("backends", ["deploykit.backends"]),
     ("formats", ["deploykit.exporters"]),
     ("model analysis", ["deploykit.analysis", "deploykit.weights"]),
     ("zoo", ["deploykit.zoo"]),
+    # recorded op profiles, read by the formats' and backends' sessions: below them; the join is a stage
+    ("op profile readers", ["deploykit.profiling.records", "deploykit.profiling.xnnpack", "deploykit.profiling.ort_trace",
+                            "deploykit.profiling.etdump", "deploykit.profiling.tflite_csv",
+                            "deploykit.profiling.aihub_detail"]),
     ("ground floor", ["deploykit.store", "deploykit.artifact", "deploykit.measurement", "deploykit.targets",
                       "deploykit.events", "deploykit.graph", "deploykit.machine", "deploykit.plugins", "deploykit.quality",
                       "deploykit.errors", "deploykit.reference", "deploykit.device_profiles", "deploykit"]),

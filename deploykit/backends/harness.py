@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from .. import quality
 from ..errors import DeploykitError
@@ -26,6 +27,9 @@ from ..machine import host_info
 from ..measurement import LatencyStats, Measurement, Method
 from ..targets import FoundDevice, Target
 from .base import Artifact, Backend, StopRun
+
+if TYPE_CHECKING:
+    from ..profiling.records import OpProfile
 
 
 def time_invocations(invoke, method: Method) -> list[list[float]]:
@@ -94,12 +98,27 @@ def measure(
     return m
 
 
+def profile_ops(
+    backend: Backend, artifact: Artifact, target: Target, method: Method, device: FoundDevice | None = None
+) -> OpProfile:
+    """A profiled run, separate from the timed ones (a profiler's own cost must not reach a stored latency):
+    ``method.warmup`` invocations, then ``method.runs``, with the runtime's op profiler on. Isolated backends run
+    it in the same child process as their timing, for the same reason; the others are asked themselves.
+    Raises what the run raised (a runtime error, a lost device): the caller says it in one line."""
+    from ..profiling.records import OpProfile
+
+    if backend.remote or not backend.isolate:
+        return backend.profile(artifact, target, method, device)
+    job = {**_job(backend, artifact, target, method), "profile": True}
+    return OpProfile.from_dict(run_child(job, method.timeout_s)["profile"])
+
+
 def _flat(reps: list[list[float]]) -> list[float]:
     return [x for r in reps for x in r]
 
 
-def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method):
-    job = {
+def _job(backend: Backend, artifact: Artifact, target: Target, method: Method) -> dict:
+    return {
         "plugin": backend.name,
         "target": asdict(target),
         "model": artifact.model,
@@ -109,7 +128,10 @@ def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Meth
         "input_shapes": artifact.input_shapes,
         "method": method.to_dict(),
     }
-    result = run_child(job, method.timeout_s)
+
+
+def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method):
+    result = run_child(_job(backend, artifact, target, method), method.timeout_s)
     reps = result["samples"]
     return LatencyStats.from_samples(reps), _flat(reps), result["env"], result["delegate"]
 

@@ -1,7 +1,8 @@
 """The child-process side of isolated benchmarks: open one artifact with one backend plugin and time it.
 
 Reads a JSON job on stdin (``{"plugin", "target", "model", "resolution", "path", "manifest", "method"}``, written
-by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "env", "delegate"}``.
+by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "env", "delegate"}``, or,
+for a job with ``"profile": true``, ``{"profile": OpProfile}`` of a run with the runtime's op profiler on.
 """
 
 from __future__ import annotations
@@ -42,9 +43,16 @@ def main() -> None:
         Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
         job.get("input_shapes"),
     )
+    method = Method(**job["method"])
     try:
+        if job.get("profile"):  # a profiled run: warm-up, then the runs, then the profiler's per-op times
+            session = base.get(job["plugin"]).open(artifact, target, profile=True)
+            for _ in range(method.warmup + method.runs):
+                session.run()
+            print(json.dumps({"profile": session.op_profile(skip=method.warmup).to_dict()}))
+            return
         session = base.get(job["plugin"]).open(artifact, target)
-        reps = time_invocations(session.run, Method(**job["method"]))
+        reps = time_invocations(session.run, method)
     except DeploykitError as e:  # the runtime refused the file: one line for the row, not a traceback
         print(json.dumps({"error": str(e)}))
         sys.exit(EXIT_REFUSED)

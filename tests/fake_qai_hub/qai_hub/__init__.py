@@ -13,7 +13,8 @@ unreachable), ``RateLimitedError``; the token read from ``$QAIHUB_CLIENT_INI`` o
 
 The simulated service, per ``$FAKE_QAIHUB_STATE`` (a folder): ``scenario.json`` (written by the test) says
 ``polls`` (status checks before a job finishes), ``fail_devices`` (device names whose jobs fail),
-``revoked`` (tokens the service refuses), ``unreachable`` / ``quota`` (every call fails so), ``never_finish``;
+``revoked`` (tokens the service refuses), ``unreachable`` / ``quota`` (every call fails so), ``never_finish``,
+``execution_detail`` (the layers a profile returns, instead of ten made-up ones);
 ``state.json`` holds uploaded models and submitted jobs, so separate processes (a run, then its re-run) see
 one service, and tests count ``submissions`` and ``uploads``.
 """
@@ -203,6 +204,8 @@ class ProfileJob:
         ]
         if unit != "CPU":
             layers[-1] = {"name": "layer_9", "type": "Softmax", "compute_unit": "CPU", "execution_time": 9}
+        if "execution_detail" in _scenario():  # a test's own layers (a real model's names), on the unit asked
+            layers = [{**x, "compute_unit": x.get("compute_unit") or unit} for x in _scenario()["execution_detail"]]
         return {
             "execution_summary": {
                 "estimated_inference_time": sorted(times)[len(times) // 2],

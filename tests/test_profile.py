@@ -90,7 +90,7 @@ def test_onnxruntime_trace_recorded_joins_by_order_and_shape(mnv1):
     j = join(p, mnv1)
     assert j.matched_share == 1.0 and {r.match for r in j.rows} == {"order"}
     assert sorted(o.op_type for o in j.unmatched_ops) == ["ReorderOutput", "ReorderOutput", "Reshape"]
-    assert p.op_ms < p.run_ms  # the executor's own time between kernels
+    assert p.op_ms <= p.run_op_ms <= p.run_ms  # medians per op, per inference's ops, per inference
 
 
 def test_onnxruntime_optimized_graph_names_modules_and_what_a_conv_folded_in():
@@ -175,7 +175,7 @@ def test_profile_from_a_recording_prints_the_table_with_predictions():
     assert row["layer"] == "stages.1.0.conv_dw" and row["predicted_ms"] > 0 and row["bound"] in ("compute", "memory")
     assert row["intensity"] > 0 and row["ran_on"] == "TFLite kernels" and row["measured_ms"] > 0
     shown = invoke(*_rec("--from", str(CSV)))
-    assert "matched 29/29 layers (100%" in shown.stdout and "op times sum to" in shown.stdout
+    assert "matched 29/29 layers (100%" in shown.stdout and "each op's time summed" in shown.stdout
 
 
 @pytest.mark.parametrize(
@@ -281,8 +281,8 @@ def test_aihub_profile_reads_execution_detail_from_the_same_job(tiny_tflite, tmp
 )
 def test_host_profile_of_a_tiny_file(tmp_path, fmt, target):
     """The live host path on a small file: a timed run and a profiled run in the harness's child process, every
-    layer matched, op times within reach of the timed median (a loose bound: this machine is shared), the
-    roofline's prediction beside each layer, and the row stored with its table."""
+    layer matched, op times within reach of the timed median, the roofline's prediction beside each layer, and
+    the row stored with its table."""
     from deploykit.exporters.pipeline import ExportRequest, export
 
     f = export(ExportRequest("mnv1_025", fmt, "fp32", out=tmp_path, resolution=64, verify_samples=1)).path
@@ -292,8 +292,21 @@ def test_host_profile_of_a_tiny_file(tmp_path, fmt, target):
     (p,) = json.loads(r.stdout)
     t = p["layers_measured"]
     assert p["status"] == "ok" and p["target"] == target and t["matched_share"] == 1.0 and t["layers"] == 29
-    assert 0.3 < t["op_sum_ms"] / t["timed_median_ms"] < 2.0
+    # a loose bound: at 64 px an inference is ~0.1 ms, the Python call around it a large share, the machine shared
+    assert 0.1 < t["run_op_sum_ms"] / t["timed_median_ms"] < 3.0 and t["op_sum_ms"] <= 1.2 * t["run_op_sum_ms"]
     assert all(row["predicted_ms"] is not None for row in t["rows"])
     with Store(tmp_path / "r.db") as s:
         (m,) = s.query()
     assert m.target == target and m.details["layers_measured"]["timed_median_ms"] == m.median_ms
+
+
+@pytest.mark.slow
+def test_full_size_host_smoke(tmp_path):
+    """The issue's acceptance command on one target, full size: every deployed layer of mnv4_conv_s joined."""
+    r = invoke("profile", "mnv4_conv_s", "--device", "host", "--target", "host/executorch-xnnpack/fp32",
+               "--out", str(tmp_path / "a"), "--db", str(tmp_path / "r.db"), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (p,) = json.loads(r.stdout)
+    t = p["layers_measured"]
+    assert t["layers"] == 58 and t["matched_share"] >= 0.9 and t["predicted_total_ms"] > 0
+    assert all(o["kind"] in ("layout", "view") for o in t["unmatched_ops"])

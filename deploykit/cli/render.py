@@ -161,21 +161,23 @@ def layers_measured_table(table: dict, title: str) -> None:
 
 
 def layers_measured_summary(table: dict) -> list[str]:
-    """The lines under a per-layer table: op sum against the timed median, the matched share, the unmatched."""
+    """The lines under a per-layer table: op times against the timed median, the matched share, the unmatched."""
     lines = []
-    op_sum, median = table.get("op_sum_ms"), table.get("timed_median_ms")
-    said = f"op times sum to {op_sum:.3f} ms per inference ({table.get('source')}, {table.get('runs')} run(s))"
+    op_sum, per_run, median = table.get("op_sum_ms"), table.get("run_op_sum_ms"), table.get("timed_median_ms")
+    said = f"{table.get('source')}, {table.get('runs')} run(s): each op's time summed {op_sum:.3f} ms"
+    if per_run is not None:
+        said += f"; per inference the ops summed {per_run:.3f} ms (median)"
     if table.get("tool_run_ms"):
-        said += f"; the profiled inferences took {table['tool_run_ms']:.3f} ms each"
-    if median:
-        said += f"; timed median {median:.3f} ms: the ops are {op_sum / median:.0%} of it"
-        if table.get("timed_p50_ms"):
-            said += (
-                f" (of the timed inferences' p50 {table['timed_p50_ms']:.3f} ms: {op_sum / table['timed_p50_ms']:.0%})"
-            )
-    if table.get("predicted_total_ms") is not None:
-        said += f"; roofline predicts {table['predicted_total_ms']:.3f} ms"
+        said += f", the runtime's own total {table['tool_run_ms']:.3f} ms"
     lines.append(said)
+    if median:
+        ops = per_run if per_run is not None else op_sum
+        said = f"timed median {median:.3f} ms: the ops per inference are {ops / median:.0%} of it"
+        if table.get("timed_p50_ms"):
+            said += f"; timed p50 {table['timed_p50_ms']:.3f} ms, min {table['timed_min_ms']:.3f} ms"
+        lines.append(said)
+    if table.get("predicted_total_ms") is not None:
+        lines.append(f"roofline predicts {table['predicted_total_ms']:.3f} ms")
     if table.get("layers"):
         m = table.get("matched", {})
         lines.append(

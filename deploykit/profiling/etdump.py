@@ -50,11 +50,12 @@ def read_etdump(data: bytes, skip: int = 0, runtime: str = "") -> OpProfile:
     runs = len(total.perf_data.raw) if total.perf_data else 0
     skip = min(skip, max(runs - 1, 0))
     delegated = any(e.is_delegated_op for e in events)
-    ops = []
+    ops, per_run = [], []
     for e in events:
         if e.name in _TOTALS or (e.name == _DELEGATE_TOTAL and delegated) or not e.perf_data:
             continue
         times = list(e.perf_data.raw)[skip:] or list(e.perf_data.raw)
+        per_run.append(times)
         if e.is_delegated_op:
             ops.append(OpTime(xnnpack.operator_name(e.name), xnnpack.operator_name(e.name),
                               xnnpack.kind_of(e.name), statistics.median(times), ran_on="XNNPACK"))  # fmt: skip
@@ -63,7 +64,10 @@ def read_etdump(data: bytes, skip: int = 0, runtime: str = "") -> OpProfile:
             ops.append(OpTime(op, op, _portable_kind(op), statistics.median(times),
                               ran_on="portable kernels", fallback=True, index=_instruction(e)))  # fmt: skip
     whole = list(total.perf_data.raw)[skip:] if total.perf_data else []
-    return OpProfile(SOURCE, runtime, ops, len(whole), statistics.median(whole) if whole else None)
+    n = min((len(t) for t in per_run), default=0)  # every op event holds one time per inference
+    sums = [sum(t[k] for t in per_run) for k in range(n)]
+    median = statistics.median(whole) if whole else None
+    return OpProfile(SOURCE, runtime, ops, len(whole), median, run_op_ms=statistics.median(sums) if sums else None)
 
 
 def _instruction(event) -> int | None:

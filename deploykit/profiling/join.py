@@ -57,7 +57,8 @@ class Joined:
             "source": profile.source,
             "runtime": profile.runtime,
             "runs": profile.runs,
-            "op_sum_ms": profile.op_ms,
+            "op_sum_ms": profile.op_ms,  # each op's own median (or mean), summed: one uncontended inference
+            "run_op_sum_ms": profile.run_op_ms,  # per inference, the ops summed; the median over inferences
             "tool_run_ms": profile.run_ms,
             "layers": len(self.rows),
             "matched": {m: sum(r.match == m for r in self.rows) for m in ("name", "order", "fused")},

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from deploykit.artifact import Manifest, TensorSpec
     from deploykit.graph import Layer, MemoryGraph
+    from deploykit.profiling.records import OpProfile
 
 # Every module in this folder whose name has no underscore is a format plugin, except these; a format's
 # helpers are named ``<format>_<job>.py`` (tflite_convert.py, tflite_graph.py): adding a format is one file.
@@ -186,6 +187,11 @@ class HostSession:
     def run(self) -> None:
         self.invoke()
 
+    def op_profile(self, skip: int = 0) -> OpProfile:
+        """Per-op times of the inferences run so far (the first ``skip``, warm-up, left out), where the session
+        was opened with ``profile=True`` and its format has an op profiler (:attr:`Format.op_profiler`)."""
+        raise DeploykitError("this runtime's session gives no per-op times")
+
 
 def user_manifest(path: Path, fmt: str, precision: str, inputs: list, outputs: list, resolution: int) -> Manifest:
     """The manifest of a file deploykit did not export: what the file itself says, and where it came from."""
@@ -217,6 +223,10 @@ class Format:
     # A second int8 kernel set its host session runs with ``reference_kernels=True`` (LiteRT's reference kernels):
     # int8 verification calibrates its threshold on how well the two agree on the same file. "" when none.
     reference_kernels: str = ""
+    # What times each op of a host session opened with ``profile=True`` (its ``op_profile()``), in a few words;
+    # "" when nothing does, and then ``no_op_profiler`` says why in one line (what the runtime offers instead).
+    op_profiler: str = ""
+    no_op_profiler: str = ""
     description: str = ""
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:

@@ -132,6 +132,7 @@ class Coreml(Format):
     default_precision = "fp16"
     options = ("fp16_input",)
     description = "Core ML ML Program; converts anywhere, predicts on macOS only"
+    no_op_profiler = "Core ML's Python API gives no per-op times (Xcode's Core ML performance report does)"
     tools = ("coremltools",)
     rule_aliases = {"ane": "coreml-ane"}  # the names these rule sets had before they were named by backend
 

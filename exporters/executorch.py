@@ -75,7 +75,7 @@ class ExecutorchSession(HostSession):
     """ExecuTorch's Python runtime (``executorch.runtime``): the program's ``forward`` with XNNPACK's
     threadpool at ``threads`` threads (one pool per process: the host backend measures in its own child)."""
 
-    def __init__(self, path, manifest, threads=None, input_shapes=None):
+    def __init__(self, path, manifest, threads=None, input_shapes=None, profile=False):
         from .executorch_convert import require_executorch
 
         require_executorch()
@@ -90,14 +90,15 @@ class ExecutorchSession(HostSession):
             if threads:
                 portable_lib._unsafe_reset_threadpool(int(threads))
             try:
-                program = Runtime.get().load_program(Path(path))
+                # ``profile``: the runtime records an ETDump (these pybindings are built with event tracing)
+                program = Runtime.get().load_program(Path(path), enable_etdump=bool(profile))
                 self.method = program.load_method("forward")
             except Exception as e:
                 raise FileError(
                     f"{Path(path).name}: ExecuTorch cannot load it: {' '.join(str(e).split())[:200]}"
                 ) from None
             self.threads = portable_lib._threadpool_get_thread_count()
-        self._torch = torch
+        self._torch, self._program, self._profile = torch, program, bool(profile)
         self.inputs = manifest.inputs
         self.shapes, self.notes = resolve_shapes(self.inputs, input_shapes)
         self.inp = self.inputs[0]
@@ -125,12 +126,29 @@ class ExecutorchSession(HostSession):
         y = self._y.detach().numpy().astype(np.float32)
         return y.reshape(len(y), -1)
 
+    def op_profile(self, skip: int = 0):
+        """The events of the ETDump the runtime recorded, read with ExecuTorch's Inspector."""
+        import tempfile
+
+        from deploykit.profiling.etdump import read_etdump
+
+        if not self._profile:
+            return super().op_profile(skip)
+        with tempfile.TemporaryDirectory(prefix="deploykit-etdump-") as tmp:
+            dump = Path(tmp) / "run.etdp"
+            with quiet():
+                self._program.write_etdump_result_to_file(str(dump), str(Path(tmp) / "debug.bin"))
+            data = dump.read_bytes() if dump.exists() else b""
+        with quiet():  # the Inspector imports ExecuTorch's devtools, which print library warnings
+            return read_etdump(data, skip, runtime=self.env["runtime"])
+
 
 class Executorch(Format):
     name = "executorch"
     suffix = ".pte"
     precisions = ("fp32", "int8")
     description = "ExecuTorch program (XNNPACK-delegated), run with ExecuTorch's runtime"
+    op_profiler = "ExecuTorch's ETDump (load_program(enable_etdump=True)), read by executorch.devtools.Inspector"
     tools = ("executorch", "torchao")
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:
@@ -177,8 +195,8 @@ class Executorch(Format):
         delegates = {k.split(":", 1)[1]: v for k, v in ops.items() if k.startswith("delegate:")}
         return {"ops": len(plan.chains[0].instructions), "findings": findings, "delegates": delegates}
 
-    def open_session(self, path, manifest, threads=None, input_shapes=None, **_):
-        return ExecutorchSession(path, manifest, threads, input_shapes)
+    def open_session(self, path, manifest, threads=None, input_shapes=None, profile=False, **_):
+        return ExecutorchSession(path, manifest, threads, input_shapes, profile)
 
 
 register(Executorch())

@@ -84,7 +84,7 @@ class OnnxSession(HostSession):
     """An ONNX Runtime session: ``threads`` intra-op threads (one inter-op), graph optimizations on, and the
     execution providers asked for (CPU by default). Every declared input is fed, at its dtype and shape."""
 
-    def __init__(self, path: Path, manifest: Manifest, threads=None, providers=None, input_shapes=None):
+    def __init__(self, path: Path, manifest: Manifest, threads=None, providers=None, input_shapes=None, profile=False):
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -93,6 +93,14 @@ class OnnxSession(HostSession):
         if threads:
             so.intra_op_num_threads = threads
             so.inter_op_num_threads = 1
+        self._profile_dir = None
+        if profile:  # the trace names the optimized graph's nodes; that graph, saved, names their parameters
+            import tempfile
+
+            self._profile_dir = Path(tempfile.mkdtemp(prefix="deploykit-ort-profile-"))
+            so.enable_profiling = True
+            so.profile_file_prefix = str(self._profile_dir / "trace")
+            so.optimized_model_filepath = str(self._profile_dir / "optimized.onnx")
         try:
             self.sess = ort.InferenceSession(str(path), so, providers=list(providers or ["CPUExecutionProvider"]))
         except Exception as e:
@@ -130,12 +138,29 @@ class OnnxSession(HostSession):
 
         return self._y.astype(np.float32).reshape(len(self._y), -1)
 
+    def op_profile(self, skip: int = 0):
+        """The kernels ONNX Runtime's profiler timed, their nodes' module paths read from the optimized graph."""
+        import shutil
+
+        from deploykit.profiling.ort_trace import graph_facts, read_trace
+
+        if self._profile_dir is None:
+            return super().op_profile(skip)
+        try:
+            trace = Path(self.sess.end_profiling())
+            graph = self._profile_dir / "optimized.onnx"
+            facts = graph_facts(graph) if graph.exists() else {}
+            return read_trace(trace.read_text(), skip, facts, runtime=self.env["runtime"])
+        finally:
+            shutil.rmtree(self._profile_dir, ignore_errors=True)  # the trace too: profile_file_prefix is in it
+
 
 class Onnx(Format):
     name = "onnx"
     suffix = ".onnx"
     precisions = ("fp32", "fp16", "int8")
     description = "ONNX (opset 18; int8 as QDQ), run with ONNX Runtime"
+    op_profiler = "ONNX Runtime's profiler (SessionOptions.enable_profiling, a Chrome trace)"
     tools = ("onnx", "onnxruntime", "onnxslim", "onnxscript")
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:
@@ -283,8 +308,10 @@ class Onnx(Format):
             )
         return layers
 
-    def open_session(self, path, manifest, threads=None, providers=None, input_shapes=None, **_) -> OnnxSession:
-        return OnnxSession(path, manifest, threads, providers, input_shapes)
+    def open_session(
+        self, path, manifest, threads=None, providers=None, input_shapes=None, profile=False, **_
+    ) -> OnnxSession:
+        return OnnxSession(path, manifest, threads, providers, input_shapes, profile)
 
     def batched(self, path: Path, manifest: Manifest, batch: int):
         """A file with a dynamic batch dimension runs as it is; a zoo model's static batch-1 file (the exporter's

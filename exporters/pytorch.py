@@ -45,6 +45,7 @@ class Pytorch(Format):
     suffix = None
     precisions = ("fp32",)
     description = "the PyTorch model itself (eager), no file"
+    no_op_profiler = "deploykit does not read torch.profiler's op times: the exported files' runtimes are profiled"
 
     def open_session(self, path, manifest, model: str = "", resolution: int = 224, threads: int | None = None, **_):
         return EagerSession(model, resolution, threads)

@@ -144,6 +144,12 @@ class Tflite(Format):
     description = "TFLite/LiteRT flatbuffer, run with LiteRT (XNNPACK)"
     tools = ("litert-torch", "ai-edge-litert", "ai-edge-quantizer")
     reference_kernels = "LiteRT reference-vs-XNNPACK"
+    # ai-edge-litert 2.3: Interpreter and CompiledModel return no profile (its only profiling switch,
+    # experimental_force_delegate_node_profiling, feeds a profiler the Python API cannot attach or read)
+    no_op_profiler = (
+        "LiteRT's Python API (ai-edge-litert) has no op profiler: no per-op times on this host"
+        " (benchmark_model --enable_op_profiling on a phone has them: record its CSV and pass it with --from)"
+    )
     rule_aliases = {"gpu-delegate": "litert-gpu"}  # the names these rule sets had before they were named by backend
 
     def convert(self, model, example, out: Path, precision: str, calib, options: dict) -> dict:

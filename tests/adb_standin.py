@@ -4,7 +4,8 @@
 It answers the exact argument lists deploykit's adb runner sends, records every call in $STANDIN_LOG (one JSON
 list per line), and plays back recorded real benchmark_model output from tests/fixtures/benchmark_model: the GPU
 log for --use_gpu, the NNAPI log for --use_nnapi, the (constructed) QNN-delegate log for --external_delegate_path,
-the XNNPACK log otherwise (with --report_peak_memory_footprint, the partly constructed peak-memory log); for the user's ExecuTorch ``executor_runner`` it prints that runner's ET_LOG lines.
+the XNNPACK log otherwise (with --report_peak_memory_footprint, the partly constructed peak-memory log),
+followed by the op-profiling CSV of tests/fixtures/op_profiles where --enable_op_profiling=true is given; for the user's ExecuTorch ``executor_runner`` it prints that runner's ET_LOG lines.
 $STANDIN_DISCONNECT_AFTER=N makes the device vanish after N benchmark runs, as a pulled cable does; a number K in
 the file $STANDIN_STATE.flaky makes the next K benchmark runs fail as a briefly dropped device does.
 $STANDIN_SERIALS ("SERIAL=Model,SERIAL=Model") attaches other phones instead of the one Pixel 8 (the farm tests'
@@ -102,6 +103,8 @@ elif cmd[0] == "shell" and any("benchmark_model" in w for w in cmd):
         else "cpu_xnnpack.txt"
     )
     print("".join(line for line in (FIXTURES / name).read_text().splitlines(True) if not line.startswith("#")))
+    if "--enable_op_profiling=true" in cmd:  # the op table, in the log as the tool prints it without an output file
+        print((FIXTURES.parent / "op_profiles" / "mnv1_025_benchmark_model.csv").read_text())
 elif cmd[0] == "shell":
     pass  # mkdir / chmod
 else:

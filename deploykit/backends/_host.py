@@ -40,13 +40,24 @@ class HostBackend(Backend):
         """Extra options for the format's session (ONNX Runtime's execution providers, say)."""
         return {}
 
-    def open(self, artifact: Artifact, target: Target):
-        """The target format's own host session with ``target.threads`` threads, fed a seeded random input."""
+    def open(self, artifact: Artifact, target: Target, profile: bool = False):
+        """The target format's own host session with ``target.threads`` threads, fed a seeded random input;
+        ``profile``: with its runtime's op profiler on (see :meth:`op_profiler`)."""
         from ..exporters.base import get
 
         session = get(self.serves[target.backend].format).open_session(
             artifact.path, artifact.manifest, threads=target.threads, model=artifact.model,
-            resolution=artifact.resolution, input_shapes=artifact.input_shapes, **self.session_options(),
+            resolution=artifact.resolution, input_shapes=artifact.input_shapes, profile=profile,
+            **self.session_options(),
         )  # fmt: skip
         session.feed_random(seed=0)
         return session
+
+    def op_profiler(self, target: Target) -> str | None:
+        """The format's host session profiles its ops, or says why it cannot."""
+        from ..exporters.base import get
+
+        fmt = get(self.serves[target.backend].format)
+        if fmt.op_profiler and self.isolate:  # profiled in the harness's child, as it is timed
+            return None
+        return fmt.no_op_profiler or f"{fmt.name}'s host session gives no per-op times"

@@ -367,5 +367,24 @@ class Adb(Backend):
             delegate["nnapi_accelerators"] = first.nnapi_accelerators
         return stats, env, delegate
 
+    def op_profiler(self, target: Target) -> str | None:
+        return None  # benchmark_model --enable_op_profiling, whatever the delegate
+
+    def profile(self, artifact: Artifact, target: Target, method, device: FoundDevice | None):
+        """One ``benchmark_model`` run with its op profiler on, its CSV table read from the tool's output."""
+        from ..profiling.tflite_csv import read_csv
+
+        dev, _, _, _ = open_phone(device, target, method, self.cooldown_s, "benchmark_model")
+        remote_model, remote_bin = dev.stage(artifact.path, self.binary or benchmark_binary(), "benchmark_model")
+        words = benchmark_args(
+            target, remote_model, remote_bin, method.runs, method.warmup, self.push_delegate(dev, target)
+        )
+        proc = dev.shell([*words, "--enable_op_profiling=true", "--op_profiling_output_mode=csv"])
+        if proc.returncode != 0:
+            why = (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise BackendError(f"benchmark_model --enable_op_profiling failed on {device.id}: {why[0]}")
+        processor = self.target_runtime(target)[0].processor
+        return read_csv(proc.stdout + "\n" + proc.stderr, processor, runtime="benchmark_model")
+
 
 register(Adb())

@@ -135,6 +135,12 @@ class AdbExecutorch(Backend):
             return "adb not on PATH (install Android platform-tools)"
         return f"no phone in state 'device' with model {profile.match!r}"
 
+    def op_profiler(self, target) -> str | None:
+        return (
+            "executor_runner prints no per-op times: an ETDump needs a runner built with event tracing"
+            " (record one on the phone and pass it with --from)"
+        )
+
     def measure(self, artifact: Artifact, target, method, device: FoundDevice | None):
         dev, env, before, waited = open_phone(device, target, method, self.cooldown_s, "executorch executor_runner")
         remote_model, remote_bin = dev.stage(artifact.path, self.runner or runner_binary(), "executor_runner")

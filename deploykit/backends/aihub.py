@@ -24,7 +24,8 @@ The client's types and fields used here, as documented and as the 0.56 client de
   ``warm_load_peak_memory``/``compile_peak_memory`` bytes and ``<stage>_memory_increase_range``/
   ``<stage>_memory_peak_range`` (lower, upper) bytes; a value the service did not measure is ``None``, as
   ``qai_hub/client.py:_profile_pb_to_python_dict`` writes ``MISSING_METRIC_VALUE``) and ``execution_detail`` (one
-  dict per layer: ``name``, ``type``, ``compute_unit`` ``NPU``/``GPU``/``CPU``);
+  dict per layer: ``name``, ``type``, ``compute_unit`` ``NPU``/``GPU``/``CPU``, and where measured
+  ``execution_time`` µs, ``execution_cycles``: ``deploykit profile`` reads them, ``profiling/aihub_detail.py``);
 - profile options ``--compute_unit cpu|gpu|npu`` (the runtime follows the uploaded file: ``.tflite`` runs on
   LiteRT with its GPU/QNN delegates, ``.onnx`` on ONNX Runtime with its QNN execution provider);
 - errors ``qai_hub.UserError`` (a bad or expired token: "Failed to authenticate"), ``InternalError`` (the
@@ -127,6 +128,27 @@ class AIHub(Backend):
         return f"--compute_unit {self.compute_unit[self.serves[target.backend].processor]}"
 
     def measure(self, artifact: Artifact, target: Target, method, device):
+        job, options, profile = self._profiled(artifact, target, method)
+        env = _env(job, target, options, profile)
+        compile_options = self.compiled.get(target.backend)
+        if compile_options:  # both jobs named, so the row says what was compiled and where it ran
+            env["aihub_compile_job_id"] = ledger.job_for(_compile_key(artifact, target, compile_options))
+            env["compile_options"] = compile_options
+        return _stats(profile, method), env, _delegate(profile, target)
+
+    def op_profiler(self, target: Target) -> str | None:
+        return None  # the profile job's execution_detail: each layer's compute unit, and its time where measured
+
+    def profile(self, artifact: Artifact, target: Target, method, device):
+        """The same profile job as :meth:`measure` (the ledger finds it: nothing is submitted or paid twice),
+        its ``execution_detail`` read per layer."""
+        from ..profiling.aihub_detail import read_profile
+
+        job, _, profile = self._profiled(artifact, target, method)
+        return read_profile(profile, self.compute_unit[target.processor], runtime=f"AI Hub job {job.job_id}")
+
+    def _profiled(self, artifact: Artifact, target: Target, method):
+        """``(job, options, profile dict)`` of the target's profile job: the ledger's, or submitted now."""
         hub = _client()
         if artifact.path is None or artifact.manifest is None:
             raise BackendError(f"{target.id} runs files; {artifact.model} has none")
@@ -152,11 +174,7 @@ class AIHub(Backend):
                 ledger.forget_job(key)  # a retry submits afresh
                 raise BackendError(f"AI Hub job {job.job_id} failed on {target.remote_name}: {status.message}")
             profile = job.download_profile()
-        env = _env(job, target, options, profile)
-        if compile_options:  # both jobs named, so the row says what was compiled and where it ran
-            env["aihub_compile_job_id"] = ledger.job_for(_compile_key(artifact, target, compile_options))
-            env["compile_options"] = compile_options
-        return _stats(profile, method), env, _delegate(profile, target)
+        return job, options, profile
 
 
 def _compile_key(artifact: Artifact, target: Target, compile_options: str) -> str:

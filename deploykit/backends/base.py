@@ -32,6 +32,7 @@ from ..targets import PROCESSORS
 if TYPE_CHECKING:
     from ..artifact import Manifest
     from ..measurement import LatencyStats, Method
+    from ..profiling.records import OpProfile
     from ..targets import FoundDevice, Profile, Target
 
 # Every module in this folder is a backend plugin, except these and helpers whose names start with "_":
@@ -156,6 +157,17 @@ class Backend:
     ) -> tuple[LatencyStats, dict, dict]:
         """Remote backends: ``(stats, env, delegate)`` of R repetitions on the device."""
         raise NotImplementedError(f"{self.name} runs sessions in the harness; it does not measure remotely")
+
+    def op_profiler(self, target: Target) -> str | None:
+        """Why this backend cannot time each op of a run on ``target`` (one line), or None when it can
+        (:meth:`profile`; ``deploykit profile``)."""
+        return f"{self.name} has no per-op profiler"
+
+    def profile(self, artifact: Artifact, target: Target, method: Method, device: FoundDevice | None) -> OpProfile:
+        """Remote and in-process backends: per-op times of a profiled run (``method.warmup`` invocations, then
+        ``method.runs``), separate from the timed runs. Isolated host backends are profiled through their
+        session in the harness's child process instead (:func:`deploykit.backends.harness.profile_ops`)."""
+        raise NotImplementedError(f"{self.name} has no per-op profiler")
 
 
 # Set when a bench or sweep is interrupted: a hosted backend waiting on a remote job returns at once (the job

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from .. import quality
 from ..artifact import path_size
@@ -27,6 +28,9 @@ from ..machine import host_info, process_memory
 from ..measurement import LatencyStats, Measurement, Method
 from ..targets import FoundDevice, Target
 from .base import Artifact, Backend, StopRun
+
+if TYPE_CHECKING:
+    from ..profiling.records import OpProfile
 
 
 def time_invocations(invoke, method: Method) -> list[list[float]]:
@@ -173,6 +177,21 @@ def measure(
     return m
 
 
+def profile_ops(
+    backend: Backend, artifact: Artifact, target: Target, method: Method, device: FoundDevice | None = None
+) -> OpProfile:
+    """A profiled run, separate from the timed ones (a profiler's own cost must not reach a stored latency):
+    ``method.warmup`` invocations, then ``method.runs``, with the runtime's op profiler on. Isolated backends run
+    it in the same child process as their timing, for the same reason; the others are asked themselves.
+    Raises what the run raised (a runtime error, a lost device): the caller says it in one line."""
+    from ..profiling.records import OpProfile
+
+    if backend.remote or not backend.isolate:
+        return backend.profile(artifact, target, method, device)
+    job = {**_job(backend, artifact, target, method), "profile": True}
+    return OpProfile.from_dict(run_child(job, method.timeout_s)["profile"])
+
+
 def _flat(reps: list[list[float]]) -> list[float]:
     return [x for r in reps for x in r]
 
@@ -183,9 +202,8 @@ def _stats(run: dict) -> LatencyStats:
     return stats
 
 
-def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = True):
-    baseline = baseline_memory(backend, target) if memory else {}
-    job = {
+def _job(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = False) -> dict:
+    return {
         "plugin": backend.name,
         "target": asdict(target),
         "model": artifact.model,
@@ -196,7 +214,11 @@ def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Meth
         "method": method.to_dict(),
         "memory": memory,
     }
-    result = run_child(job, method.timeout_s)
+
+
+def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = True):
+    baseline = baseline_memory(backend, target) if memory else {}
+    result = run_child(_job(backend, artifact, target, method, memory), method.timeout_s)
     env = result["env"]
     mem = memory_env(result.get("memory"), baseline)
     if mem is not None:

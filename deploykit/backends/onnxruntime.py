@@ -50,8 +50,8 @@ class OnnxRuntimeCuda(OnnxRuntime):
     def how_to_reach(self, profile: Profile) -> str:
         return "needs an NVIDIA GPU and onnxruntime-gpu (its CUDA provider library was not found)"
 
-    def open(self, artifact: Artifact, target: Target):
-        session = super().open(artifact, target)
+    def open(self, artifact: Artifact, target: Target, profile: bool = False):
+        session = super().open(artifact, target, profile)
         if session.env["providers"][0] != self.providers[0]:  # ONNX Runtime falls back to the CPU silently
             raise RuntimeError(f"CUDA execution provider did not load (got {session.env['providers']})")
         return session

@@ -4,6 +4,7 @@ Reads a JSON job on stdin (``{"plugin", "target", "model", "resolution", "path",
 written by :func:`deploykit.backends.harness.run_child`); prints ``{"samples": [[ms, ...], ...], "load_ms",
 "first_ms", "memory", "env", "delegate"}``. A baseline job (``{"baseline": true, "plugin", "target"}``) imports
 the plugin's runtime as a run would, loads no model, and prints this process's memory.
+A job with ``"profile": true`` prints ``{"profile": OpProfile}`` of a run with the runtime's op profiler on.
 """
 
 from __future__ import annotations
@@ -49,12 +50,17 @@ def main() -> None:
         Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
         job.get("input_shapes"),
     )
+    method = Method(**job["method"])
     try:
         plugin = base.get(job["plugin"])
+        if job.get("profile"):  # a profiled run: warm-up, then the runs, then the profiler's per-op times
+            session = plugin.open(artifact, target, profile=True)
+            for _ in range(method.warmup + method.runs):
+                session.run()
+            print(json.dumps({"profile": session.op_profile(skip=method.warmup).to_dict()}))
+            return
         plugin.import_runtime(target)  # before the clock starts: the load time is the session's, not an import
-        session, run = run_session(
-            lambda: plugin.open(artifact, target), Method(**job["method"]), job.get("memory", False)
-        )
+        session, run = run_session(lambda: plugin.open(artifact, target), method, job.get("memory", False))
     except DeploykitError as e:  # the runtime refused the file: one line for the row, not a traceback
         print(json.dumps({"error": str(e)}))
         sys.exit(EXIT_REFUSED)

@@ -14,7 +14,7 @@ import typer
 from rich.text import Text
 
 from ..errors import DeploykitError, Interrupted, plain_text
-from . import bench, compare, estimate, export, results, sweep, zoo
+from . import bench, compare, estimate, export, profile, results, sweep, zoo
 from .render import err
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ COMMANDS = {
     "check": export.check,
     "devices": bench.devices,
     "bench": bench.bench,
+    "profile": profile.profile,
     "results": results.results_app,
     "formats": export.formats,
     "estimate": estimate.estimate_app,

@@ -153,3 +153,80 @@ def csv_row(m) -> list:
     cost["p99"] = cost.pop("p99_ms")
     computed = {"input_shapes": shapes_text(m), "warnings": "; ".join(m.warnings), **stats, **cost}
     return [computed[c] if c in computed else getattr(m, c, None) for c in CSV_COLUMNS]
+
+
+def layers_measured_table(table: dict, title: str) -> None:
+    """A stored per-layer profile (``details["layers_measured"]``, deploykit/profiling/join.py): each deployed
+    layer with its measured and predicted time, how it was matched, where it ran and its findings, then what
+    the ops add up to and what did not join."""
+    t = Table(title=title)
+    numeric = ("#", "measured ms", "predicted ms", "MACs/B")
+    for col in (
+        "#",
+        "layer",
+        "kind",
+        "matched",
+        "measured ms",
+        "predicted ms",
+        "bound",
+        "MACs/B",
+        "ran on",
+        "findings",
+    ):
+        t.add_column(col, justify="right" if col in numeric else "left")
+    f = lambda v, d=3: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    for r in table.get("rows", []):
+        matched = {"fused": f"fused in {r.get('fused_into')}", None: "unmatched"}.get(r["match"], r["match"])
+        ran_on = r.get("ran_on") or "–"
+        t.add_row(
+            str(r["index"]),
+            r["layer"],
+            r["kind"],
+            matched,
+            f(r["measured_ms"]),
+            f(r.get("predicted_ms")),
+            r.get("bound") or "–",
+            f(r.get("intensity"), 1),
+            ran_on + (" (fallback)" if r.get("fallback") else ""),
+            "; ".join(x.get("reason", "") for x in r.get("findings", [])) or "",
+        )
+    out.print(t)
+    for line in layers_measured_summary(table):
+        out.print(line, soft_wrap=True)
+
+
+def layers_measured_summary(table: dict) -> list[str]:
+    """The lines under a per-layer table: op times against the timed median, the matched share, the unmatched."""
+    lines = []
+    op_sum, per_run, median = table.get("op_sum_ms"), table.get("run_op_sum_ms"), table.get("timed_median_ms")
+    said = f"{table.get('source')}, {table.get('runs')} run(s): each op's time summed {op_sum:.3f} ms"
+    if per_run is not None:
+        said += f"; per inference the ops summed {per_run:.3f} ms (median)"
+    if table.get("tool_run_ms"):
+        said += f", the runtime's own total {table['tool_run_ms']:.3f} ms"
+    lines.append(said)
+    if median:
+        ops = per_run if per_run is not None else op_sum
+        said = f"timed median {median:.3f} ms: the ops per inference are {ops / median:.0%} of it"
+        if table.get("timed_p50_ms"):
+            said += f"; timed p50 {table['timed_p50_ms']:.3f} ms, min {table['timed_min_ms']:.3f} ms"
+        lines.append(said)
+    if table.get("predicted_total_ms") is not None:
+        lines.append(f"roofline predicts {table['predicted_total_ms']:.3f} ms")
+    if table.get("layers"):
+        m = table.get("matched", {})
+        lines.append(
+            f"matched {sum(m.values())}/{table['layers']} layers ({table['matched_share']:.0%}: {m.get('name', 0)} by"
+            f" name, {m.get('order', 0)} by order, {m.get('fused', 0)} fused into another layer's op)"
+        )
+    if table.get("unmatched_layers"):
+        lines.append(f"unmatched layers: {', '.join(table['unmatched_layers'])}")
+    ops = table.get("unmatched_ops", [])
+    if ops:
+        short = lambda n: n if len(n) <= 60 else n[:28] + "…" + n[-28:]  # noqa: E731  (a TFLite tensor's scope names)
+        names = ", ".join(short(o["name"]) for o in ops[:8]) + (", …" if len(ops) > 8 else "")
+        lines.append(f"{len(ops)} op(s) map to no layer ({table.get('unmatched_op_ms', 0):.3f} ms): {names}")
+    if table.get("findings_unplaced"):
+        lines.append(f"{len(table['findings_unplaced'])} check finding(s) on ops that ran no layer")
+    lines += [f"note: {n}" for n in table.get("notes", [])]
+    return lines

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import DeploykitError
 from .common import DbOpt, DeviceFilter, JsonOpt, ModelFilter, ProvenanceFilter, output_path
-from .render import CSV_COLUMNS, csv_row, err, measurement_table, out, print_json
+from .render import CSV_COLUMNS, csv_row, err, layers_measured_table, measurement_table, model_label, out, print_json
 
 results_app = typer.Typer(help="List stored measurements, import ones measured elsewhere, or delete some.")
 
@@ -65,6 +65,9 @@ def results(
     provenance: ProvenanceFilter = None,
     as_json: JsonOpt = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="CSV on stdout.")] = False,
+    layers: Annotated[
+        bool, typer.Option("--layers", help="Each row's per-layer profile (`deploykit profile`), where it has one.")
+    ] = False,
 ):
     """List stored measurements, filtered (`deploykit results import FILE` adds ones measured elsewhere,
     `deploykit results delete` removes some)."""
@@ -73,7 +76,19 @@ def results(
         return
     if as_json and as_csv:
         raise DeploykitError("--json and --csv cannot be combined: give one")
+    if layers and as_csv:
+        raise DeploykitError("--layers prints tables (or, with --json, the rows that carry them): not with --csv")
     rows = _stored_rows(db, model, device, provenance)
+    if layers:
+        rows = [m for m in rows if m.details.get("layers_measured")]
+        if not rows:
+            raise DeploykitError(
+                f"no row in {db} has a per-layer profile", hint="run `deploykit profile MODEL --device D`"
+            )
+    if layers and not as_json:
+        for m in rows:
+            layers_measured_table(m.details["layers_measured"], f"#{m.id} {model_label(m)} on {m.target} ({m.created})")
+        return
     if as_json:
         print_json([m.to_dict(samples=False) for m in rows])
     elif as_csv:

@@ -15,7 +15,8 @@ unreachable), ``RateLimitedError``; the token read from ``$QAIHUB_CLIENT_INI`` o
 The simulated service, per ``$FAKE_QAIHUB_STATE`` (a folder): ``scenario.json`` (written by the test) says
 ``polls`` (status checks before a job finishes), ``fail_devices`` (device names whose profile jobs fail),
 ``fail_compile_devices`` (whose compile jobs fail),
-``revoked`` (tokens the service refuses), ``unreachable`` / ``quota`` (every call fails so), ``never_finish``;
+``revoked`` (tokens the service refuses), ``unreachable`` / ``quota`` (every call fails so), ``never_finish``,
+``execution_detail`` (the layers a profile returns, instead of ten made-up ones);
 ``state.json`` holds uploaded models and submitted jobs, so separate processes (a run, then its re-run) see
 one service, and tests count ``submissions`` and ``uploads``.
 """
@@ -210,6 +211,8 @@ class ProfileJob(Job):
         ]
         if unit != "CPU":
             layers[-1] = {"name": "layer_9", "type": "Softmax", "compute_unit": "CPU", "execution_time": 9}
+        if "execution_detail" in _scenario():  # a test's own layers (a real model's names), on the unit asked
+            layers = [{**x, "compute_unit": x.get("compute_unit") or unit} for x in _scenario()["execution_detail"]]
         times[0] = base * 4  # the first iteration is the cold one
         # Every stage's keys as the 0.56 client's _profile_pb_to_python_dict writes them (profile format 1.2: times
         # in µs, memory in bytes, ranges as (lower, upper)); compile is not measured for a .tflite (None)

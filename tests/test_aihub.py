@@ -237,12 +237,13 @@ def test_sweep_runs_hosted_jobs_at_once_and_resumes_without_paying_twice(hub):
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     measured = [m for m in rows(db) if m.provenance == "measured"]
-    # 2 models x (the S24's ONNX cpu fp32, npu fp32 and int8 (QDQ); the S23's ONNX cpu fp32 and npu fp32)
-    assert summary["failed"] == 0 and len(measured) == 10
-    assert first["submissions"] == 4 and hub.service()["submissions"] == 10  # the 4 in flight were collected
-    assert len({m.env["aihub_job_id"] for m in measured}) == 10
+    # 2 models x (the S24's ONNX cpu fp32, npu fp32 and int8 (QDQ), QNN fp32 and int8; the S23's ONNX cpu fp32 and
+    # npu fp32); a QNN cell is two jobs (compile, profile): 10 + 2 x 4 submissions
+    assert summary["failed"] == 0 and len(measured) == 14
+    assert first["submissions"] == 4 and hub.service()["submissions"] == 18  # the 4 in flight were collected
+    assert len({m.env["aihub_job_id"] for m in measured}) == 14
     r = hub.cli(*args)  # all done: nothing runs, nothing is submitted
-    assert json.loads(r.stdout)["ran"] == 0 and hub.service()["submissions"] == 10
+    assert json.loads(r.stdout)["ran"] == 0 and hub.service()["submissions"] == 18
 
 
 def test_sweep_plan_measures_hosted_targets_and_estimates_the_unattached_phone(hub):

@@ -304,6 +304,8 @@ def finish_cell(
     req: BenchRequest, reach: Reach, target: Target, artifact: Artifact | Measurement | NoBatch
 ) -> tuple[Measurement | None, Manifest | str | None]:
     if isinstance(artifact, Measurement):  # the export failed: that is the row
+        if target in req.swept:
+            artifact.env["threads_requested"] = target.threads
         return artifact, None
     if isinstance(artifact, NoBatch):
         return None, artifact.why

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from . import quality
 from .backends.base import Artifact, Backend, BackendError
-from .backends.harness import time_invocations
+from .backends.harness import child_job, time_invocations
 from .compare import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, MIN_ROUNDS, Judgement, judge_paired
 from .devices import backend_of, device_for
 from .errors import DeploykitError
@@ -226,16 +226,8 @@ class _ChildSide:
             stderr=self.stderr,
             text=True,
         )
-        job = {
-            "plugin": backend.name,
-            "target": asdict(target),
-            "model": artifact.model,
-            "resolution": artifact.resolution,
-            "path": str(artifact.path) if artifact.path else None,
-            "manifest": artifact.manifest.to_dict() if artifact.manifest else None,
-            "input_shapes": artifact.input_shapes,
-            "warmup": warmup,
-        }
+        # the harness's own job (backends/_serve.py reads the method's warm-up; blocks are asked for one by one)
+        job = child_job(backend, artifact, target, Method(warmup=warmup, repetitions=0, runs=0))
         ready = self._ask(job)
         self.env, self.delegate = ready["env"], ready["delegate"]
 

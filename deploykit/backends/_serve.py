@@ -1,7 +1,8 @@
 """The child-process side of an interleaved A/B run (:mod:`deploykit.interleave`): one session, kept open, timing
 blocks of invocations on request.
 
-The first stdin line is the job (as :func:`deploykit.backends.harness.run_child` writes it, plus ``warmup``). The
+The first stdin line is the job (as :func:`deploykit.backends.harness.run_child` writes it; its method's warm-up
+is run once). The
 child opens the session, warms it up and answers ``{"ready": true, "env", "delegate"}`` (or ``{"error": line}``);
 then each ``{"runs": N}`` line is answered with ``{"samples": [ms, ...]}`` until stdin closes. Keeping the session
 open is the point: a round must time the model, not its loading, and both files stay as warm as each other.
@@ -19,6 +20,7 @@ from deploykit.artifact import Manifest
 from deploykit.backends import base
 from deploykit.backends.worker import affinity_cpus
 from deploykit.errors import DeploykitError
+from deploykit.measurement import Method
 from deploykit.targets import Target
 
 
@@ -42,7 +44,7 @@ def main() -> None:
     )
     try:
         session = base.get(job["plugin"]).open(artifact, target)
-        for _ in range(job["warmup"]):
+        for _ in range(Method(**job["method"]).warmup):
             session.run()
     except DeploykitError as e:  # the runtime refused the file: one line, as the timed worker says it
         say({"error": str(e)})

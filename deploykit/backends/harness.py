@@ -188,7 +188,7 @@ def profile_ops(
 
     if backend.remote or not backend.isolate:
         return backend.profile(artifact, target, method, device)
-    job = {**_job(backend, artifact, target, method), "profile": True}
+    job = {**child_job(backend, artifact, target, method), "profile": True}
     return OpProfile.from_dict(run_child(job, method.timeout_s)["profile"])
 
 
@@ -202,7 +202,8 @@ def _stats(run: dict) -> LatencyStats:
     return stats
 
 
-def _job(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = False) -> dict:
+def child_job(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = False) -> dict:
+    """The JSON job a benchmark child process reads (``worker.py``; ``_serve.py`` for interleaved A/B rounds)."""
     return {
         "plugin": backend.name,
         "target": asdict(target),
@@ -218,7 +219,7 @@ def _job(backend: Backend, artifact: Artifact, target: Target, method: Method, m
 
 def _in_child(backend: Backend, artifact: Artifact, target: Target, method: Method, memory: bool = True):
     baseline = baseline_memory(backend, target) if memory else {}
-    result = run_child(_job(backend, artifact, target, method, memory), method.timeout_s)
+    result = run_child(child_job(backend, artifact, target, method, memory), method.timeout_s)
     env = result["env"]
     mem = memory_env(result.get("memory"), baseline)
     if mem is not None:

@@ -14,14 +14,11 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from deploykit.artifact import Manifest
 from deploykit.backends import base
-from deploykit.backends.worker import affinity_cpus
+from deploykit.backends.worker import artifact_of, pinned_target
 from deploykit.errors import DeploykitError
 from deploykit.measurement import Method
-from deploykit.targets import Target
 
 
 def say(payload: dict) -> None:
@@ -31,17 +28,7 @@ def say(payload: dict) -> None:
 
 def main() -> None:
     job = json.loads(sys.stdin.readline())
-    target = Target(**job["target"])
-    cpus = affinity_cpus(target.affinity)
-    if cpus:
-        os.sched_setaffinity(0, cpus)
-    artifact = base.Artifact(
-        job["model"],
-        job["resolution"],
-        Path(job["path"]) if job["path"] else None,
-        Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
-        job.get("input_shapes"),
-    )
+    target, artifact = pinned_target(job), artifact_of(job)
     try:
         session = base.get(job["plugin"]).open(artifact, target)
         for _ in range(Method(**job["method"]).warmup):

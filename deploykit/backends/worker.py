@@ -33,23 +33,33 @@ def affinity_cpus(mask: str | None) -> list[int] | None:
     return [i for i in range(bits.bit_length()) if bits >> i & 1]
 
 
-def main() -> None:
-    job = json.load(sys.stdin)
+def pinned_target(job: dict) -> Target:
+    """The job's target, this process pinned to its CPUs (where it names an affinity)."""
     target = Target(**job["target"])
     cpus = affinity_cpus(target.affinity)
     if cpus:
         os.sched_setaffinity(0, cpus)
-    if job.get("baseline"):
-        base.get(job["plugin"]).import_runtime(target)
-        print(json.dumps(process_memory()))
-        return
-    artifact = base.Artifact(
+    return target
+
+
+def artifact_of(job: dict) -> base.Artifact:
+    return base.Artifact(
         job["model"],
         job["resolution"],
         Path(job["path"]) if job["path"] else None,
         Manifest.from_dict(job["manifest"]) if job["manifest"] else None,
         job.get("input_shapes"),
     )
+
+
+def main() -> None:
+    job = json.load(sys.stdin)
+    target = pinned_target(job)
+    if job.get("baseline"):
+        base.get(job["plugin"]).import_runtime(target)
+        print(json.dumps(process_memory()))
+        return
+    artifact = artifact_of(job)
     method = Method(**job["method"])
     try:
         plugin = base.get(job["plugin"])

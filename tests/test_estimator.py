@@ -785,6 +785,8 @@ def test_per_layer_rows_teach_each_op_kinds_efficiency_and_never_the_left_out_mo
     assert err(with_) < 0.002 and err(without) > 0.01
     nt, rep = E.calibrate(t, rows, tables)
     assert rep.layer_rows == sum(len(tb.groups) for tb in tables) and len(rep.layer_models) == 6
+    # six models free the bandwidth too; on a shape from per-layer rows only the scale moves: peak, per-op cost
+    assert E.default_free(t, 6)[2] == "mem_bw_bytes_per_s" and rep.free == ["peak_macs_per_s", "dispatch_s"]
     assert nt.roofline["efficiency"]["dwconv"] == pytest.approx(0.05 / 0.6, rel=0.1)
     assert "ridge from 6 per-layer rows" not in nt.roofline["fit"] and "of 6 profiled model(s)" in nt.roofline["fit"]
 

@@ -247,6 +247,7 @@ __all__ = [
     "published_ridge",
     "published_ridge_points",
     "roofline_for",
+    "scale_only",
     "scaled",
     "select_targets",
     "shaped",

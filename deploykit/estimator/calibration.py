@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from ..targets import Target
-from .fitting import FitResult, fit_target
+from .fitting import FitResult, default_free, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
-from .layer_fit import LayerTable, fit_layer_efficiency, shaped
+from .layer_fit import LayerTable, fit_layer_efficiency, scale_only, shaped
 from .layers import layer_samples, models_of, total_macs
 from .model import (
     FITTED_FIELDS,
@@ -55,7 +55,11 @@ def calibrate(target: Target, rows, tables: list[LayerTable] | None = None) -> t
     ``tables`` (its per-layer tables: ``estimate fit --layers``), the efficiency per op kind and the ridge point
     are fitted on them first (:mod:`.layer_fit`), in the fit and in each fold of its cross-validation."""
     layer_fit = fit_layer_efficiency(datasheet_roofline(target), tables) if tables else None
-    res = fit_target(target, rows, base=shaped(datasheet_roofline(target), layer_fit) if layer_fit else None)
+    if layer_fit is None:
+        res = fit_target(target, rows)
+    else:
+        free = scale_only(default_free(target, len(rows), len(models_of(rows))))
+        res = fit_target(target, rows, free, base=shaped(datasheet_roofline(target), layer_fit))
     residuals = cross_validate(target, rows, tables) if len(models_of(rows)) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""

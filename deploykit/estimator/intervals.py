@@ -9,7 +9,7 @@ import numpy as np
 
 from ..targets import Target
 from .fitting import default_free, fit, macs_baseline
-from .layer_fit import LayerTable, with_layer_fit
+from .layer_fit import LayerTable, scale_only, with_layer_fit
 from .layers import layer_samples, total_macs
 from .model import INTERVAL, LayerArrays, datasheet_peak, datasheet_roofline
 
@@ -54,9 +54,10 @@ def cross_validate(
             continue
         free = default_free(target, len(train), len({keys[i] for i in train}))
         fold_base = base
-        if tables:
-            kept = {keys[i] for i in train if srcs[i] == "measured"}
-            fold_base = with_layer_fit(base, [tb for tb in tables if (tb.model, tb.resolution) in kept])
+        kept = {keys[i] for i in train if srcs[i] == "measured"}
+        fold_tables = [tb for tb in tables or [] if (tb.model, tb.resolution) in kept]
+        if fold_tables:
+            fold_base, free = with_layer_fit(base, fold_tables), scale_only(free)
         res = fit(
             fold_base,
             [samples[i] for i in train],

@@ -177,6 +177,13 @@ def fit_layer_efficiency(base: Roofline, tables: list[LayerTable]) -> LayerFit:
     )
 
 
+def scale_only(free: tuple[str, ...]) -> tuple[str, ...]:
+    """What a whole-model fit on a shape from per-layer rows moves: ``free`` less what the shape fixed (the
+    bandwidth, through the ridge, and the efficiencies); a few whole-model rows must not undo what hundreds of
+    per-layer rows fitted (six free a bandwidth, which on this host's XNNPACK rows ran to its bound)."""
+    return tuple(p for p in free if p != "mem_bw_bytes_per_s" and not p.startswith("eff_")) or free[:1]
+
+
 def with_layer_fit(base: Roofline, tables: list[LayerTable]) -> Roofline:
     """``base`` with the shape fitted on ``tables``: each op kind's efficiency, and the bandwidth set so that
     the ridge point (peak over bandwidth) is the per-layer fit's; unchanged without tables."""

@@ -70,6 +70,7 @@ def collect(db: str | Path, profiles: str | Path | None = None, roofline_device:
         "threads": _thread_scaling(latest),
         **_roofline(latest, roofline_device, displays),
         "npu_runtimes": _npu_runtimes(latest, displays),
+        "layers_measured": _layers_measured(rows),
     }
 
 
@@ -116,6 +117,102 @@ def _npu_runtimes(latest: dict, displays: dict[str, str]) -> list[dict]:
         runtimes = {b: npu[b] for b in sorted(runtimes_seen[device])}
         out.append({"device": device, "display": displays.get(device, device), "runtimes": runtimes, "rows": rows})
     return out
+
+
+def backend_processors() -> dict[str, str]:
+    """Every backend name's processor class (cpu, gpu, dsp, npu), from the registered plugins."""
+    from deploykit.backends.base import backends
+
+    return {name: runtime.processor for plugin in backends() for name, runtime in plugin.serves.items()}
+
+
+TOP_LAYERS = 8  # the slowest layers and the blind spots each list this many
+BLIND_SPOT_SHARE = 0.01  # a blind spot takes at least this share of the model's measured or predicted time
+
+
+def _layers_measured(rows: list) -> list[dict]:
+    """Where the time goes, per (label, target) whose latest measured row carries a per-layer table
+    (``details["layers_measured"]``, written by ``deploykit profile``: deploykit/profiling/join.py): time by op
+    kind measured against the roofline's prediction over the same layers, the slowest layers, the layers that
+    ran off the accelerator, those furthest from the roofline and what did not join."""
+    procs = backend_processors()
+    latest: dict[tuple[str, str], object] = {}
+    for r in rows:
+        table = r.details.get("layers_measured") if r.provenance == "measured" else None
+        if table and (table.get("rows") or table.get("unmatched_ops")):
+            latest[(row_label(r), r.target)] = r
+    return [_where_time_goes(label, r, procs.get(r.backend, "cpu")) for (label, _), r in sorted(latest.items())]
+
+
+def _where_time_goes(label: str, r, processor: str) -> dict:
+    t = r.details["layers_measured"]
+    layers = t.get("rows", [])
+
+    def fallback(x: dict) -> bool:  # the runtime said so, or an accelerator target's op ran on a CPU
+        return bool(x.get("fallback")) or (processor != "cpu" and "cpu" in (x.get("ran_on") or "").lower())
+
+    joined = [x for x in layers if x.get("measured_ms") is not None]
+    kinds: dict[str, dict] = {}
+    for x in joined:
+        k = kinds.setdefault(x["kind"], {"kind": x["kind"], "layers": 0, "measured_ms": 0.0, "predicted_ms": None})
+        k["layers"] += 1
+        k["measured_ms"] += x["measured_ms"]
+        if x.get("predicted_ms") is not None:
+            k["predicted_ms"] = (k["predicted_ms"] or 0.0) + x["predicted_ms"]
+    measured = sum(x["measured_ms"] for x in joined)
+    said = [x["predicted_ms"] for x in joined if x.get("predicted_ms") is not None]
+    predicted = sum(said) if said else None
+    for k in kinds.values():
+        k["share"] = k["measured_ms"] / measured if measured else None
+        k["ratio"] = k["measured_ms"] / k["predicted_ms"] if k["predicted_ms"] and k["measured_ms"] else None
+
+    def brief(x: dict) -> dict:
+        ratio = x["measured_ms"] / x["predicted_ms"] if x.get("predicted_ms") and x.get("measured_ms") else None
+        return {
+            "index": x["index"], "layer": x["layer"], "kind": x["kind"], "measured_ms": x.get("measured_ms"),
+            "predicted_ms": x.get("predicted_ms"), "ratio": ratio, "intensity": x.get("intensity"),
+            "bound": x.get("bound"), "ran_on": x.get("ran_on") or "", "fallback": fallback(x),
+            "share": x["measured_ms"] / measured if measured and x.get("measured_ms") is not None else None,
+            "op_types": x.get("op_types", []),
+        }  # fmt: skip
+
+    slowest = sorted((x for x in joined if x["measured_ms"] > 0), key=lambda x: -x["measured_ms"])[:TOP_LAYERS]
+    floor = BLIND_SPOT_SHARE * max(measured, predicted or 0.0)
+    far = [x for x in joined if x["measured_ms"] > 0 and (x.get("predicted_ms") or 0) > 0
+           and max(x["measured_ms"], x["predicted_ms"]) >= floor]  # fmt: skip
+    far.sort(key=lambda x: -abs(math.log(x["measured_ms"] / x["predicted_ms"])))
+    return {
+        "label": label,
+        "model": r.model,
+        "target": r.target,
+        "device": r.device,
+        "processor": processor,
+        "created": r.created,
+        "quality": r.quality,
+        "source": t.get("source"),
+        "runtime": t.get("runtime"),
+        "runs": t.get("runs"),
+        "resolution": t.get("resolution", r.resolution),
+        "layers": t.get("layers", len(layers)),
+        "matched": t.get("matched", {}),
+        "matched_share": t.get("matched_share"),
+        "op_sum_ms": t.get("op_sum_ms"),
+        "timed_median_ms": t.get("timed_median_ms", r.median_ms),
+        "timed_p50_ms": t.get("timed_p50_ms"),
+        "predicted_total_ms": t.get("predicted_total_ms"),
+        "measured_joined_ms": measured,
+        "predicted_joined_ms": predicted,
+        "kinds": sorted(kinds.values(), key=lambda k: (-k["measured_ms"], k["kind"])),
+        "slowest": [brief(x) for x in slowest],
+        "blind_spots": [brief(x) for x in far[:TOP_LAYERS]],
+        "blind_spot_floor_ms": floor,
+        "fallbacks": [brief(x) for x in layers if fallback(x)],
+        "fallback_ops": [o for o in t.get("unmatched_ops", []) if fallback(o)],
+        "unmatched_layers": t.get("unmatched_layers", []),
+        "unmatched_ops": t.get("unmatched_ops", []),
+        "unmatched_op_ms": t.get("unmatched_op_ms", 0.0),
+        "notes": t.get("notes", []),
+    }
 
 
 def _latest(rows: list) -> dict[tuple[str, str, str], object]:
@@ -680,6 +777,133 @@ def _npu_runtimes_section(devices: list[dict]) -> str:
     )
 
 
+def _ratio(v) -> str:
+    """measured / predicted as a factor: ×2.4 slower than the roofline, ×1/3.1 faster."""
+    if v is None:
+        return "–"
+    return f"×{v:.2g}" if v >= 1 else f"×1/{1 / v:.2g}"
+
+
+def _pct(v) -> str:
+    return "–" if v is None else f"{v:.1%}"
+
+
+def _layer_rows(xs: list[dict], ratio: bool = True) -> list[str]:
+    out = []
+    for x in xs:
+        on = e(x["ran_on"] or "–") + (' <b class="fallback">fallback</b>' if x["fallback"] else "")
+        out.append(
+            f'<tr class="{"fallback" if x["fallback"] else ""}"><td class="num">{x["index"]}</td>'
+            f"<th>{e(x['layer'])}</th><td>{e(x['kind'])}</td><td class='num'>{_fmt(x['measured_ms'])}</td>"
+            f"<td class='num'>{_fmt(x['predicted_ms'])}</td>"
+            + (f"<td class='num'>{_ratio(x['ratio'])}</td>" if ratio else "")
+            + f"<td class='num'>{_pct(x['share'])}</td>"
+            f"<td class='num'>{_fmt(x['intensity'], 1)}</td><td>{e(x['bound'] or '–')}</td><td>{on}</td></tr>"
+        )
+    return out
+
+
+LAYER_HEADERS = ["#", "layer", "kind", "measured ms", "predicted ms", "measured / predicted", "share", "MACs/B"]
+
+
+def _layers_section(entries: list[dict]) -> str:
+    """Where the time goes: per (model, target) with a stored per-layer profile, time by op kind against the
+    roofline, the slowest layers, fallbacks, the layers furthest from the roofline, and what did not join."""
+    if not entries:
+        return ""
+    parts = []
+    for i, d in enumerate(entries):
+        top = max([max(k["measured_ms"], k["predicted_ms"] or 0.0) for k in d["kinds"]] or [0.0]) or 1.0
+        kinds = [
+            f'<tr data-kind="{e(k["kind"])}"><th>{e(k["kind"])}</th><td class="num">{k["layers"]}</td>'
+            f"<td class='num'>{_fmt(k['measured_ms'])}</td><td class='num'>{_fmt(k['predicted_ms'])}</td>"
+            f"<td class='num'>{_ratio(k['ratio'])}</td>"
+            f"<td class='num'>{_pct(k['share'])}</td>"
+            f'<td class="bars"><div class="bar" style="width:{100 * k["measured_ms"] / top:.1f}%"></div>'
+            f'<div class="bar predicted" style="width:{100 * (k["predicted_ms"] or 0) / top:.1f}%"></div></td></tr>'
+            for k in d["kinds"]
+        ]
+        if d["unmatched_ops"]:
+            kinds.append(
+                f"<tr><th><i>ops on no layer</i></th><td class='num'>{len(d['unmatched_ops'])} op(s)</td>"
+                f"<td class='num'>{_fmt(d['unmatched_op_ms'])}</td><td>–</td><td>–</td><td>–</td><td></td></tr>"
+            )
+        kind_table = _table(
+            f"layers-kinds-{i}",
+            [
+                "op kind",
+                "layers",
+                "measured ms",
+                "predicted ms",
+                "measured / predicted",
+                "share",
+                "measured · predicted",
+            ],
+            kinds,
+        )
+        slow = _table(f"layers-slowest-{i}", [*LAYER_HEADERS, "bound", "ran on"], _layer_rows(d["slowest"]))
+        blind = (
+            _table(f"layers-blind-{i}", [*LAYER_HEADERS, "bound", "ran on"], _layer_rows(d["blind_spots"]))
+            if d["blind_spots"]
+            else "<p>No layer has both a measured time and a roofline prediction.</p>"
+        )
+        if d["fallbacks"] or d["fallback_ops"]:
+            fb_rows = _layer_rows(d["fallbacks"])
+            fb_rows += [
+                f'<tr class="fallback"><td>–</td><th>{e(o["name"])}</th><td>{e(o.get("kind") or "")}</td>'
+                f"<td class='num'>{_fmt(o.get('ms'))}</td><td>–</td><td>–</td><td>–</td><td>–</td><td>–</td>"
+                f'<td>{e(o.get("ran_on") or "–")} <b class="fallback">fallback</b></td></tr>'
+                for o in d["fallback_ops"]
+            ]
+            fallbacks = (
+                f"<h4>Fallbacks: {len(d['fallbacks'])} layer(s), {len(d['fallback_ops'])} other op(s) off the"
+                f" {e(d['processor'].upper())}</h4>"
+                + _table(f"layers-fallbacks-{i}", [*LAYER_HEADERS, "bound", "ran on"], fb_rows)
+            )
+        else:
+            fallbacks = (
+                "<h4>Fallbacks</h4><p class='layers-no-fallback'>None: no op ran off the"
+                f" {e(d['processor'].upper())} or the delegate the target asked for.</p>"
+            )
+        unmatched_ops = "".join(
+            f"<li>{e(o['name'])} <small>({e(o.get('op_type') or '')}, {e(o.get('kind') or '')}, "
+            f"{_fmt(o.get('ms'))} ms{', ' + e(o['ran_on']) if o.get('ran_on') else ''})</small></li>"
+            for o in d["unmatched_ops"]
+        )
+        unmatched = (
+            f"<h4>Not joined</h4><p>Layers no op ran: {e(', '.join(d['unmatched_layers'])) or 'none'}.</p>"
+            f"<p>Ops that ran no layer ({_fmt(d['unmatched_op_ms'])} ms):</p>"
+            f'<ul class="layers-unmatched" id="layers-unmatched-{i}">{unmatched_ops or "<li>none</li>"}</ul>'
+        )
+        m = d["matched"]
+        timed = f"timed median {_fmt(d['timed_median_ms'])} ms" if d["timed_median_ms"] is not None else "no timed run"
+        if d.get("timed_p50_ms") is not None:
+            timed += f" (p50 {_fmt(d['timed_p50_ms'])} ms)"
+        noisy = ' <span class="noisy">noisy</span>' if d["quality"] == "noisy" else ""
+        notes = "".join(f"<li>{e(n)}</li>" for n in d["notes"])
+        parts.append(
+            f'<article class="layers" id="layers-{i}" data-model="{e(d["label"])}" data-target="{e(d["target"])}">'
+            f"<h3>{e(d['label'])} on {e(d['target'])}</h3>"
+            f"<p>{e(d['source'] or '')}{', ' + e(d['runtime']) if d['runtime'] else ''}, {d['runs']} profiled run(s),"
+            f" {e(str(d['created']))}{noisy}. Each op's time summed: {_fmt(d['op_sum_ms'])} ms; {timed}; the roofline"
+            f" predicts {_fmt(d['predicted_total_ms'])} ms. Matched {sum(m.values())}/{d['layers']} layers"
+            f" ({m.get('name', 0)} by name, {m.get('order', 0)} by order, {m.get('fused', 0)} fused into another"
+            f" layer's op).</p>{'<ul>' + notes + '</ul>' if notes else ''}"
+            f"<h4>By op kind</h4>{kind_table}<h4>The slowest layers</h4>{slow}"
+            f"<h4>Furthest from the roofline (the estimator's blind spots)</h4>{blind}{fallbacks}{unmatched}</article>"
+        )
+    return (
+        '<section id="layers"><h2>Where the time goes (per-layer profiles)</h2><p>Per model and target that'
+        " <code>deploykit profile</code> stored a per-layer table for (its latest): each op's time from the runtime's"
+        " own profiler, joined to the model's layers, against what the roofline predicted for the same layers. By"
+        " op kind, the blue bar is measured and the orange one predicted, on one scale per table; a fused layer ran"
+        " inside another layer's op and counts 0 ms of its own. The blind spots are the layers whose measured time"
+        f" is furthest from the prediction (|log measured / predicted|) among those taking at least"
+        f" {BLIND_SPOT_SHARE:.0%} of the measured or predicted total. A fallback is an op the runtime ran off the"
+        f" accelerator the target asked for.</p>{''.join(parts)}</section>"
+    )
+
+
 def _interval_svg(c: dict, threshold: float) -> str:
     """The ratio and its 95% interval on a log axis from 1/2× to 2×, over the ±threshold band: a glance shows
     whether the interval clears the band."""
@@ -779,7 +1003,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 <div id="js-errors"></div>
 </header>
 <nav><a href="#pareto">Pareto fronts</a> · <a href="#universality">Universality</a> · <a href="#latency">Latency table</a> ·
-<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#threads">Thread scaling</a>' if data["threads"] else ""} · <a href="#cards">Deployment cards</a>{' · <a href="#npu-runtimes">NPU runtimes</a>' if data.get("npu_runtimes") else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
+<a href="#fidelity">Fidelity</a> · <a href="#compat">Compatibility</a>{' · <a href="#roofline">Roofline</a>' if data["roofline_device"] else ""}{' · <a href="#threads">Thread scaling</a>' if data["threads"] else ""} · <a href="#cards">Deployment cards</a>{' · <a href="#npu-runtimes">NPU runtimes</a>' if data.get("npu_runtimes") else ""}{' · <a href="#layers">Where the time goes</a>' if data.get("layers_measured") else ""}{' · <a href="#comparison">Comparison</a>' if data.get("comparison") else ""}</nav>
 <section id="pareto"><h2>Accuracy vs latency, per target</h2>{_axis_switch()}<div class="plots">{plots}</div></section>
 <section id="universality"><h2>Universality: on how many targets each model is Pareto-optimal</h2>
 <p>Counted on each target's primary provenance (measured, else estimated, else published), as in the MobileNetV4 paper's Fig. 1.</p>
@@ -791,6 +1015,7 @@ Accuracy is the published ImageNet top-1 with its source, unless <code>deploykit
 {_threads_section(data)}
 {_cards_section(data)}
 {_npu_runtimes_section(data.get("npu_runtimes", []))}
+{_layers_section(data.get("layers_measured", []))}
 {_comparison_section(data.get("comparison"))}
 <script id="report-data" type="application/json">{payload}</script>
 <script>{script}</script>

@@ -719,3 +719,105 @@ def test_a_ridge_sweep_for_a_device_uses_each_targets_own_peak_and_precision(tmp
         assert row["sweep"][0]["latency_ms"] != generic["sweep"][0]["latency_ms"]  # compute-only at its own peak
     [gpu] = sweep("--device", "pixel8", "--target", "litert-gpu")
     assert gpu["target"] == "pixel8/litert-gpu/fp16"
+
+
+# ---------- per-layer rows (`estimate fit --layers`) ----------
+
+
+def _layer_table(model: str, res: int, layers, truth, fuse: dict[int, int] | None = None) -> dict:
+    """A per-layer table in the shape deploykit/profiling/join.py stores, each op timed by ``truth``; ``fuse``:
+    layer index → the layer whose op ran it (its time counted there, 0 ms of its own)."""
+    fuse = fuse or {}
+    times = E.LayerArrays(layers).times_s(truth) * 1e3
+    rows = []
+    for i, x in enumerate(layers):
+        if i in fuse:
+            rows.append({"index": i, "layer": x.name, "kind": x.kind, "macs": x.macs, "measured_ms": 0.0,
+                         "match": "fused", "fused_into": layers[fuse[i]].name})  # fmt: skip
+        else:
+            ms = times[i] + sum(times[j] for j, k in fuse.items() if k == i)
+            rows.append({"index": i, "layer": x.name, "kind": x.kind, "macs": x.macs, "measured_ms": float(ms),
+                         "match": "order", "fused_into": None})  # fmt: skip
+    return {"format": 1, "model": model, "resolution": res, "layers": len(rows), "rows": rows}
+
+
+def _kinds_truth(t):
+    """A roofline that runs depthwise at 5% and pointwise at 60% of its peak: not the class's 25% and 100%."""
+    return replace(E.datasheet_roofline(t), peak_macs_per_s=2e11, mem_bw_bytes_per_s=2e10, dispatch_s=3e-6,
+                   efficiency={"dwconv": 0.05, "pwconv": 0.6})  # fmt: skip
+
+
+def test_per_layer_rows_teach_each_op_kinds_efficiency_and_never_the_left_out_model(monkeypatch):
+    """Per-layer times a known roofline made give back its efficiency per op kind (relative to the fastest kind)
+    and its bandwidth; a layer fused into another's op is priced with it. With that shape (efficiencies and ridge),
+    leave-one-model-out on whole-model rows recovers them exactly, where a two-parameter fit from the class's
+    depthwise efficiency (5× off) and the datasheet's ridge misses by over 1%; and no fold's shape ever sees the
+    per-layer rows of the model it predicts."""
+    models = _synthetic(6)
+    monkeypatch.setattr(E.layers, "model_layers", lambda m, r=None: (m, r, models[(m, r)]))
+    t = next(x for x in get_profile("pixel6").targets if x.backend == "litert-xnnpack")
+    truth = _kinds_truth(t)
+    tables = [E.table_rows(m, r, _layer_table(m, r, ls, truth, {2: 0} if m == "m0" else None))
+              for (m, r), ls in models.items()]  # fmt: skip
+    assert tables[0].groups[0] == (
+        [0, 2],
+        pytest.approx(float(E.LayerArrays(models[("m0", 224)]).times_s(truth)[[0, 2]].sum() * 1e3)),
+    )
+    assert all(2 not in idx for idx, _ in tables[0].groups[1:])  # the fused act is no op of its own
+    fitted = E.fit_layer_efficiency(E.datasheet_roofline(t), tables)
+    assert fitted.efficiency["pwconv"] == 1.0 and fitted.efficiency["dwconv"] == pytest.approx(0.05 / 0.6, rel=0.1)
+    assert fitted.mem_bw_bytes_per_s == pytest.approx(2e10, rel=0.1) and fitted.rms_log_error < 0.02
+    # rows of another model, or of another count of the analysis, are not this model's table
+    assert E.table_rows("m1", 224, _layer_table("m0", 224, models[("m0", 224)], truth)) is None
+
+    rows = [(m, r, E.estimate_layers(ls, truth).latency_ms, "measured") for (m, r), ls in models.items()]
+    seen = []
+    real = E.intervals.with_layer_fit
+    monkeypatch.setattr(
+        E.intervals, "with_layer_fit", lambda base, tbs: seen.append({tb.model for tb in tbs}) or real(base, tbs)
+    )
+    with_ = E.cross_validate(t, rows, tables)
+    without = E.cross_validate(t, rows)
+    assert [x.model for x in with_] == [m for m, *_ in rows] and seen == [
+        {m for m, *_ in rows} - {x.model} for x in with_
+    ]
+    err = lambda res: float(np.median([abs(x.log_ratio) for x in res]))  # noqa: E731
+    assert err(with_) < 0.002 and err(without) > 0.01
+    nt, rep = E.calibrate(t, rows, tables)
+    assert rep.layer_rows == sum(len(tb.groups) for tb in tables) and len(rep.layer_models) == 6
+    # six models free the bandwidth too; on a shape from per-layer rows only the scale moves: peak, per-op cost
+    assert E.default_free(t, 6)[2] == "mem_bw_bytes_per_s" and rep.free == ["peak_macs_per_s", "dispatch_s"]
+    assert nt.roofline["efficiency"]["dwconv"] == pytest.approx(0.05 / 0.6, rel=0.1)
+    assert "ridge from 6 per-layer rows" not in nt.roofline["fit"] and "of 6 profiled model(s)" in nt.roofline["fit"]
+
+
+def test_estimate_fit_layers_reads_the_tables_profile_stored(monkeypatch, tmp_path):
+    """`estimate fit --layers` takes a target's per-layer tables from the rows `deploykit profile` stored (the
+    latest per model); without the flag the fit is the whole-model one, and a target without tables says so."""
+    from deploykit.measurement import Measurement
+    from deploykit.store import Store
+
+    models = _synthetic(4, seed=1)
+    monkeypatch.setattr(E.layers, "model_layers", lambda m, r=None: (m, r, models[(m, r)]))
+    t, et = (next(x for x in get_profile("host").targets if x.id == f"host/{b}/fp32")
+             for b in ("onnxruntime", "executorch-xnnpack"))  # fmt: skip
+    truth = _kinds_truth(t)
+    stale = replace(truth, efficiency={})  # an older profile's table: every kind at peak
+    db = tmp_path / "r.db"
+    with Store(db) as s:
+        for (m, r), ls in models.items():
+            ms = E.estimate_layers(ls, truth).latency_ms
+            for table in (_layer_table(m, r, ls, stale), _layer_table(m, r, ls, truth)):
+                s.add(Measurement.for_target(t, m, r, median_ms=ms, details={"layers_measured": table}))
+            s.add(Measurement.for_target(et, m, r, median_ms=ms))  # whole-model rows only
+    args = ("estimate", "fit", "--device", "host", "--db", str(db))
+    r = _run(*args, "--target", t.id, "--layers", "--json")
+    assert r.returncode == 0, r.stderr
+    (fit,) = json.loads(r.stdout)["fits"]
+    assert fit["layer_rows"] == sum(len(ls) for ls in models.values())
+    assert fit["layer_models"] == [f"m{i}@224" for i in range(4)]
+    assert fit["efficiency"]["dwconv"] == pytest.approx(0.05 / 0.6, rel=0.1)
+    (plain,) = json.loads(_run(*args, "--target", t.id, "--json").stdout)["fits"]
+    assert plain["layer_rows"] == 0 and plain["efficiency"] == {"dwconv": 0.25}
+    other = _run(*args, "--target", et.id, "--layers")
+    assert other.returncode == 0 and f"{et.id}: no per-layer tables in {db}" in other.stderr

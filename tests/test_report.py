@@ -599,3 +599,68 @@ def test_snapdragon_runtimes_side_by_side_never_mixing_provenance(tmp_path):
     assert "● measured" in measured and "<b>0.297<br><small>NPU 80</small></b>" in measured
     assert "CPU 2 · NPU 78" in measured and ">0.419</td>" in measured
     assert "△ estimated" in estimated and estimated.count("<td>–</td>") == 2 and "<b>0.500</b>" not in estimated
+
+
+def test_where_the_time_goes_per_model_and_target_with_a_layer_table(tmp_path):
+    """A row carrying a per-layer table as `deploykit profile` stores it (join.py's shape, from the recorded
+    profiles of tests/fixtures/op_profiles): time by op kind against the roofline, the slowest layers, the
+    layers furthest from it, the fallback (an NPU target's layer on the CPU) marked, unmatched ops listed; a newer
+    row of the same cell without a table does not hide it; a store without tables has no such section."""
+    import math
+
+    from deploykit.devices import get_profile
+    from deploykit.profiling import aihub_detail, ort_trace
+    from deploykit.profiling.run import layer_table
+    from deploykit.reports.html import collect, render
+
+    fix = Path(__file__).parent / "fixtures" / "op_profiles"
+    s24 = {t.id: t for t in get_profile("galaxy-s24").targets}["galaxy-s24/aihub-litert-npu/int8"]
+    host = {t.id: t for t in get_profile("host").targets}["host/onnxruntime/fp32"]
+    npu_ops = aihub_detail.read_profile((fix / "mnv1_025_aihub_profile.json").read_text(), "NPU")
+    npu = layer_table(npu_ops, "mnv1_025", 96, s24)
+    for r in npu["rows"]:  # the report judges by where it ran too, not only by the reader's flag
+        r["fallback"] = False
+    cpu = layer_table(ort_trace.read_trace((fix / "mnv1_025_ort_trace.json").read_text(), skip=1), "mnv1_025", 96, host)
+    db = tmp_path / "l.db"
+    with Store(db) as s:
+        s.add(Measurement.for_target(s24, "mnv1_025", 96, median_ms=0.4, details={"layers_measured": npu}))
+        s.add(Measurement.for_target(host, "mnv1_025", 96, median_ms=0.2, details={"layers_measured": cpu}))
+        s.add(Measurement.for_target(host, "mnv1_025", 96, median_ms=0.25))  # a later bench: no table
+    data = collect(db)
+    by = {d["target"]: d for d in data["layers_measured"]}
+    assert set(by) == {s24.id, host.id}
+    d = by[s24.id]
+    rows = npu["rows"]
+    assert {k["kind"]: k["layers"] for k in d["kinds"]} == {
+        k: sum(r["kind"] == k for r in rows) for k in {r["kind"] for r in rows}
+    }
+    dw = next(k for k in d["kinds"] if k["kind"] == "dwconv")
+    assert dw["measured_ms"] == pytest.approx(sum(r["measured_ms"] for r in rows if r["kind"] == "dwconv"))
+    assert dw["predicted_ms"] == pytest.approx(sum(r["predicted_ms"] for r in rows if r["kind"] == "dwconv"))
+    slowest = max(rows, key=lambda r: r["measured_ms"])
+    assert d["slowest"][0]["layer"] == slowest["layer"] and d["slowest"][0]["intensity"] == slowest["intensity"]
+    assert [x["layer"] for x in d["fallbacks"]] == ["head.fc"] and d["fallbacks"][0]["ran_on"] == "CPU"
+    floor = 0.01 * max(sum(r["measured_ms"] for r in rows), sum(r["predicted_ms"] for r in rows))
+    far = max((r for r in rows if max(r["measured_ms"], r["predicted_ms"]) >= floor),
+              key=lambda r: abs(math.log(r["measured_ms"] / r["predicted_ms"])))  # fmt: skip
+    assert d["blind_spots"][0]["layer"] == far["layer"]
+    assert sorted(o["op_type"] for o in by[host.id]["unmatched_ops"]) == ["ReorderOutput", "ReorderOutput", "Reshape"]
+    assert not by[host.id]["fallbacks"] and by[host.id]["processor"] == "cpu" and d["processor"] == "npu"
+
+    page = render(data)
+    assert 'href="#layers"' in page
+    section = page[page.index('<section id="layers">') :].split("</section>")[0]
+    npu_card, cpu_card = (section.split(f'data-target="{t}">')[1].split("</article>")[0] for t in (s24.id, host.id))
+    kinds = npu_card.split('id="layers-kinds-')[1].split("</table>")[0]
+    assert '<tr data-kind="dwconv"><th>dwconv</th>' in kinds and 'class="bar predicted"' in kinds
+    fallbacks = npu_card.split('id="layers-fallbacks-')[1].split("</table>")[0]
+    assert '<tr class="fallback">' in fallbacks and "<th>head.fc</th>" in fallbacks and "CPU" in fallbacks
+    blind = npu_card.split('id="layers-blind-')[1].split("</table>")[0]
+    assert f"<th>{far['layer']}</th>" in blind.split("</tr>")[1]  # the first row under the header
+    assert "layers-no-fallback" in cpu_card and "ReorderOutput" in cpu_card.split('class="layers-unmatched"')[1]
+
+    bare = tmp_path / "bare.db"
+    with Store(bare) as s:
+        s.add(Measurement.for_target(host, "mnv1_025", 96, median_ms=0.25))
+    plain = collect(bare)
+    assert plain["layers_measured"] == [] and 'id="layers"' not in render(plain)

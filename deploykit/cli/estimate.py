@@ -110,6 +110,14 @@ def fit_command(
     ] = "deploykit-results.db",
     published: PublishedOpt = False,
     write: WriteOpt = None,
+    layers: Annotated[
+        bool,
+        typer.Option(
+            "--layers",
+            help="Fit each op kind's efficiency on the per-layer tables `deploykit profile` stored in --db first"
+            " (targets without tables are fitted as without it).",
+        ),
+    ] = False,
     profiles: ProfilesOpt = None,
     as_json: JsonOpt = False,
 ):
@@ -119,7 +127,7 @@ def fit_command(
     _check_target_names(target)
     if write is not None:
         output_path(write, "--write", folder=True)
-    _estimate_fit(get_profile(device, profiles), target, db, published, write, as_json, profiles)
+    _estimate_fit(get_profile(device, profiles), target, db, published, write, as_json, profiles, layers)
 
 
 @estimate_app.command("validate")
@@ -404,7 +412,7 @@ def _size_table(results: list[dict], sizes: dict) -> None:
                   f"without the size widening, {pct(x['coverage_widened'])} with it")  # fmt: skip
 
 
-def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=None) -> None:
+def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=None, layers=False) -> None:
     from pathlib import Path
 
     from .. import estimator as E
@@ -418,7 +426,7 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
 
     siblings = load_profiles(profiles_dir)  # a user's own profiles (--profiles) may be a target's siblings too
     try:
-        done = E.fit_profile(profile, names, store, published, siblings)
+        done = E.fit_profile(profile, names, store, published, siblings, layers=layers)
     finally:
         if store is not None:
             store.close()
@@ -463,6 +471,19 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
     for r in report:
         if r.caveat:
             err.print(f"note: {r.target}: {r.caveat}")
+        if layers and not r.borrowed_from and not r.layer_rows:
+            err.print(
+                f"note: {r.target}: no per-layer tables in {db} (`deploykit profile MODEL --device"
+                f" {profile.name}` stores them): fitted on whole-model rows only",
+                soft_wrap=True,
+            )
+        if getattr(r, "layer_rows", 0):
+            eff = ", ".join(f"{k} {v:.3g}" for k, v in sorted(r.efficiency.items()))
+            err.print(
+                f"note: {r.target}: efficiency per op kind from {r.layer_rows} per-layer rows of"
+                f" {', '.join(r.layer_models)}: {eff}",
+                soft_wrap=True,
+            )
         if r.borrowed_from:
             how = f"scaled by {r.scale:.3g} to its {r.rows} row(s)" if r.rows else "datasheet-scaled"
             err.print(f"note: {r.target}: {r.borrowed_from}'s fitted shape, {how} (the interval is the transfer's)")

@@ -34,6 +34,8 @@ The package, one job a module, each importing only those listed before it:
   graph;
 - :mod:`.records`: an estimate as a store row (with its memory and size);
 - :mod:`.fitting`: least squares on the rows, and which parameters a fit frees;
+- :mod:`.layer_fit`: per-op-kind efficiencies fitted on the per-layer rows ``deploykit profile`` stores
+  (``estimate fit --layers``);
 - :mod:`.intervals`: cross-validated residuals and the interval they give;
 - :mod:`.calibration`: a target fitted, cross-validated and written back;
 - :mod:`.transfer`: a target without enough rows takes a sibling's fit (borrowed or anchored);
@@ -71,6 +73,15 @@ from .intervals import (
     set_interval,
     spearman,
     summarize,
+)
+from .layer_fit import (
+    LayerFit,
+    LayerTable,
+    fit_layer_efficiency,
+    layer_tables,
+    shaped,
+    table_rows,
+    with_layer_fit,
 )
 from .layers import (
     LAYERS_FORMAT,
@@ -181,6 +192,8 @@ __all__ = [
     "LAYERS_FORMAT",
     "Layer",
     "LayerArrays",
+    "LayerFit",
+    "LayerTable",
     "LayerTime",
     "PARAM_KEYS",
     "PRIOR_WEIGHT",
@@ -214,6 +227,7 @@ __all__ = [
     "estimate_layers",
     "family_transfer",
     "fit",
+    "fit_layer_efficiency",
     "fit_profile",
     "fit_target",
     "fitted_target",
@@ -225,6 +239,7 @@ __all__ = [
     "lab_agreement",
     "leave_largest_out",
     "layer_samples",
+    "layer_tables",
     "layers_from_analysis",
     "leave_one_device_out",
     "macs_baseline",
@@ -232,8 +247,10 @@ __all__ = [
     "published_ridge",
     "published_ridge_points",
     "roofline_for",
+    "scale_only",
     "scaled",
     "select_targets",
+    "shaped",
     "set_interval",
     "set_param",
     "size_coverage",
@@ -242,6 +259,7 @@ __all__ = [
     "summarize",
     "sweep_ridge",
     "table16",
+    "table_rows",
     "target_class",
     "targets_to_validate",
     "to_measurement",
@@ -253,5 +271,6 @@ __all__ = [
     "validate_target",
     "vendor",
     "with_figures",
+    "with_layer_fit",
     "zoo_layers",
 ]

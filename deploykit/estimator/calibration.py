@@ -4,10 +4,19 @@
 from __future__ import annotations
 
 from ..targets import Target
-from .fitting import FitResult, fit_target
+from .fitting import FitResult, default_free, fit_target
 from .intervals import cross_validate, interval_basis, interval_from, set_interval, summarize
+from .layer_fit import LayerTable, fit_layer_efficiency, scale_only, shaped
 from .layers import layer_samples, models_of, total_macs
-from .model import FITTED_FIELDS, UNCALIBRATED, Calibration, datasheet_bw, datasheet_peak, with_figures
+from .model import (
+    FITTED_FIELDS,
+    UNCALIBRATED,
+    Calibration,
+    datasheet_bw,
+    datasheet_peak,
+    datasheet_roofline,
+    with_figures,
+)
 from .reports import FitReport
 
 
@@ -40,11 +49,18 @@ def fitted_target(
     return with_figures(target, r.peak_macs_per_s, r.mem_bw_bytes_per_s, roof)
 
 
-def calibrate(target: Target, rows) -> tuple[Target, FitReport]:
+def calibrate(target: Target, rows, tables: list[LayerTable] | None = None) -> tuple[Target, FitReport]:
     """Fit a target on its rows, cross-validate, and return it with its fitted figures and interval written
-    back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis)."""
-    res = fit_target(target, rows)
-    residuals = cross_validate(target, rows) if len(models_of(rows)) >= 2 else []
+    back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis). With
+    ``tables`` (its per-layer tables: ``estimate fit --layers``), the efficiency per op kind and the ridge point
+    are fitted on them first (:mod:`.layer_fit`), in the fit and in each fold of its cross-validation."""
+    layer_fit = fit_layer_efficiency(datasheet_roofline(target), tables) if tables else None
+    if layer_fit is None:
+        res = fit_target(target, rows)
+    else:
+        free = scale_only(default_free(target, len(rows), len(models_of(rows))))
+        res = fit_target(target, rows, free, base=shaped(datasheet_roofline(target), layer_fit))
+    residuals = cross_validate(target, rows, tables) if len(models_of(rows)) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""
     if iv is None:  # fitted, but on too few models to cross-validate: say so rather than "not fitted"
@@ -59,6 +75,11 @@ def calibrate(target: Target, rows) -> tuple[Target, FitReport]:
         + ", ".join(sorted({f"{m}@{r}" for m, r, *_ in rows}))
         + f"; free: {', '.join(res.free)}"
     )
+    if layer_fit is not None:
+        note += (
+            f"; efficiency per op kind and ridge from {layer_fit.rows} per-layer rows of"
+            f" {len(layer_fit.models)} profiled model(s): {', '.join(layer_fit.models)}"
+        )
     samples = layer_samples(rows)
     kinds = {x.kind for layers, _ in samples for x in layers}
     nt = fitted_target(target, res, note, iv, basis, kinds, [total_macs(layers) for layers, _ in samples])
@@ -77,6 +98,8 @@ def calibrate(target: Target, rows) -> tuple[Target, FitReport]:
         interval_basis=basis or None,
         leave_one_model_out=summarize(residuals, "model"),
         leave_one_source_out=summarize(residuals, "source"),
+        layer_rows=layer_fit.rows if layer_fit else 0,
+        layer_models=layer_fit.models if layer_fit else [],
         # as many rows as free parameters: the fit passes through every row, so its error is 0 by
         # construction and says nothing about how well it predicts
         caveat=(

@@ -171,8 +171,15 @@ def _free_count(n_models: int, most: int) -> int:
     return max(1, n_models) if n_models <= 2 else 2 if n_models <= 5 else 3 if n_models <= 8 else most
 
 
-def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tuple[str, ...] | None = None):
-    """Fit a target's roofline to (model, resolution, ms) rows, moving :func:`default_free` unless told."""
+def fit_target(
+    target: Target,
+    rows: list[tuple[str, int, float, str]],
+    free: tuple[str, ...] | None = None,
+    base: Roofline | None = None,
+):
+    """Fit a target's roofline to (model, resolution, ms) rows, moving :func:`default_free` unless told, from
+    ``base`` (default: the target's datasheet roofline; with per-layer rows, its shape fitted on them:
+    :func:`~deploykit.estimator.layer_fit.with_layer_fit`)."""
     if not rows:
         raise DeploykitError(
             f"no measured latencies for {target.id} to fit",
@@ -181,7 +188,7 @@ def fit_target(target: Target, rows: list[tuple[str, int, float, str]], free: tu
     samples = layer_samples(rows)
     free = default_free(target, len(rows), len(models_of(rows))) if free is None else free
     return fit(
-        datasheet_roofline(target),
+        datasheet_roofline(target) if base is None else base,
         samples,
         free=free,
         tie_ridge="mem_bw_bytes_per_s" not in free,

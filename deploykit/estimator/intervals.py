@@ -9,6 +9,7 @@ import numpy as np
 
 from ..targets import Target
 from .fitting import default_free, fit, macs_baseline
+from .layer_fit import LayerTable, scale_only, with_layer_fit
 from .layers import layer_samples, total_macs
 from .model import INTERVAL, LayerArrays, datasheet_peak, datasheet_roofline
 
@@ -30,9 +31,15 @@ class Residual:
         return float(np.log(self.measured_ms / self.predicted_ms))
 
 
-def cross_validate(target: Target, rows: list[tuple[str, int, float, str]]) -> list[Residual]:
+def cross_validate(
+    target: Target, rows: list[tuple[str, int, float, str]], tables: list[LayerTable] | None = None
+) -> list[Residual]:
     """Leave each model out (all its rows), refit on the rest with :func:`default_free` for what is left, and
-    predict it; where the rows come from two or more sources, also leave each source out. Needs two models."""
+    predict it; where the rows come from two or more sources, also leave each source out. Needs two models.
+
+    With ``tables`` (the target's per-layer tables, ``estimate fit --layers``) each fold's shape (efficiencies,
+    ridge) is fitted on the tables of the models it keeps measured rows of: a left-out model's layer times never
+    reach the fit that predicts it."""
     samples = layer_samples(rows)
     base = datasheet_roofline(target)
     keys = [(m, r) for m, r, *_ in rows]
@@ -46,8 +53,13 @@ def cross_validate(target: Target, rows: list[tuple[str, int, float, str]]) -> l
         if not train:
             continue
         free = default_free(target, len(train), len({keys[i] for i in train}))
+        fold_base = base
+        kept = {keys[i] for i in train if srcs[i] == "measured"}
+        fold_tables = [tb for tb in tables or [] if (tb.model, tb.resolution) in kept]
+        if fold_tables:
+            fold_base, free = with_layer_fit(base, fold_tables), scale_only(free)
         res = fit(
-            base,
+            fold_base,
             [samples[i] for i in train],
             free=free,
             tie_ridge="mem_bw_bytes_per_s" not in free,

@@ -379,6 +379,10 @@ class LayerArrays:
         self.by_kind = {k: np.array([x == k for x in self.kinds]) for k in set(self.kinds)}
 
     def latency_ms(self, r: Roofline) -> float:
+        return (float(self.times_s(r).sum()) + r.invoke_s) * 1e3
+
+    def times_s(self, r: Roofline) -> np.ndarray:
+        """Each layer's time on ``r`` (seconds; a fused elementwise op 0), as :func:`estimate_layers` gives it."""
         b = BYTES_PER_ELEM[r.precision]
         resident = self.w_total * b <= r.weight_onchip_bytes
         moved = (0.0 if resident else self.w * b) + np.where(self.inn * b > r.onchip_bytes, self.inn * b, 0.0)
@@ -389,7 +393,7 @@ class LayerArrays:
         t = np.maximum(self.macs / (r.peak_macs_per_s * eff), moved / r.mem_bw_bytes_per_s) + r.dispatch_s
         if r.fuse_elementwise:
             t = np.where(self.fusable, 0.0, t)
-        return (float(t.sum()) + r.invoke_s) * 1e3
+        return t
 
 
 def sweep_ridge(layers: list[Layer], precision: str, ridges=None, peak: float = 1e12) -> list[dict]:

@@ -3,7 +3,7 @@ has always printed (the field order is that shape's key order)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass
@@ -25,6 +25,8 @@ class FitReport:
     leave_one_model_out: dict
     leave_one_source_out: dict
     caveat: str | None  # set where the fit cannot say how well it predicts (as many rows as free parameters)
+    layer_rows: int = 0  # per-layer rows (ops of profiled runs) its efficiencies were fitted on (`--layers`)
+    layer_models: list[str] = field(default_factory=list)  # the profiled models they come from
 
     borrowed_from = None  # never: the figures are its own
     scale = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import select
 import statistics
@@ -138,7 +139,7 @@ def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note
         runs = req.runs or _runs_per_block(sides, req.block_s)
         times: tuple[list[float], list[float]] = ([], [])
         order = []
-        before, t0 = quality.snapshot(), time.perf_counter()
+        before, t0, cpu_before = quality.snapshot(), time.perf_counter(), _sessions_cpu_s(sides)
         for r in range(req.rounds):
             first = rng.randrange(2)
             order.append("AB" if first == 0 else "BA")
@@ -147,7 +148,11 @@ def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note
                 times[i].append(statistics.median(sides[i].block(runs)))
             listener.step()
         wall = time.perf_counter() - t0
-        readings = quality.readings(before, quality.snapshot(), wall)
+        after = quality.snapshot()
+        # the two sessions' children are this run's own work, not a neighbour's; they are not reaped yet, so the
+        # process times the snapshot reads do not hold them: add what they used during the rounds
+        after.own_cpu_s += _sessions_cpu_s(sides) - cpu_before
+        readings = quality.readings(before, after, wall)
     finally:
         for side in sides:
             side.close()
@@ -168,6 +173,19 @@ def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note
         env={"base": sides[0].env, "new": sides[1].env},
         note=note,
     )
+
+
+def _sessions_cpu_s(sides: list) -> float:
+    """CPU seconds the sessions' child processes have used so far (``/proc/PID/stat``; 0 where unreadable)."""
+    total = 0.0
+    for side in sides:
+        pid = getattr(getattr(side, "proc", None), "pid", None)
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError, TypeError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
 
 
 def _runs_per_block(sides: list, block_s: float) -> int:

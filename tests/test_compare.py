@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -339,3 +340,23 @@ def test_a_phone_block_is_one_tool_run_and_an_in_process_block_times_each_call()
     assert phone.block(40) == [1.5] and asked == [(3, 1, 40)] and phone.env == {"soc": "x"}
     board = interleave._open(Board(), Artifact("m", 1), None, None, req)
     assert Session.calls == 3 and len(board.block(7)) == 7 and Session.calls == 10
+
+
+def test_the_sessions_cpu_is_the_runs_own_not_a_neighbours():
+    """The interference reading of an A/B run counts its two session processes as its own work (before, a busy
+    session read as "other processes used 99% of the CPUs" on a quiet machine)."""
+    from types import SimpleNamespace
+
+    from deploykit.interleave import _sessions_cpu_s
+
+    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 0.6: pass"])
+    busy.wait()
+    side = SimpleNamespace(proc=busy)
+    assert _sessions_cpu_s([side]) == 0.0  # reaped: /proc has no such process; its time is in os.times() now
+    alive = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 5: pass"])
+    try:
+        time.sleep(0.8)
+        assert _sessions_cpu_s([SimpleNamespace(proc=alive), SimpleNamespace()]) > 0.2
+    finally:
+        alive.kill()
+        alive.wait()

@@ -270,8 +270,10 @@ class CellComparison:
 
 
 def cell_key(m: Measurement) -> tuple:
+    """A cell: model, resolution, device, target, precision, and what tells rows of one target apart (the input
+    shapes a file was fed, a `bench --threads` count)."""
     shapes = json.dumps(m.env.get("input_shapes") or {}, sort_keys=True)
-    return m.model, m.resolution, m.device, m.target, m.precision, shapes
+    return m.model, m.resolution, m.device, m.target, m.precision, shapes, m.env.get("threads_requested")
 
 
 def latest_per_cell(rows: list[Measurement]) -> dict[tuple, Measurement]:
@@ -414,9 +416,7 @@ def runs_report(
 
 
 def _report_cell(c: CellComparison) -> dict:
+    from .reports.html import row_label  # the report's own name for a row: shapes and thread count included
+
     d = c.to_dict()
-    shapes = d.get("input_shapes") or {}
-    label = d["model"] + (
-        " [" + "; ".join(f"{k}={','.join(map(str, v))}" for k, v in shapes.items()) + "]" if shapes else ""
-    )
-    return {"cell": f"{label} on {d['target']}", "base_ms": c.base.median_ms, "new_ms": c.new.median_ms, **d}
+    return {"cell": f"{row_label(c.new)} on {d['target']}", "base_ms": c.base.median_ms, "new_ms": c.new.median_ms, **d}

@@ -360,3 +360,20 @@ def test_the_sessions_cpu_is_the_runs_own_not_a_neighbours():
     finally:
         alive.kill()
         alive.wait()
+
+
+def test_rows_of_two_thread_counts_are_two_cells(tmp_path):
+    """`bench --threads 1,2` stores two rows of one target: each is compared with its own count, never one
+    thread's row against the other's."""
+    db = tmp_path / "r.db"
+    reps = [2.0, 2.01, 1.99, 2.0, 2.02]
+    with Store(db) as s:
+        for label, slow in (("a", 1.0), ("b", 1.3)):
+            s.add(_row("mnv4_conv_s", label, [x * slow for x in reps], env={**HOST, "threads_requested": 1}))
+            s.add(_row("mnv4_conv_s", label, [x / 2 for x in reps], env={**HOST, "threads_requested": 2}))
+    r = run("compare", "a", "b", "--db", str(db), "--json")
+    cells = {c["cell"]: c["verdict"] for c in json.loads(r.stdout)["cells"]}
+    assert r.returncode == 1 and cells == {
+        "mnv4_conv_s [threads=1] on host/onnxruntime/fp32": "slower",
+        "mnv4_conv_s [threads=2] on host/onnxruntime/fp32": "same",
+    }

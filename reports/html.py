@@ -1039,17 +1039,19 @@ def reproduce_command(
 
 
 def write_report(
-    db: str | Path, out: str | Path, profiles: str | Path | None = None, compare: tuple[str, str] | None = None
+    db: str | Path,
+    out: str | Path,
+    profiles: str | Path | None = None,
+    compare: tuple[str, str] | None = None,
+    comparison: dict | None = None,
 ) -> Path:
-    """The report of a store; with ``compare`` (two run labels, as `deploykit compare` takes them) a comparison
-    section too."""
+    """The report of a store; with ``comparison`` (`deploykit compare`'s report of the runs ``compare`` names) a
+    comparison section too."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = collect(db, profiles)
-    if compare:
-        from ..compare import runs_report
-
-        data["comparison"] = runs_report(*compare, str(db))
+    if comparison:
+        data["comparison"] = comparison
     data["meta"]["reproduce"] = reproduce_command(db, out, profiles, compare)
     atomic_write_text(out, render(data))
     return out

@@ -184,8 +184,13 @@ def report(
     with Store.existing(db) as store:  # the report reads it: a file that is no database is left untouched
         if store.count() == 0:
             raise DeploykitError(f"{db} holds no results yet", hint="run `deploykit sweep` or `deploykit bench` first")
+    comparison = None
+    if compare:
+        from ..compare import runs_report
+
+        comparison = runs_report(*compare, db)
     try:
-        path = write_report(db, out_file, profiles, compare)
+        path = write_report(db, out_file, profiles, compare, comparison)
     except OSError as e:
         raise DeploykitError(f"cannot write {out_file}: {e.strerror}") from None
     if as_json:

@@ -1,10 +1,11 @@
 """``deploykit compare --ab``: two files timed in interleaved rounds on one device, judged on paired differences.
 
 Two runs measured minutes or hours apart differ by drift alone (identical runs on this project's 2-core VMs differ
-by up to 25%); a phone heats up. Here both files are open at once, each in its own session kept warm, and every
-round times a block of each, back to back, in an order drawn afresh for the round: whatever changes slower than a
-round (clock, heat, a neighbour's job) hits both alike, and the paired per-round ratios cancel it. The rounds are
-judged by :func:`deploykit.compare.judge_paired`.
+by up to 25%); a phone heats up. Here every round opens a fresh session of each file, warms both up and times a
+block of each, back to back, in an order drawn afresh for the round: whatever changes slower than a round (clock,
+heat, a neighbour's job) hits both alike, and the paired per-round ratios cancel it; whatever a session brings
+with it (where the scheduler put its threads) is drawn again each round. The rounds are judged by
+:func:`deploykit.compare.judge_paired`.
 
 Sessions run where ``bench`` runs them: host runtimes in a child process each (``backends/_serve.py``: a native
 crash is one line, not a dead deploykit), in-process backends (Core ML, an Edge TPU) here, and remote tools
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import select
 import statistics
@@ -48,6 +48,7 @@ class ABRequest:
     rounds: int = DEFAULT_ROUNDS
     runs: int | None = None  # invocations per file per round; None: as many as fill block_s
     warmup: int = 20
+    threads: int | None = None  # every CPU session at this count (bench's --threads); None: the target's own
     block_s: float = DEFAULT_BLOCK_S
     threshold: float = DEFAULT_THRESHOLD
     seed: int | None = None  # the round orders' seed (drawn and reported when not given)
@@ -107,6 +108,7 @@ def plan_ab(req: ABRequest) -> list[tuple[Artifact, Target, Artifact, Target, ob
             profiles=req.profiles,
             backend_options=req.backend_options,
             input_shapes=req.input_shapes,
+            threads=[req.threads] if req.threads else None,
         )
         profile, targets, reach = plan(breq)
         sides.append((breq.user_file, targets, reach))
@@ -131,31 +133,38 @@ def run_ab(req: ABRequest, listener: Listener | None = None) -> list[ABResult]:
 def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note, listener: Listener) -> ABResult:
     seed = req.seed if req.seed is not None else random.SystemRandom().randrange(2**31)
     rng = random.Random(seed)
-    listener.started(f"opening {ta.id} and {tb.id}")
-    sides = []
-    try:
-        for artifact, target in ((a, ta), (b, tb)):
-            sides.append(_open(backend_of(target), artifact, target, device_for(reach, target), req))
-        runs = req.runs or _runs_per_block(sides, req.block_s)
-        times: tuple[list[float], list[float]] = ([], [])
-        order = []
-        before, t0, cpu_before = quality.snapshot(), time.perf_counter(), _sessions_cpu_s(sides)
-        for r in range(req.rounds):
-            first = rng.randrange(2)
-            order.append("AB" if first == 0 else "BA")
+    files = ((backend_of(ta), a, ta, device_for(reach, ta)), (backend_of(tb), b, tb, device_for(reach, tb)))
+    times: tuple[list[float], list[float]] = ([], [])
+    order, env, runs = [], {}, req.runs
+    before, t0 = quality.snapshot(), time.perf_counter()
+    for r in range(req.rounds):
+        first = rng.randrange(2)
+        order.append("AB" if first == 0 else "BA")
+        listener.started(f"round {r + 1}/{req.rounds} on {ta.id}: opening both files")
+        sides: list = [None, None]
+        try:
+            # Fresh sessions every round: a session keeps a state of its own for as long as it is open (on this
+            # project's 2-core VMs a 2-thread XNNPACK session lands in one of two speeds, 45 or 77 us for the same
+            # file, as the scheduler places its threads); kept for the whole run, that state is one draw shared by
+            # every round, and a file against itself came out "slower" in 3 of 12 runs. Drawn per round, it is
+            # round-to-round noise, which the sign test on the rounds accounts for.
+            for i in (first, 1 - first):
+                backend, artifact, target, device = files[i]
+                sides[i] = _open(backend, artifact, target, device, req)
+            if runs is None:
+                runs = _runs_per_block(sides, req.block_s)
+            env = env or {"base": sides[0].env, "new": sides[1].env}
             listener.started(f"round {r + 1}/{req.rounds} on {ta.id}")
             for i in (first, 1 - first):
                 times[i].append(statistics.median(sides[i].block(runs)))
-            listener.step()
-        wall = time.perf_counter() - t0
-        after = quality.snapshot()
-        # the two sessions' children are this run's own work, not a neighbour's; they are not reaped yet, so the
-        # process times the snapshot reads do not hold them: add what they used during the rounds
-        after.own_cpu_s += _sessions_cpu_s(sides) - cpu_before
-        readings = quality.readings(before, after, wall)
-    finally:
-        for side in sides:
-            side.close()
+        finally:
+            for side in sides:
+                if side is not None:
+                    side.close()
+        listener.step()
+    wall = time.perf_counter() - t0
+    # every session's process is closed and reaped by now: the snapshot counts its CPU time as this run's own
+    readings = quality.readings(before, quality.snapshot(), wall)
     return ABResult(
         device=req.device,
         base_file=str(req.base),
@@ -170,22 +179,9 @@ def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note
         judgement=judge_paired(times[0], times[1], req.threshold),
         wall_s=wall,
         interference=readings.to_dict(),
-        env={"base": sides[0].env, "new": sides[1].env},
+        env=env,
         note=note,
     )
-
-
-def _sessions_cpu_s(sides: list) -> float:
-    """CPU seconds the sessions' child processes have used so far (``/proc/PID/stat``; 0 where unreadable)."""
-    total = 0.0
-    for side in sides:
-        pid = getattr(getattr(side, "proc", None), "pid", None)
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError, TypeError):
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
-    return total
 
 
 def _runs_per_block(sides: list, block_s: float) -> int:

@@ -5,7 +5,8 @@ Synthetic samples (tests/synthetic_latency.py: lognormal noise, outliers, bursts
 drift over each run, and for separate runs a further 5% between them) with shifts of 0, 3, 10 and 30% (and -10%),
 judged at the default 5% threshold over many seeds:
 
-- ``--ab``: the interleaved design and its sign test, at the default 21 rounds and at the minimum 9;
+- ``--ab``: the interleaved design and its sign test, at the default 21 rounds and at the minimum 9, and with
+  sessions that keep a slow state while open, opened afresh every round (what it does) or once per run;
 - stored runs: Mann-Whitney U on the repetition means (what `compare BASE NEW` does), and, for the decision log,
   the same test on every raw invocation (what it does not do).
 
@@ -65,6 +66,14 @@ def main() -> None:
             judge_paired(*interleaved(s, i, DEFAULT_ROUNDS)).verdict
         ),
         f"--ab, {MIN_ROUNDS} rounds (minimum)": lambda s, i: judge_paired(*interleaved(s, i, MIN_ROUNDS)).verdict,
+        f"--ab, {DEFAULT_ROUNDS} rounds, 40% of sessions land 1.7× slow, fresh sessions every round (what it does)": (
+            lambda s, i: judge_paired(*interleaved(s, i, DEFAULT_ROUNDS, slow_sessions=0.4)).verdict
+        ),
+        f"--ab, {DEFAULT_ROUNDS} rounds, 40% of sessions land 1.7× slow, sessions kept for the run (not adopted)": (
+            lambda s, i: (
+                judge_paired(*interleaved(s, i, DEFAULT_ROUNDS, slow_sessions=0.4, fresh_sessions=False)).verdict
+            )
+        ),
         "stored runs, 5 repetitions each (U test on repetition means)": lambda s, i: (
             judge_unpaired(*separate_runs(s, i)[:2]).verdict
         ),

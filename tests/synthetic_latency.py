@@ -6,6 +6,7 @@ Each invocation takes ``base_ms × shift × drift × block × noise × outlier``
 - ``outlier``: 1% of invocations take 1.5-4× as long (an interrupt, a page fault);
 - ``block``: each block of invocations (a round's share, a repetition) is slowed as a whole by lognormal σ 2%, and
   5% of blocks by a neighbour's burst of +30%: what hits one block and not the next;
+- ``session``: optionally, a state each session keeps while it is open (``slow_sessions`` of them 1.7× slow);
 - ``drift``: the machine slows by ``drift`` over a run (a phone heating up, a CI host filling), and two separate runs
   differ by a further lognormal ``run_sigma`` (they ran at different times).
 """
@@ -27,13 +28,31 @@ def _block(rng, n: int, factor: float) -> np.ndarray:
     return x
 
 
-def interleaved(shift: float, seed: int, rounds: int = 15, runs: int = 50, drift: float = 0.2):
-    """Per-round block medians (base, new) of an A/B run, in a random order per round, as ``compare --ab`` takes."""
+def interleaved(
+    shift: float,
+    seed: int,
+    rounds: int = 15,
+    runs: int = 50,
+    drift: float = 0.2,
+    slow_sessions: float = 0.0,
+    fresh_sessions: bool = True,
+):
+    """Per-round block medians (base, new) of an A/B run, in a random order per round, as ``compare --ab`` takes.
+
+    ``slow_sessions``: the share of sessions that land in a slow state and keep it while open (1.7×: a 2-thread
+    session whose threads share one core, measured on this project's 2-core VMs); drawn for every round's fresh
+    sessions, or once per run when ``fresh_sessions`` is false (the design not adopted)."""
     rng = np.random.default_rng(seed)
     base, new = [], []
+
+    def state() -> float:  # no draw without session states: the other figures' random streams stay as they were
+        return 1.7 if slow_sessions and rng.random() < slow_sessions else 1.0
+
+    kept = (state(), state())
     for r in range(rounds):
         slow = 1 + drift * r / rounds
-        sides = [(base, 1.0), (new, 1.0 + shift)]
+        states = (state(), state()) if fresh_sessions else kept
+        sides = [(base, states[0]), (new, (1.0 + shift) * states[1])]
         if rng.random() < 0.5:
             sides.reverse()
         for out, factor in sides:

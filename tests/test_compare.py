@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,19 @@ def test_interleaved_false_regressions_with_drift_stay_under_one_percent():
     (0.0% over 2000 seeds in docs/compare.md)."""
     slower = sum(C.judge_paired(*interleaved(0.0, seed)).verdict == "slower" for seed in range(400))
     assert slower <= 4
+
+
+def test_sessions_that_land_slow_are_not_a_regression_when_drawn_every_round():
+    """40% of sessions 1.7× slow while open: opened once per run, a file is "slower" than itself in about a fifth of
+    runs; opened afresh every round (what `--ab` does), at most 1% (0.5% over 2000 seeds in docs/compare.md)."""
+
+    def slower(fresh: bool) -> int:
+        runs = (
+            interleaved(0.0, seed, C.DEFAULT_ROUNDS, slow_sessions=0.4, fresh_sessions=fresh) for seed in range(400)
+        )
+        return sum(C.judge_paired(*run).verdict == "slower" for run in runs)
+
+    assert slower(fresh=True) <= 4 and slower(fresh=False) > 40
 
 
 def test_separate_runs_find_a_large_shift_and_say_when_they_cannot():
@@ -174,6 +187,7 @@ def test_rows_that_cannot_be_judged_are_inconclusive_with_the_reason(tmp_path):
         (["main", "pr", "--model", "mnv1_100"], "no cell has an ok row in both runs"),
         (["main", "pr", "--json", "--markdown"], "--json and --markdown cannot be combined"),
         (["main", "pr", "--seed", "3"], "--seed goes with --ab"),
+        (["main", "pr", "--threads", "2"], "--threads goes with --ab"),
         (["main", "pr", "--threshold", "0"], "--threshold"),
         (["main", "x.db@pr"], "no results database at x.db"),
     ],
@@ -237,8 +251,9 @@ def test_rounds_alternate_in_a_random_order_and_are_judged_paired(monkeypatch):
         def close(self):
             calls.append("closed " + self.name)
 
-    sides = iter([Side("A", 2.0), Side("B", 2.5)])
-    monkeypatch.setattr(interleave, "_open", lambda *a: next(sides))
+    monkeypatch.setattr(
+        interleave, "_open", lambda backend, artifact, *a: Side(*{"a": ("A", 2.0), "b": ("B", 2.5)}[artifact.model])
+    )
     profile = get_profile("host")
     target = profile.targets[0]
     req = interleave.ABRequest(Path("a"), Path("b"), "host", rounds=11, runs=7, seed=5)
@@ -246,18 +261,55 @@ def test_rounds_alternate_in_a_random_order_and_are_judged_paired(monkeypatch):
     r = interleave._run_pair(req, Artifact("a", 1), target, Artifact("b", 1), target, reachability(profile), None, rec)
     assert r.judgement.verdict == "slower" and r.judgement.ratio == pytest.approx(1.25)
     assert len(r.base_ms) == len(r.new_ms) == len(r.order) == 11 and set(r.order) == {"AB", "BA"}
-    timed = [c for c in calls if not c.startswith("closed")]
-    assert all({timed[i], timed[i + 1]} == {"A", "B"} for i in range(0, 22, 2))
-    assert calls[-2:] == ["closed A", "closed B"] and r.seed == 5 and r.runs == 7
+    rounds = [calls[i : i + 4] for i in range(0, len(calls), 4)]  # each round: both timed, then both closed
+    assert len(rounds) == 11 and all(sorted(c[:2]) == ["A", "B"] and c[2:] == ["closed A", "closed B"] for c in rounds)
+    assert "".join(c[0] for c in rounds) == "".join(o[0] for o in r.order) and r.seed == 5 and r.runs == 7
+
+
+def test_a_state_a_session_keeps_is_drawn_again_every_round(monkeypatch):
+    """A session that lands slow stays slow while it is open (a 2-thread XNNPACK session on a 2-core VM: 45 or 77 us
+    for one file, as its threads were placed). Sessions opened once per run made a file "slower" than itself in 3 of
+    12 live runs; fresh sessions every round make that state noise between rounds, which the sign test allows for."""
+    from deploykit import interleave
+    from deploykit.backends.base import Artifact
+    from deploykit.devices import get_profile, reachability
+    from deploykit.events import Recorder
+
+    class Session:
+        def __init__(self, rng):
+            self.ms, self.env, self.rng = 0.045 * (1.7 if rng.random() < 0.4 else 1.0), {}, rng
+
+        def block(self, runs):
+            return [self.ms * (1 + 0.05 * self.rng.random()) for _ in range(runs)]
+
+        def close(self):
+            pass
+
+    profile = get_profile("host")
+    target = profile.targets[0]
+    opened, verdicts = [], []
+    for seed in range(100):
+        draws = random.Random(1000 + seed)
+        monkeypatch.setattr(interleave, "_open", lambda *a, draws=draws: opened.append(1) or Session(draws))
+        req = interleave.ABRequest(Path("m"), Path("m"), "host", rounds=9, runs=5, seed=seed)
+        same_file = Artifact("m", 1)
+        r = interleave._run_pair(req, same_file, target, same_file, target, reachability(profile), None, Recorder())
+        verdicts.append(r.judgement.verdict)
+    assert len(opened) == 100 * 9 * 2
+    assert verdicts.count("slower") <= 3 and verdicts.count("faster") <= 3, verdicts
 
 
 def test_a_file_against_itself_is_not_slower(tiny_tflite):
     r = run("compare", "--ab", str(tiny_tflite), str(tiny_tflite), "--device", "host", "--backend", "litert-xnnpack",
-            "--rounds", "9", "--runs", "5", "--warmup", "2", "--json")  # fmt: skip
-    assert r.returncode == 0, r.stderr
+            "--rounds", "9", "--runs", "5", "--warmup", "2", "--threads", "1", "--json")  # fmt: skip
+    assert r.returncode in (0, 1), r.stderr
     report = json.loads(r.stdout)
     (cell,) = report["cells"]
-    assert report["mode"] == "ab" and cell["verdict"] != "slower" and len(cell["order"]) == 9
+    # whether it is "slower" is a matter of chance (at most ~2% of A/A runs: the statistics are checked above, on
+    # stand-ins); what cannot happen by chance is a gross error: a ratio far from 1, or rounds missing
+    assert report["mode"] == "ab" and 1 / 3 < cell["ratio"] < 3 and len(cell["order"]) == 9
+    assert (r.returncode == 1) == (cell["verdict"] == "slower") and cell["low"] <= cell["ratio"] <= cell["high"]
+    assert len(cell["base_rounds_ms"]) == len(cell["new_rounds_ms"]) == 9 and cell["env"]["new"]["threads"] == 1
     assert cell["base_target"] == "host/litert-xnnpack/fp32" and cell["runs"] == 5 and cell["env"]["base"]["runtime"]
 
 
@@ -268,6 +320,8 @@ def test_a_file_against_itself_is_not_slower(tiny_tflite):
         ([], "--ab needs --device", 2),
         (["--device", "host", "--model", "x"], "--model is for stored runs", 2),
         (["--device", "nodevice"], "nodevice", 2),
+        (["--device", "host", "--threads", "0"], "--threads 0: give at least 1", 2),
+        (["--device", "host", "--threads", "1000"], "--threads 1000: host has", 2),
     ],
 )
 def test_ab_bad_input_is_one_line(tiny_tflite, args, says, code):
@@ -340,26 +394,6 @@ def test_a_phone_block_is_one_tool_run_and_an_in_process_block_times_each_call()
     assert phone.block(40) == [1.5] and asked == [(3, 1, 40)] and phone.env == {"soc": "x"}
     board = interleave._open(Board(), Artifact("m", 1), None, None, req)
     assert Session.calls == 3 and len(board.block(7)) == 7 and Session.calls == 10
-
-
-def test_the_sessions_cpu_is_the_runs_own_not_a_neighbours():
-    """The interference reading of an A/B run counts its two session processes as its own work (before, a busy
-    session read as "other processes used 99% of the CPUs" on a quiet machine)."""
-    from types import SimpleNamespace
-
-    from deploykit.interleave import _sessions_cpu_s
-
-    busy = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 0.6: pass"])
-    busy.wait()
-    side = SimpleNamespace(proc=busy)
-    assert _sessions_cpu_s([side]) == 0.0  # reaped: /proc has no such process; its time is in os.times() now
-    alive = subprocess.Popen([sys.executable, "-c", "import time\nt = time.time()\nwhile time.time() - t < 5: pass"])
-    try:
-        time.sleep(0.8)
-        assert _sessions_cpu_s([SimpleNamespace(proc=alive), SimpleNamespace()]) > 0.2
-    finally:
-        alive.kill()
-        alive.wait()
 
 
 def test_rows_of_two_thread_counts_are_two_cells(tmp_path):

@@ -4,8 +4,8 @@ blocks of invocations on request.
 The first stdin line is the job (as :func:`deploykit.backends.harness.run_child` writes it; its method's warm-up
 is run once). The
 child opens the session, warms it up and answers ``{"ready": true, "env", "delegate"}`` (or ``{"error": line}``);
-then each ``{"runs": N}`` line is answered with ``{"samples": [ms, ...]}`` until stdin closes. Keeping the session
-open is the point: a round must time the model, not its loading, and both files stay as warm as each other.
+then each ``{"runs": N}`` line is answered with ``{"samples": [ms, ...]}`` until stdin closes. The session stays
+open for its round: a round must time the model, not its loading, and both files are as warm as each other.
 """
 
 from __future__ import annotations

@@ -112,6 +112,9 @@ MAX_REPETITIONS = 100
 MAX_WARMUP = 10_000
 
 
+MAX_THREADS = 1024  # above the cores of a device is refused by the plan, which knows them
+
+
 MAX_STRICT = 10  # re-measurements of a noisy cell
 
 

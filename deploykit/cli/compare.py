@@ -18,6 +18,7 @@ from ..errors import DeploykitError, Interrupted
 from .common import (
     MAX_RUNS,
     MAX_SECONDS,
+    MAX_THREADS,
     MAX_WARMUP,
     DbOpt,
     JsonOpt,
@@ -63,7 +64,10 @@ def compare(
     runs: Annotated[
         int | None, typer.Option(help="--ab: invocations per file per round (default: fill 0.2 s).")
     ] = None,
-    warmup: Annotated[int, typer.Option(help="--ab: warm-up invocations of each file.")] = 20,
+    warmup: Annotated[int, typer.Option(help="--ab: warm-up invocations of each file's session.")] = 20,
+    threads: Annotated[
+        int | None, typer.Option(help="--ab: threads each CPU session runs on (default: the device target's).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="--ab: seed of the round orders (reported when drawn).")] = None,
     timeout: Annotated[float, typer.Option(help="--ab: seconds any one round may take.")] = 300,
     input_shape: Annotated[
@@ -92,6 +96,7 @@ def compare(
             rounds,
             runs,
             warmup,
+            threads,
             seed,
             timeout,
             input_shape,
@@ -100,7 +105,8 @@ def compare(
             as_json,
         )
     else:
-        for flag, given in (("--backend", backend), ("--seed", seed is not None), ("--runs", runs is not None)):
+        ab_only = (("--backend", backend), ("--seed", seed is not None), ("--runs", runs is not None))
+        for flag, given in (*ab_only, ("--threads", threads is not None)):
             if given:
                 raise DeploykitError(f"{flag} goes with --ab (two files timed interleaved)")
         report = _compare_runs(base, new, db, model, device, target, across_machines, threshold / 100)
@@ -127,7 +133,7 @@ def _compare_runs(base, new, db, model, device, target, across_machines, thresho
 
 
 def _compare_files(
-    base, new, device, backend, rounds, runs, warmup, seed, timeout, input_shape, profiles, threshold, as_json
+    base, new, device, backend, rounds, runs, warmup, threads, seed, timeout, input_shape, profiles, threshold, as_json
 ) -> dict:
     from ..compare import PAIRED_METHOD, VERDICTS
     from ..interleave import ABRequest, run_ab
@@ -138,6 +144,8 @@ def _compare_files(
     if runs is not None:
         bounded("--runs", runs, 1, MAX_RUNS)
     bounded("--warmup", warmup, 0, MAX_WARMUP)
+    if threads is not None:
+        bounded("--threads", threads, 1, MAX_THREADS)
     bounded("--timeout", timeout, 0, MAX_SECONDS, low_open=True)
     req = ABRequest(
         base=Path(base),
@@ -147,6 +155,7 @@ def _compare_files(
         rounds=rounds,
         runs=runs,
         warmup=warmup,
+        threads=threads,
         threshold=threshold,
         seed=seed,
         timeout_s=timeout,
@@ -165,6 +174,7 @@ def _compare_files(
         d = r.to_dict()
         same_target = r.base_target == r.new_target
         d["cell"] = r.base_target if same_target else f"{r.base_target} vs {r.new_target}"
+        d["base_rounds_ms"], d["new_rounds_ms"] = r.base_ms, r.new_ms  # every round's block median, in order
         d["base_ms"], d["new_ms"] = r.base_median, r.new_median
         d.update(d.pop("judgement"))
         cells.append(d)

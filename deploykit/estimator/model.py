@@ -242,8 +242,9 @@ ANCHORED_NOTE = "'s fitted shape"
 
 # A fit learns what size costs from the sizes it saw: the AI Hub NPU targets are fitted on models of 0.06-4.5
 # GMACs (their int8 targets on three of 0.2-0.8), and a 6 GMAC model predicted from them extrapolates. An estimate of
-# a model more than SIZE_MARGIN× above the largest fitted model's MACs, or below the smallest's over SIZE_MARGIN,
-# says so, and its interval is widened each side by exp(k · |log(MACs / that end of the range)|), k per direction.
+# a model outside the fitted range of MACs says so; more than SIZE_MARGIN× above the largest fitted model's MACs, or
+# below the smallest's over SIZE_MARGIN, its interval is also widened each side by exp(k · |log(MACs / that end of
+# the range)|), k per direction (within the margin a target's own interval has held such models: not widened).
 # Both measured by scripts/estimator_size_extrapolation.py on the corpus's NPU targets, each fitted without its
 # largest (smallest) model and predicting it: k is the 80% conformal quantile of the widening those rows needed
 # beyond their own interval (figures, and why 2×, in docs/estimator-validation.md, "Extrapolation in size").
@@ -252,24 +253,28 @@ SIZE_WIDENING_PER_LOG = {"above": 0.032, "below": 0.135}
 
 
 def size_extrapolation(layers: list[Layer], r: Roofline) -> dict | None:
-    """Where the model's MACs are more than :data:`SIZE_MARGIN` outside the range the target was fitted on: its
-    MACs, that range, the ratio of its MACs to the nearer end (above 2 or below 0.5) and the factor the interval
-    widens by each side. None within the margin, or where the range is not recorded (no claim)."""
+    """Where the model's MACs are outside the range the target was fitted on: its MACs, that range, the ratio of
+    its MACs to the nearer end, whether that is beyond :data:`SIZE_MARGIN` (above 2 or below 0.5) and the factor
+    the interval widens by each side (1 within the margin). None inside the range, or where the range is not
+    recorded (no claim)."""
     if r.fitted_macs is None:
         return None
     lo, hi = r.fitted_macs
     macs = float(sum(x.macs for x in layers))
-    if macs > SIZE_MARGIN * hi:
+    if macs > hi:
         ratio = macs / hi
-    elif macs * SIZE_MARGIN < lo:
+    elif macs < lo:
         ratio = macs / lo
     else:
         return None
+    beyond = abs(np.log(ratio)) > np.log(SIZE_MARGIN)
+    k = SIZE_WIDENING_PER_LOG["above" if ratio > 1 else "below"]
     return {
         "macs": macs,
         "fitted_macs": [lo, hi],
         "ratio": ratio,
-        "widening": float(np.exp(SIZE_WIDENING_PER_LOG["above" if ratio > 1 else "below"] * abs(np.log(ratio)))),
+        "beyond_margin": bool(beyond),
+        "widening": float(np.exp(k * abs(np.log(ratio)))) if beyond else 1.0,
     }
 
 
@@ -284,6 +289,12 @@ def _widened_for_size(ext: dict, params: dict) -> dict:
         if ext["ratio"] > 1
         else f"1/{1 / ext['ratio']:.1f} of the smallest model the target was fitted on ({lo_m / 1e9:.3g} GMACs)"
     )
+    if not ext["beyond_margin"]:
+        return {
+            **params,
+            "interval_basis": f"{basis}; extrapolated in size: {ext['macs'] / 1e9:.3g} GMACs is {where}; within "
+            f"{SIZE_MARGIN:g}× of it, where a target's own interval has held the models left out of its fit: not widened",
+        }
     return {
         **params,
         "interval": [lo / w, hi * w],

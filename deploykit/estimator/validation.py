@@ -92,7 +92,7 @@ def leave_largest_out(target: Target, rows) -> dict:
         "macs": macs[big],
         "fitted_macs": list(roof.fitted_macs),
         "ratio": macs[big] / roof.fitted_macs[1],  # how far above the largest model the fit saw
-        "extrapolated": widened.extrapolated_size is not None,  # beyond SIZE_MARGIN: flagged and widened
+        "extrapolated": bool(widened.extrapolated_size and widened.extrapolated_size["beyond_margin"]),  # widened
         "interval_fitted": fitted.roofline.get("interval_basis", "").startswith("split-conformal"),
         "coverage": float(np.mean([x["inside"] for x in out])),
         "coverage_widened": float(np.mean([x["inside_widened"] for x in out])),

@@ -143,11 +143,10 @@ def _run_pair(req, a: Artifact, ta: Target, b: Artifact, tb: Target, reach, note
         listener.started(f"round {r + 1}/{req.rounds} on {ta.id}: opening both files")
         sides: list = [None, None]
         try:
-            # Fresh sessions every round: a session keeps a state of its own for as long as it is open (on this
-            # project's 2-core VMs a 2-thread XNNPACK session lands in one of two speeds, 45 or 77 us for the same
-            # file, as the scheduler places its threads); kept for the whole run, that state is one draw shared by
-            # every round, and a file against itself came out "slower" in 3 of 12 runs. Drawn per round, it is
-            # round-to-round noise, which the sign test on the rounds accounts for.
+            # Fresh sessions every round: a session keeps a speed of its own while it is open (where the scheduler
+            # put its threads); kept for the whole run, that is one draw shared by every round, which the rounds
+            # read as a difference between the files. Drawn per round, it is noise between rounds, which the sign
+            # test allows for (docs/decisions.md, "fresh sessions every round").
             for i in (first, 1 - first):
                 backend, artifact, target, device = files[i]
                 sides[i] = _open(backend, artifact, target, device, req)

@@ -4,6 +4,7 @@ read as Rich markup or emoji codes; profiles were trusted; a huge resolution all
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,22 @@ def test_report_out_a_folder_is_one_line_and_leaves_nothing(tmp_path):
         ".partial" in p.name for p in tmp_path.rglob("*")
     )
     assert not any(".partial" in p.name for p in tmp_path.rglob("*"))
+
+
+def test_report_out_a_pipe_is_refused_and_a_link_is_written_through(tmp_path):
+    """Reports are written to a new file renamed over --out: a device or a pipe there was replaced by a regular file
+    (/dev/full became an HTML page), and a link by a file while what it pointed to stayed old."""
+    db = tmp_path / "r.db"
+    assert run("estimate", "mnv1_025", "--device", "pixel8", "--db", str(db)).returncode == 0
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert "not a regular file" in one_line(run("report", "--db", str(db), "--out", str(pipe)))
+    assert pipe.is_fifo()
+    target, link = tmp_path / "target.html", tmp_path / "link.html"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert run("report", "--db", str(db), "--out", str(link)).returncode == 0
+    assert link.is_symlink() and "<html" in target.read_text()
 
 
 def test_a_fit_on_as_few_rows_as_parameters_says_so():

@@ -152,7 +152,8 @@ def check_method(
 
 def output_path(text: str, option: str, folder: bool = False) -> Path:
     """An output path checked before any work is done, so that a long run never ends on a path it cannot write:
-    not empty, not a folder where a file is asked for (nor a file where a folder is), and something can be created
+    not empty, not a folder where a file is asked for (nor a file where a folder is), not a device or a pipe (outputs
+    are written to a new file renamed over the path: that would replace them), a link followed, and something can be created
     in the nearest folder that exists (a probe file, removed at once: permission bits alone do not say so for root
     or for /proc)."""
     import os
@@ -162,8 +163,12 @@ def output_path(text: str, option: str, folder: bool = False) -> Path:
     if not text.strip():
         raise DeploykitError(f"{option} is empty: give a {what} to write")
     p = Path(text)
+    if p.is_symlink():  # write where it points: the file is replaced by a new one, the link must stay a link
+        p = p.resolve()
     if p.exists() and p.is_dir() != folder:
         raise DeploykitError(f"{option} {text}: that is a {'file' if folder else 'folder'}; give a {what}")
+    if p.exists() and not folder and not p.is_file():  # a device or a pipe: written by renaming, it would be replaced
+        raise DeploykitError(f"{option} {text}: that is not a regular file (a device or a pipe); give a {what}")
     existing = p if folder else p.parent
     while not existing.exists():
         existing = existing.parent

@@ -180,7 +180,7 @@ def report(
     from ..reports.html import write_report
     from ..store import Store
 
-    output_path(out_file, "--out")
+    out_file = output_path(out_file, "--out")  # a link resolved: the file it points to is the one rewritten
     with Store.existing(db) as store:  # the report reads it: a file that is no database is left untouched
         if store.count() == 0:
             raise DeploykitError(f"{db} holds no results yet", hint="run `deploykit sweep` or `deploykit bench` first")

@@ -72,7 +72,7 @@ def sweep(
     check_method(runs, repetitions, warmup, strict, budget)
     check_label(label)
     if report_file is not None:
-        output_path(report_file, "--report")
+        report_file = str(output_path(report_file, "--report"))  # a link resolved: its file is rewritten
     if executor not in ("serial", "ray"):
         raise DeploykitError(f"--executor {executor!r}: give serial or ray")
     for flag, given in (("--address", address), ("--connect-timeout", connect_timeout is not None)):

@@ -35,6 +35,8 @@ VERDICTS = (SLOWER, FASTER, SAME, INCONCLUSIVE)
 DEFAULT_THRESHOLD = 0.05
 MIN_ROUNDS = 9  # of an interleaved run: Google Benchmark's compare.py asks as many for its U test; a sign test needs 6
 DEFAULT_ROUNDS = 21  # 15 left 9% of no-change runs inconclusive on synthetic bursts, 21 left 2.5% (decisions.md)
+DEFAULT_WARMUP = 20  # invocations of each session of an interleaved run before its block is timed
+DEFAULT_TIMEOUT_S = 300.0  # for any one block of an interleaved run (or the opening of a session)
 ALPHA = 0.05  # two-sided: 95% intervals
 EXACT_UP_TO = 60  # samples per side below which the rank statistics' null distributions are counted exactly
 

@@ -29,7 +29,15 @@ from pathlib import Path
 from . import quality
 from .backends.base import Artifact, Backend, BackendError
 from .backends.harness import child_job, time_invocations
-from .compare import DEFAULT_ROUNDS, DEFAULT_THRESHOLD, MIN_ROUNDS, Judgement, judge_paired
+from .compare import (
+    DEFAULT_ROUNDS,
+    DEFAULT_THRESHOLD,
+    DEFAULT_TIMEOUT_S,
+    DEFAULT_WARMUP,
+    MIN_ROUNDS,
+    Judgement,
+    judge_paired,
+)
 from .devices import backend_of, device_for
 from .errors import DeploykitError
 from .events import Listener
@@ -47,12 +55,12 @@ class ABRequest:
     backends: list[str] | None = None
     rounds: int = DEFAULT_ROUNDS
     runs: int | None = None  # invocations per file per round; None: as many as fill block_s
-    warmup: int = 20
+    warmup: int = DEFAULT_WARMUP
     threads: int | None = None  # every CPU session at this count (bench's --threads); None: the target's own
     block_s: float = DEFAULT_BLOCK_S
     threshold: float = DEFAULT_THRESHOLD
     seed: int | None = None  # the round orders' seed (drawn and reported when not given)
-    timeout_s: float = 300  # for any one block (or the opening of a session)
+    timeout_s: float = DEFAULT_TIMEOUT_S
     profiles: Path | None = None
     backend_options: dict = field(default_factory=dict)
     input_shapes: dict = field(default_factory=dict)
@@ -256,7 +264,7 @@ class _ChildSide:
         ready, _, _ = select.select([self.proc.stdout], [], [], self.timeout_s)
         if not ready:
             self.close()
-            raise BackendError(f"{self.name}: no answer within {self.timeout_s:.0f} s")
+            raise BackendError(f"{self.name}: no answer within {self.timeout_s:g} s")
         line = self.proc.stdout.readline()
         answer = json.loads(line) if line.startswith("{") else None
         if answer is None:

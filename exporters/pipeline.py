@@ -144,6 +144,13 @@ def build(req: ExportRequest) -> _Built:
 
     spec = get_spec(req.model)
     res = spec.resolution if req.resolution is None else req.resolution
+    if req.input_shape:  # a zoo model takes its side from --input-shape as well as from -r (one CI recipe for both)
+        side = _image_side(req.input_shape)
+        if req.resolution is not None and req.resolution != side:
+            raise DeploykitError(
+                f"--input-shape {_shape_text(req.input_shape)} and -r {req.resolution} disagree: give one"
+            )
+        res = side
     spec.check_resolution(res)
     torch.manual_seed(0)  # without --weights, the seeded random weights are reproducible
     model = spec.build()
@@ -179,13 +186,26 @@ def recalibrate_batchnorm(model: torch.nn.Module, resolution: int, mean, std, sa
     model.eval()
 
 
+def _shape_text(shape) -> str:
+    return ",".join(map(str, shape))
+
+
+def _image_side(shape) -> int:
+    """S of an ``--input-shape 1,3,S,S``: the one input shape deploykit exports."""
+    shape = tuple(shape)
+    if len(shape) != 4 or shape[0] != 1 or shape[1] != 3 or shape[2] != shape[3] or min(shape) < 1:
+        raise DeploykitError(f"--input-shape {_shape_text(shape)}: deploykit exports 1,3,S,S image models")
+    return shape[2]
+
+
 def _build_user_model(req: ExportRequest) -> _Built:
     module_name, _, attr = req.model.partition(":")
     if not req.input_shape:
         raise DeploykitError("your own model needs --input-shape, e.g. --input-shape 1,3,224,224")
-    shape = tuple(req.input_shape)
-    if len(shape) != 4 or shape[0] != 1 or shape[1] != 3 or shape[2] != shape[3] or min(shape) < 1:
-        raise DeploykitError(f"--input-shape {','.join(map(str, shape))}: deploykit exports 1,3,S,S image models")
+    side = _image_side(req.input_shape)
+    if req.resolution is not None and req.resolution != side:
+        raise DeploykitError(f"--input-shape {_shape_text(req.input_shape)} and -r {req.resolution} disagree: give one")
+    shape = (1, 3, side, side)
     sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)

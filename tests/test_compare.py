@@ -188,6 +188,8 @@ def test_rows_that_cannot_be_judged_are_inconclusive_with_the_reason(tmp_path):
         (["main", "pr", "--json", "--markdown"], "--json and --markdown cannot be combined"),
         (["main", "pr", "--seed", "3"], "--seed goes with --ab"),
         (["main", "pr", "--threads", "2"], "--threads goes with --ab"),
+        (["main", "pr", "--rounds", "9"], "--rounds goes with --ab"),
+        (["main", "pr", "--input-shape", "x=1,3,8,8"], "--input-shape goes with --ab"),
         (["main", "pr", "--threshold", "0"], "--threshold"),
         (["main", "x.db@pr"], "no results database at x.db"),
     ],
@@ -327,6 +329,17 @@ def test_a_file_against_itself_is_not_slower(tiny_tflite):
 def test_ab_bad_input_is_one_line(tiny_tflite, args, says, code):
     r = run("compare", "--ab", str(tiny_tflite), str(tiny_tflite), *args)
     assert says in one_line(r, code)
+
+
+def test_an_ab_summary_says_the_seed_that_repeats_it():
+    """The drawn seed was only in --json; the table and the pull-request comment say it too."""
+    from deploykit.cli.compare import to_markdown
+
+    cell = {"cell": "host/x/fp32", "base_ms": 1.0, "new_ms": 1.0, "ratio": 1.0, "low": 0.99, "high": 1.01,
+            "p_value": 1.0, "verdict": "same", "reasons": [], "seed": 1234, "order": ["AB"] * 9, "runs": 50}  # fmt: skip
+    report = {"mode": "ab", "base": "a", "new": "b", "threshold": 0.05, "method": "m", "warnings": [],
+              "counts": {"slower": 0, "faster": 0, "same": 1, "inconclusive": 0}, "cells": [cell]}  # fmt: skip
+    assert "9 rounds of 50 invocations a file, round orders from seed 1234" in to_markdown(report)
 
 
 def test_ab_refuses_files_that_are_not_models(tmp_path, tiny_tflite):

@@ -243,3 +243,13 @@ def test_ctrl_c_during_any_command_is_one_line_and_exit_130():
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 130 and err == "error: interrupted\n", err
+
+
+def test_a_zoo_model_takes_its_side_from_input_shape(tmp_path):
+    """The CI recipe passes --input-shape for whatever MODEL is; a zoo model exported at its default 224 px instead,
+    without a word."""
+    r = run("export", "mnv1_025", "--input-shape", "1,3,64,64", "--to", "onnx", "-o", str(tmp_path), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["artifact"].endswith("mnv1_025-64-onnx-fp32.onnx")
+    both = run("export", "mnv1_025", "--input-shape", "1,3,64,64", "-r", "96", "--to", "onnx", "-o", str(tmp_path))
+    assert "--input-shape 1,3,64,64 and -r 96 disagree" in one_line(both)

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from ..compare import DEFAULT_ROUNDS, MIN_ROUNDS
+from ..compare import DEFAULT_ROUNDS, DEFAULT_TIMEOUT_S, DEFAULT_WARMUP, MIN_ROUNDS
 from ..errors import DeploykitError, Interrupted
 from .common import (
     MAX_RUNS,
@@ -59,17 +59,24 @@ def compare(
         list[str] | None, typer.Option(help="--ab: only these backends (repeatable).", autocompletion=backend_names)
     ] = None,
     rounds: Annotated[
-        int, typer.Option(help="--ab: rounds, each timing both files in a random order (at least 9).")
-    ] = DEFAULT_ROUNDS,
+        int | None,
+        typer.Option(
+            help=f"--ab: rounds, each timing both files in a random order (at least {MIN_ROUNDS}; default {DEFAULT_ROUNDS})."
+        ),
+    ] = None,
     runs: Annotated[
         int | None, typer.Option(help="--ab: invocations per file per round (default: fill 0.2 s).")
     ] = None,
-    warmup: Annotated[int, typer.Option(help="--ab: warm-up invocations of each file's session.")] = 20,
+    warmup: Annotated[
+        int | None, typer.Option(help=f"--ab: warm-up invocations of each file's session (default {DEFAULT_WARMUP}).")
+    ] = None,
     threads: Annotated[
         int | None, typer.Option(help="--ab: threads each CPU session runs on (default: the device target's).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="--ab: seed of the round orders (reported when drawn).")] = None,
-    timeout: Annotated[float, typer.Option(help="--ab: seconds any one round may take.")] = 300,
+    timeout: Annotated[
+        float | None, typer.Option(help=f"--ab: seconds any one round may take (default {DEFAULT_TIMEOUT_S:g}).")
+    ] = None,
     input_shape: Annotated[
         list[str] | None, typer.Option("--input-shape", help="--ab: NAME=1,3,640,640 for dynamic dimensions.")
     ] = None,
@@ -105,8 +112,9 @@ def compare(
             as_json,
         )
     else:
-        ab_only = (("--backend", backend), ("--seed", seed is not None), ("--runs", runs is not None))
-        for flag, given in (*ab_only, ("--threads", threads is not None)):
+        ab_only = {"--backend": backend, "--rounds": rounds, "--runs": runs, "--warmup": warmup, "--threads": threads}
+        ab_only.update({"--seed": seed, "--timeout": timeout, "--input-shape": input_shape})
+        for flag, given in ((f, v is not None) for f, v in ab_only.items()):
             if given:
                 raise DeploykitError(f"{flag} goes with --ab (two files timed interleaved)")
         report = _compare_runs(base, new, db, model, device, target, across_machines, threshold / 100)
@@ -140,6 +148,9 @@ def _compare_files(
 
     if device is None:
         raise DeploykitError("--ab needs --device: the device both files run on", hint="see `deploykit devices`")
+    rounds = DEFAULT_ROUNDS if rounds is None else rounds
+    warmup = DEFAULT_WARMUP if warmup is None else warmup
+    timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
     bounded("--rounds", rounds, MIN_ROUNDS, MAX_ROUNDS)
     if runs is not None:
         bounded("--runs", runs, 1, MAX_RUNS)
@@ -218,7 +229,13 @@ def _ms(v) -> str:
 
 def _summary(report: dict) -> str:
     counts = ", ".join(f"{n} {v}" for v, n in report["counts"].items() if n)
-    return f"{counts} (threshold {report['threshold']:.0%}; {report['method']})"
+    line = f"{counts} (threshold {report['threshold']:.0%}; {report['method']})"
+    if report["mode"] == "ab" and report["cells"]:
+        # the drawn seed is what repeats a run's round orders: said wherever the result is read, not only in --json
+        c = report["cells"][0]
+        seeds = ", ".join(dict.fromkeys(str(x["seed"]) for x in report["cells"]))
+        line += f"; {len(c['order'])} rounds of {c['runs']} invocations a file, round orders from seed {seeds}"
+    return line
 
 
 def _print_table(report: dict) -> None:

@@ -10,7 +10,7 @@ import typer
 from ..errors import DeploykitError
 from ..events import Listener
 from .common import JsonOpt, ProfilesOpt, check_method, device_names, one_line
-from .render import bar, err, layers_measured_table, out, print_json
+from .render import bar, layers_measured_table, out, print_json
 
 
 class _Steps(Listener):
@@ -98,8 +98,6 @@ def profile(
             out.print(
                 f"stored {len(stored)} timed row(s) with their per-layer tables in {db} (`deploykit results --layers`)"
             )
-    if not any(p.table is not None for p in done) and not failed:
-        err.print(f"warning: no target of {device} here gives per-op times", soft_wrap=True)
     if failed:
         raise typer.Exit(1)
 

@@ -17,7 +17,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import DeploykitError
+from ..errors import DeploykitError, FileError
 from ..events import Listener
 from ..measurement import Measurement, Method
 from ..targets import Target
@@ -65,6 +65,10 @@ def run_profile(req: ProfileRequest, listener: Listener | None = None) -> list[P
     )  # fmt: skip
     _, targets, reach = plan(breq)
     targets = chosen(targets, req.targets)
+    why_not = {t.id: backend_of(t).op_profiler(t) for t in targets}
+    if all(why_not.values()):  # nothing to run or store: said before a database is created or a model exported
+        reasons = "; ".join(f"{tid}: {why}" for tid, why in why_not.items())
+        raise FileError(f"no target of {req.device} asked for gives per-op times ({reasons})")
     done = []
     listener.planned(len(targets), title=f"profiling {req.model} on {req.device}")
     store = Store(req.db) if req.db else None
@@ -72,7 +76,7 @@ def run_profile(req: ProfileRequest, listener: Listener | None = None) -> list[P
         for t in targets:
             listener.started(f"{req.model} on {t.id}")
             backend = backend_of(t)
-            why = backend.op_profiler(t)
+            why = why_not[t.id]
             if why:
                 done.append(Profiled(t, skipped=why))
                 continue

@@ -114,6 +114,31 @@ def test_onnxruntime_optimized_graph_names_modules_and_what_a_conv_folded_in():
     assert all(r.match == "name" for r in j.rows if r.kind != "add")
 
 
+def test_onnxruntime_int8_ops_are_classed_from_the_optimized_graph(tmp_path):
+    """An int8 (QDQ) file runs as QLinearConv and QGemm: the trace lists a QLinearConv's pre-packed weight without a
+    shape, so every convolution read as `conv` and the order join paired pointwise layers with depthwise ops (52%
+    matched on mnv1_025); its fourth input (the weight) read as a residual summed in; QGemm was `other`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    weight = helper.make_tensor("stages.0.0.conv_dw.weight_quantized", TensorProto.INT8, [8, 1, 3, 3], [0] * 72)
+    scalars = [helper.make_tensor(n, TensorProto.FLOAT, [], [1.0]) for n in ("xs", "ws", "ys")]
+    zeros = [helper.make_tensor(n, TensorProto.INT8, [], [0]) for n in ("xz", "wz", "yz")]
+    conv = helper.make_node("QLinearConv", ["x", "xs", "xz", weight.name, "ws", "wz", "ys", "yz"], ["y"],
+                            name="node_Conv_445_token_4", group=8, kernel_shape=[3, 3], pads=[1, 1, 1, 1])  # fmt: skip
+    graph = helper.make_graph([conv], "g", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 8, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 8, 8, 8])],
+                              initializer=[weight, *scalars, *zeros])  # fmt: skip
+    path = tmp_path / "optimized.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    facts = ort_trace.graph_facts(path)["node_Conv_445_token_4"]
+    assert facts == {"modules": ["stages.0.0.conv_dw"], "fuses": [], "conv_kind": "dwconv"}
+    shapes = [{"int8": [1, 8, 8, 8]}, {}, {}, {"float": [8]}]  # as the trace lists them: the weight has no shape
+    op = ort_trace._op("node_Conv_445_token_4", {"op_name": "QLinearConv", "input_type_shape": shapes}, facts)
+    assert op.kind == "dwconv" and op.modules == ["stages.0.0.conv_dw"] and op.fuses == []
+    assert ort_trace._op("node_linear", {"op_name": "QGemm"}, {}).kind == "matmul"
+
+
 def _has_residual(a, name: str) -> bool:
     block = name.rsplit(".", 2)[0]
     return any(x.name == block and x.op == "add" for x in a.deployed)

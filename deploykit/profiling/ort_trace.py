@@ -59,9 +59,24 @@ _KINDS = {
     "Flatten": "view",
     "Squeeze": "view",
     "Unsqueeze": "view",
+    # the quantized ops of an int8 (QDQ) model, as ONNX Runtime's graph optimizer fuses each Q/DQ group into one
+    "QGemm": "matmul",
+    "QLinearMatMul": "matmul",
+    "MatMulInteger": "matmul",
+    "DynamicQuantizeMatMul": "matmul",
+    "QLinearAdd": "add",
+    "QLinearMul": "mul",
+    "QLinearGlobalAveragePool": "pool",
+    "QLinearAveragePool": "pool",
+    "QLinearSigmoid": "act",
+    "QLinearLeakyRelu": "act",
+    "QLinearSoftmax": "softmax",
+    "QLinearConcat": "concat",
 }
 _CONVS = {"Conv", "FusedConv", "QLinearConv", "ConvInteger"}
-_SUFFIX = re.compile(r"(\.(weight|bias))(_bias|_nchwc|_reordered)*$|_bias$")
+_SUM_CONVS = {"Conv", "FusedConv"}  # whose fourth input is a residual summed in (NCHWc Conv's Sum, FusedConv's Z)
+_WEIGHT_INPUT = {"QLinearConv": 3}  # x, x_scale, x_zero_point, w, ...; the others take the weight second
+_SUFFIX = re.compile(r"(\.(weight|bias))(_bias|_nchwc|_reordered|_quantized|_scale|_zero_point)*$|_bias$")
 
 
 def read_trace(text: str, skip: int = 0, graph: dict | None = None, runtime: str = "") -> OpProfile:
@@ -105,18 +120,27 @@ def _op(node: str, args: dict, facts: dict) -> OpTime:
     op_type = str(args.get("op_name", "?"))
     shapes = [next(iter(s.values())) for s in args.get("input_type_shape", []) if isinstance(s, dict) and s]
     outs = [next(iter(s.values())) for s in args.get("output_type_shape", []) if isinstance(s, dict) and s]
-    kind = _conv_kind(shapes) if op_type in _CONVS else _KINDS.get(op_type, "other")
+    if op_type in _CONVS:  # from the trace's shapes; a pre-packed weight has none there: the graph's, then
+        kind = _conv_kind(shapes) or facts.get("conv_kind", "conv")
+    else:
+        kind = _KINDS.get(op_type, "other")
     provider = str(args.get("provider", ""))
     return OpTime(node, op_type, kind, None, ran_on=provider, modules=list(facts.get("modules", [])),
                   fuses=list(facts.get("fuses", [])), out_shape=list(outs[0]) if outs else None)  # fmt: skip
 
 
-def _conv_kind(shapes: list) -> str:
-    """conv, pwconv or dwconv from the input and weight shapes ([N, C, H, W], [O, C/groups, kh, kw])."""
+def _conv_kind(shapes: list) -> str | None:
+    """conv, pwconv or dwconv from the input and weight shapes ([N, C, H, W], [O, C/groups, kh, kw]); None where
+    the trace gives no weight shape (a QLinearConv's inputs are x, its scale and zero point, then the weight, which
+    ONNX Runtime pre-packs and lists without a shape)."""
     if len(shapes) < 2 or len(shapes[1]) != 4:
-        return "conv"
+        return None
     (_, c, *_), (o, per_group, kh, kw) = shapes[0], shapes[1]
-    if per_group == 1 and o == c and c > 1:
+    return _kind_of_weight(o, per_group, kh, kw, channels=c)
+
+
+def _kind_of_weight(o: int, per_group: int, kh: int, kw: int, channels: int) -> str:
+    if per_group == 1 and o == channels and channels > 1:
         return "dwconv"
     return "pwconv" if kh == kw == 1 else "conv"
 
@@ -139,14 +163,19 @@ def graph_facts(path: Path) -> dict:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as e:
         raise ProfileError(f"{Path(path).name}: not a readable ONNX graph: {str(e)[:120]}") from None
-    params = {t.name for t in model.graph.initializer}
+    dims = {t.name: list(t.dims) for t in model.graph.initializer}
     out = {}
     for n in model.graph.node:
-        modules = list(dict.fromkeys(m for x in n.input if x in params and (m := module_of(x))))
+        modules = list(dict.fromkeys(m for x in n.input if x in dims and (m := module_of(x))))
         fuses = []
         if any(a.name == "activation" for a in n.attribute):
             fuses.append("act")
-        if n.op_type in _CONVS and len(n.input) > 3 and n.input[3]:
+        if n.op_type in _SUM_CONVS and len(n.input) > 3 and n.input[3]:
             fuses.append("add")
         out[n.name] = {"modules": modules, "fuses": fuses}
+        weight = n.input[_WEIGHT_INPUT.get(n.op_type, 1)] if n.op_type in _CONVS and len(n.input) > 1 else None
+        if weight in dims and len(dims[weight]) == 4:
+            o, per_group, kh, kw = dims[weight]
+            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            out[n.name]["conv_kind"] = _kind_of_weight(o, per_group, kh, kw, channels=per_group * group)
     return out

@@ -144,6 +144,7 @@ _COLUMNS = (
 class Store:
     def __init__(self, path: str | Path = DEFAULT_DB):
         self.path = Path(path)
+        _refuse_what_is_no_database(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
@@ -162,7 +163,8 @@ class Store:
         path = Path(path)
         if not path.exists():
             raise DeploykitError(f"no results database at {path}", hint="run `deploykit bench` first or give --db")
-        if not _is_deploykit_database(path):
+        _refuse_what_is_no_database(path)
+        if not _is_deploykit_database(path):  # an empty file, which a writer may make a database of
             raise FileError(
                 f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote"
             )
@@ -378,6 +380,36 @@ class Store:
 
     def count(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+
+
+def _refuse_what_is_no_database(path: Path) -> None:
+    """One answer, whichever command was given it: a folder is a usage error (exit 2); a file with content that is
+    not a deploykit database (text, another program's SQLite file) is a file deploykit cannot use (exit 1), and it
+    is never written to. A missing or empty file is a new database."""
+    if path.is_dir():
+        raise DeploykitError(f"--db {path} is a folder: give a database file")
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        return
+    tables = _sqlite_tables(path) if path.is_file() else None
+    # no table yet is a database another process is creating at this moment (two writers may start together)
+    if tables is None or (tables and "measurements" not in tables):
+        raise FileError(
+            f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote"
+        )
+
+
+def _sqlite_tables(path: Path) -> set[str] | None:
+    """The tables of an SQLite file, asked read-only; None for a file that is not one."""
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:  # "file is not a database"
+        return None
+    finally:
+        conn.close()
 
 
 def _is_deploykit_database(path: Path) -> bool:

@@ -202,6 +202,10 @@ def test_results_for_a_device_no_profile_names_is_an_error_not_an_empty_list(tmp
     assert "no profile has that name" in one_line(run("results", "--device", "pixle8", "--db", str(db)))
     ok = run("results", "--device", "pixel6", "--db", str(db), "--json")  # a real device with no rows: empty list
     assert ok.returncode == 0 and json.loads(ok.stdout) == []
+    # the same for a model: a misspelt name is an error naming what is stored, a zoo model with no rows is empty
+    assert "models in" in one_line(run("results", "--model", "mnv1_25", "--db", str(db)))
+    ok = run("results", "--model", "mnv4_conv_s", "--db", str(db), "--json")
+    assert ok.returncode == 0 and json.loads(ok.stdout) == []
 
 
 def test_a_sweep_runs_a_name_given_twice_once(tmp_path):

@@ -197,7 +197,8 @@ def test_results_delete_shows_asks_and_deletes_only_what_the_filters_select(tmp_
     asked = run("results", "delete", "--db", str(db), "--model", "mnv2_100")  # stdin is no terminal here
     assert asked.returncode == 2 and "add --yes" in asked.stderr and "2 measurement(s) to delete" in asked.stdout
     assert "add --yes" in one_line(run("results", "delete", "--db", str(db), "--model", "mnv2_100", "--json"))
-    assert "nothing deleted" in one_line(run("results", "delete", "--db", str(db), "--model", "nosuch"))
+    assert "nothing deleted" in one_line(run("results", "delete", "--db", str(db), "--model", "mnv4_conv_l"))
+    assert "no zoo model has that name" in one_line(run("results", "delete", "--db", str(db), "--model", "nosuch"))
     with Store(db) as s:
         assert s.count() == 3
     r = run("results", "delete", "--db", str(db), "--model", "mnv2_100", "--provenance", "measured", "--yes", "--json")

@@ -24,15 +24,22 @@ def _stored_rows(db: str, model: str | None, device: str | None, provenance: str
 
     if provenance is not None and provenance not in PROVENANCES:
         raise DeploykitError(f"--provenance {provenance!r} is not one of {', '.join(PROVENANCES)}")
+    in_zoo = False
     if model is not None:  # an alias or timm name finds the rows stored under the zoo name
         from ..zoo import get_spec
 
         try:
-            model = get_spec(model).name
+            model, in_zoo = get_spec(model).name, True
         except DeploykitError:
             pass  # a user's own model: stored under its own name
     with Store.existing(db) as store:
         rows = store.query(model=model, device=device, provenance=provenance)
+        stored_models = sorted({m.model for m in store.query()}) if model and not rows and not in_zoo else []
+    if model is not None and not rows and not in_zoo:  # a misspelt name, not an empty result
+        raise DeploykitError(
+            f"no results for model {model!r}, and no zoo model has that name",
+            hint=f"models in {db}: {', '.join(stored_models) or 'none'}",
+        )
     if device is not None and not rows:
         from ..devices import load_profiles
 

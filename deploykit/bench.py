@@ -156,6 +156,12 @@ def _targets_for_file(req: BenchRequest, targets: list[Target]) -> list[Target]:
             hint="leave --precision out: the file's own precision chooses its targets",
         )
     of_format = [t for t in targets if t.format == fmt.name]
+    if not of_format and req.backends and targets:  # the backends asked for run other formats: say which
+        raise DeploykitError(
+            f"{req.artifact.name} is a {fmt.name} file, and no target of --backend {', '.join(req.backends)} runs"
+            f" {fmt.name} files (they run {', '.join(sorted({t.format for t in targets}))})",
+            hint=f"leave --backend out, or name a backend that runs {fmt.name} files",
+        )
     fits = [t for t in of_format if same_precision(t.export_precision, precision)]
     if fits or not of_format:
         return fits

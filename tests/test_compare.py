@@ -324,6 +324,7 @@ def test_a_file_against_itself_is_not_slower(tiny_tflite):
         (["--device", "nodevice"], "nodevice", 2),
         (["--device", "host", "--threads", "0"], "--threads 0: give at least 1", 2),
         (["--device", "host", "--threads", "1000"], "--threads 1000: host has", 2),
+        (["--device", "host", "--backend", "onnxruntime"], "no target of --backend onnxruntime runs tflite files", 2),
     ],
 )
 def test_ab_bad_input_is_one_line(tiny_tflite, args, says, code):

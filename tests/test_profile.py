@@ -219,6 +219,13 @@ def test_a_truncated_or_garbage_recording_is_one_line_exit_1(tmp_path, name, con
     assert name in one_line(r, 1)
 
 
+def test_a_folder_given_for_a_model_or_a_recording_says_so(tmp_path):
+    assert "is a folder: give a model file" in one_line(invoke("profile", str(tmp_path), "--device", "host"))
+    r = invoke("profile", "mnv1_025", "--device", "pixel8", "--target", "pixel8/litert-xnnpack/int8", "--from",
+               str(tmp_path))  # fmt: skip
+    assert "is a folder: give the recorded profile file" in one_line(r)
+
+
 def test_a_recording_needs_to_know_its_target():
     r = invoke("profile", "mnv1_025", "--device", "pixel8", "--from", str(CSV))
     assert "give --target" in one_line(r, 2)

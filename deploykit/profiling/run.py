@@ -57,6 +57,8 @@ def run_profile(req: ProfileRequest, listener: Listener | None = None) -> list[P
 
     listener = listener or Listener()
     path = Path(req.model)
+    if path.is_dir():
+        raise DeploykitError(f"{req.model} is a folder: give a model file or a zoo model name")
     is_file = path.suffix != "" and not _is_zoo_name(req.model)
     breq = BenchRequest(
         device=req.device, models=[] if is_file else [req.model], artifact=path if is_file else None,
@@ -195,6 +197,8 @@ def from_recording(
             f"{path.name}: which of {device}'s targets recorded it? give --target",
             hint=", ".join(t.id for t in targets),
         )
+    if path.is_dir():
+        raise DeploykitError(f"--from {path} is a folder: give the recorded profile file")
     if not path.is_file():
         raise DeploykitError(f"--from {path}: file not found")
     t = targets[0]

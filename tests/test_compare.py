@@ -224,6 +224,8 @@ def test_bench_and_sweep_label_their_rows_and_a_labelled_sweep_runs_again(tmp_pa
     assert json.loads(first.stdout)["ran"] == 1 and json.loads(second.stdout)["ran"] == 0, first.stderr
     with Store(tmp_path / "t.db") as s:
         assert s.labels() == {"base": 1, "head": 1}
+    listed = run("results", "--db", str(tmp_path / "t.db"), "--csv").stdout.splitlines()
+    assert listed[0].endswith(",label") and sorted(x.rsplit(",", 1)[1] for x in listed[1:]) == ["base", "head"]
     r = run("compare", "base", "head", "--db", str(tmp_path / "t.db"), "--json")
     assert r.returncode in (0, 1) and len(json.loads(r.stdout)["cells"]) == 1, r.stderr
     bad = deploykit("bench", "--device", "toy", "--model", "mnv1_025", "--label", "two\nlines")

@@ -115,7 +115,8 @@ def measurement_table(rows: list, title: str) -> None:
     extra = [c for c in _COST_COLUMNS if any(cost[c[1]] is not None for cost in costs)]
     numeric = ("median ms", "p50", "p90", "min", "stdev", "n", *(c[0] for c in extra))
     cols = ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n")
-    for col in (*cols, *(c[0] for c in extra), "status", "quality"):
+    labelled = any(m.label for m in rows)  # `bench --label`: the run a row belongs to, for `compare`
+    for col in (*cols, *(c[0] for c in extra), "status", "quality", *(("label",) if labelled else ())):
         t.add_column(col, justify="right" if col in numeric else "left")
     f = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     for m, cost in zip(rows, costs):
@@ -133,6 +134,7 @@ def measurement_table(rows: list, title: str) -> None:
             *("–" if cost[key] is None else show(cost[key]) for _, key, show in extra),
             m.status,
             m.quality or "–",
+            *((m.label or "–",) if labelled else ()),
         )
     out.print(t)
 
@@ -142,7 +144,7 @@ def measurement_table(rows: list, title: str) -> None:
 CSV_COLUMNS = (
     "id created model input_shapes resolution format precision target device backend provenance status"
     " median_ms p50 p90 min stdev n quality warnings error"
-    " load_ms first_ms p99 memory_bytes size_bytes threads batch throughput_ips"
+    " load_ms first_ms p99 memory_bytes size_bytes threads batch throughput_ips label"
 ).split()
 
 

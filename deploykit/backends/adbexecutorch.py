@@ -129,10 +129,10 @@ class AdbExecutorch(Backend):
         return [FoundDevice("adb", d["serial"], d.get("model", ""), d["state"], how="adb devices -l") for d in found]
 
     def how_to_reach(self, profile: Profile) -> str:
+        if find_adb_devices() is None:  # the first thing missing: without adb the runner is no use
+            return "adb not on PATH (install Android platform-tools)"
         if self.runner is None:
             return "needs your ExecuTorch runner binary: pass --runner PATH (see docs/executorch.md)"
-        if find_adb_devices() is None:
-            return "adb not on PATH (install Android platform-tools)"
         return f"no phone in state 'device' with model {profile.match!r}"
 
     def op_profiler(self, target) -> str | None:

@@ -165,9 +165,7 @@ class Store:
             raise DeploykitError(f"no results database at {path}", hint="run `deploykit bench` first or give --db")
         _refuse_what_is_no_database(path)
         if not _is_deploykit_database(path):  # an empty file, which a writer may make a database of
-            raise FileError(
-                f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote"
-            )
+            raise _not_a_database(path)
         return cls(path)  # a deploykit database: opened as usual, an older one migrated
 
     def close(self) -> None:
@@ -393,9 +391,11 @@ def _refuse_what_is_no_database(path: Path) -> None:
     tables = _sqlite_tables(path) if path.is_file() else None
     # no table yet is a database another process is creating at this moment (two writers may start together)
     if tables is None or (tables and "measurements" not in tables):
-        raise FileError(
-            f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote"
-        )
+        raise _not_a_database(path)
+
+
+def _not_a_database(path: Path) -> FileError:
+    return FileError(f"{path} is not a deploykit database (it was left as it is)", hint="give the --db a command wrote")
 
 
 def _sqlite_tables(path: Path) -> set[str] | None:

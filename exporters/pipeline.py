@@ -143,14 +143,7 @@ def build(req: ExportRequest) -> _Built:
     from deploykit.zoo import get_spec
 
     spec = get_spec(req.model)
-    res = spec.resolution if req.resolution is None else req.resolution
-    if req.input_shape:  # a zoo model takes its side from --input-shape as well as from -r (one CI recipe for both)
-        side = _image_side(req.input_shape)
-        if req.resolution is not None and req.resolution != side:
-            raise DeploykitError(
-                f"--input-shape {_shape_text(req.input_shape)} and -r {req.resolution} disagree: give one"
-            )
-        res = side
+    res = _requested_side(req, spec.resolution)  # --input-shape too: one CI recipe for zoo and own models
     spec.check_resolution(res)
     torch.manual_seed(0)  # without --weights, the seeded random weights are reproducible
     model = spec.build()
@@ -186,15 +179,17 @@ def recalibrate_batchnorm(model: torch.nn.Module, resolution: int, mean, std, sa
     model.eval()
 
 
-def _shape_text(shape) -> str:
-    return ",".join(map(str, shape))
-
-
-def _image_side(shape) -> int:
-    """S of an ``--input-shape 1,3,S,S``: the one input shape deploykit exports."""
-    shape = tuple(shape)
+def _requested_side(req: ExportRequest, default: int | None) -> int | None:
+    """The input side asked for: S of ``--input-shape 1,3,S,S`` (the one input shape deploykit exports), or
+    ``-r``, which must agree with it, or ``default``."""
+    if not req.input_shape:
+        return default if req.resolution is None else req.resolution
+    shape = tuple(req.input_shape)
+    text = ",".join(map(str, shape))
     if len(shape) != 4 or shape[0] != 1 or shape[1] != 3 or shape[2] != shape[3] or min(shape) < 1:
-        raise DeploykitError(f"--input-shape {_shape_text(shape)}: deploykit exports 1,3,S,S image models")
+        raise DeploykitError(f"--input-shape {text}: deploykit exports 1,3,S,S image models")
+    if req.resolution is not None and req.resolution != shape[2]:
+        raise DeploykitError(f"--input-shape {text} and -r {req.resolution} disagree: give one")
     return shape[2]
 
 
@@ -202,9 +197,7 @@ def _build_user_model(req: ExportRequest) -> _Built:
     module_name, _, attr = req.model.partition(":")
     if not req.input_shape:
         raise DeploykitError("your own model needs --input-shape, e.g. --input-shape 1,3,224,224")
-    side = _image_side(req.input_shape)
-    if req.resolution is not None and req.resolution != side:
-        raise DeploykitError(f"--input-shape {_shape_text(req.input_shape)} and -r {req.resolution} disagree: give one")
+    side = _requested_side(req, None)
     shape = (1, 3, side, side)
     sys.path.insert(0, os.getcwd())
     try:

@@ -114,9 +114,9 @@ def compare(
     else:
         ab_only = {"--backend": backend, "--rounds": rounds, "--runs": runs, "--warmup": warmup, "--threads": threads}
         ab_only.update({"--seed": seed, "--timeout": timeout, "--input-shape": input_shape})
-        for flag, given in ((f, v is not None) for f, v in ab_only.items()):
-            if given:
-                raise DeploykitError(f"{flag} goes with --ab (two files timed interleaved)")
+        given = [flag for flag, value in ab_only.items() if value is not None]
+        if given:
+            raise DeploykitError(f"{given[0]} goes with --ab (two files timed interleaved)")
         report = _compare_runs(base, new, db, model, device, target, across_machines, threshold / 100)
     if as_json:
         print_json(report)

@@ -450,9 +450,10 @@ def test_threads_measures_each_cpu_target_at_each_count(tmp_path, tiny_tflite):
     line = one_line(cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", f"1,{cores + 1}",
                         "--db", str(db)))  # fmt: skip
     assert line == f"error: --threads {cores + 1}: host has {cores} CPU core(s)"
-    assert "give counts" in one_line(
-        cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", "0,x")
-    )
+    for typo in ("0,x", "1,,2"):
+        assert "give counts" in one_line(
+            cli("bench", "--device", "host", "--artifact", str(tiny_tflite), "--threads", typo)
+        )
 
 
 def test_batch_stores_a_throughput_row_where_the_format_runs_it(tmp_path, tiny_tflite):

@@ -225,8 +225,8 @@ def parse_threads(text: str | None) -> list[int] | str | None:
         return None
     if text.strip().lower() == "all":
         return "all"
-    try:
-        counts = sorted({int(x) for x in text.split(",") if x.strip()})
+    try:  # an empty piece ("1,,2") is a typo, not a count: refused like any other
+        counts = sorted({int(x) for x in text.split(",")})
     except ValueError:
         raise DeploykitError(f"--threads {text!r}: give counts such as 1,2,4, or all") from None
     if not counts or counts[0] < 1:

@@ -46,6 +46,7 @@ class BenchRequest:
     label: str | None = None  # the run's label (a git commit, say) on every row: what `deploykit compare` selects
     threads: list[int] | str | None = None  # --threads: each CPU target at each count ("all": 1..cores)
     batch: int | None = None  # --batch N: a throughput row per cell, at batch N, where the format runs it
+    resolution: int | None = None  # zoo models exported at this input side (None: each model's default)
     user_file: Artifact | None = field(default=None, init=False)  # --artifact, read once by plan()
     swept: set = field(default_factory=set, init=False)  # targets copied at a --threads count
     shape_notes: list[str] = field(default_factory=list, init=False)  # defaults taken for dynamic dimensions
@@ -53,6 +54,8 @@ class BenchRequest:
 
 def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
     """Validate everything and choose targets before any slow work."""
+    if req.resolution is not None and req.artifact is not None:
+        raise DeploykitError("--resolution is for zoo models: a file runs at the input it was exported with")
     profile = get_profile(req.device, req.profiles)
     for plugin in (p for reach in profile.reaches for p in of_reach(reach)):  # before discovery: --runner
         plugin.configure(req.backend_options)  # makes a phone's ExecuTorch usable
@@ -89,6 +92,8 @@ def plan(req: BenchRequest) -> tuple[Profile, list[Target], Reach]:
 
         for name in req.models:
             spec = get_spec(name)  # unknown names fail now, not after the first target
+            if req.resolution is not None:
+                spec.check_resolution(req.resolution)
             if req.weights:
                 from .weights import resolve_weights
 
@@ -347,13 +352,15 @@ def artifact_for(req: BenchRequest, model: str | None, target: Target) -> Artifa
     from .zoo import get_spec
 
     spec = get_spec(model)
+    res = spec.resolution if req.resolution is None else req.resolution
     if formats.get(target.format).suffix is None:  # the backend runs the model itself
-        return Artifact(spec.name, spec.resolution)
+        return Artifact(spec.name, res)
     from .exporters.pipeline import ExportRequest, export
 
     r = export(
         ExportRequest(
-            spec.name, target.format, target.export_precision, out=req.out, weights=req.weights, use_cache=req.use_cache
+            spec.name, target.format, target.export_precision, out=req.out, resolution=res, weights=req.weights,
+            use_cache=req.use_cache,
         )
-    )
-    return Artifact(spec.name, spec.resolution, r.path, r.manifest, reused_from=r.reused_from)
+    )  # fmt: skip
+    return Artifact(spec.name, res, r.path, r.manifest, reused_from=r.reused_from)

@@ -257,3 +257,18 @@ def test_a_zoo_model_takes_its_side_from_input_shape(tmp_path):
     assert json.loads(r.stdout)["artifact"].endswith("mnv1_025-64-onnx-fp32.onnx")
     both = run("export", "mnv1_025", "--input-shape", "1,3,64,64", "-r", "96", "--to", "onnx", "-o", str(tmp_path))
     assert "--input-shape 1,3,64,64 and -r 96 disagree" in one_line(both)
+
+
+def test_bench_takes_a_resolution_for_zoo_models_and_refuses_it_for_a_file(tmp_path):
+    """`bench -r 64` measures the zoo model at that side (there was no way but export -r and --artifact); a file
+    runs at the input it was exported with; a side the model cannot take is one line."""
+    db = tmp_path / "r.db"
+    r = run("bench", "--device", "host", "--model", "mnv1_025", "-r", "64", "--backend", "pytorch", "--runs", "3",
+            "--repetitions", "1", "--warmup", "1", "--db", str(db), "--json")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert [(m["model"], m["resolution"]) for m in json.loads(r.stdout)] == [("mnv1_025", 64)]
+    junk = tmp_path / "m.tflite"
+    junk.write_bytes(b"x")
+    said = one_line(run("bench", "--device", "host", "--artifact", str(junk), "-r", "64", "--db", str(db)))
+    assert "--resolution is for zoo models" in said
+    assert "cannot take resolution 97" in one_line(run("bench", "--device", "host", "--model", "mnv1_025", "-r", "97"))

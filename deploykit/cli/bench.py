@@ -97,6 +97,9 @@ def bench(
     ],
     model: Annotated[list[str] | None, typer.Option("--model", "-m", help="Zoo model (repeatable).")] = None,
     artifact: Annotated[str | None, typer.Option(help="Benchmark this existing .tflite/.onnx file instead.")] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", "-r", help="Zoo models: input side in pixels (default: each one's).")
+    ] = None,
     backend: Annotated[
         list[str] | None,
         typer.Option(help="Only these backends/target names (repeatable).", autocompletion=backend_names),
@@ -162,6 +165,7 @@ def bench(
         device=device,
         models=model or [],
         artifact=Path(artifact) if artifact else None,
+        resolution=resolution,
         backends=backend,
         precisions=precision,
         method=Method(warmup=warmup, repetitions=repetitions, runs=runs, budget_s=budget, timeout_s=timeout),

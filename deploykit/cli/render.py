@@ -113,8 +113,21 @@ def measurement_table(rows: list, title: str) -> None:
     t = Table(title=title)
     costs = [m.cost() for m in rows]
     extra = [c for c in _COST_COLUMNS if any(cost[c[1]] is not None for cost in costs)]
-    numeric = ("median ms", "p50", "p90", "min", "stdev", "n", *(c[0] for c in extra))
-    cols = ("model", "target", "provenance", "median ms", "p50", "p90", "min", "stdev", "n")
+    numeric = ("px", "median ms", "p50", "p90", "min", "stdev", "n", *(c[0] for c in extra))
+    # the input side where rows differ in it (`bench -r`), else one side for all and no column to read
+    sided = len({m.resolution for m in rows}) > 1
+    cols = (
+        "model",
+        *(("px",) if sided else ()),
+        "target",
+        "provenance",
+        "median ms",
+        "p50",
+        "p90",
+        "min",
+        "stdev",
+        "n",
+    )
     labelled = any(m.label for m in rows)  # `bench --label`: the run a row belongs to, for `compare`
     for col in (*cols, *(c[0] for c in extra), "status", "quality", *(("label",) if labelled else ())):
         t.add_column(col, justify="right" if col in numeric else "left")
@@ -123,6 +136,7 @@ def measurement_table(rows: list, title: str) -> None:
         s = m.stats
         t.add_row(
             model_label(m),
+            *((str(m.resolution),) if sided else ()),
             m.target,
             m.provenance,
             f(m.median_ms),

@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .graph import STEM_CHANNELS
+
 aten = torch.ops.aten
 
 # ATen op name (overload packet) → op kind. Anything not listed and not a view is "other".
@@ -221,8 +223,8 @@ class _Recorder(TorchDispatchMode):
         prev = self.producer.get(id(acts[0])) if acts else None
         if prev is not None and prev == len(self.layers) - 1:
             before = self.layers[prev]
-            after_conv = before.op in ("conv", "dwconv", "pwconv") or (
-                before.fused and before.op == "norm" and self.layers[prev - 1].op in ("conv", "dwconv", "pwconv")
+            after_conv = before.op in CONV_KINDS or (
+                before.fused and before.op == "norm" and self.layers[prev - 1].op in CONV_KINDS
             )
             if after_conv and (layer.op == "norm" and name != "native_layer_norm" or name in _FOLDABLE_ACTS):
                 layer.fused = True
@@ -230,6 +232,9 @@ class _Recorder(TorchDispatchMode):
         self.producer[id(result)] = layer.index
         self._alive.append(result)
         return out
+
+
+CONV_KINDS = ("conv", "stem", "dwconv", "pwconv")  # what a BatchNorm or an activation after it folds into
 
 
 def _fill_compute(layer: LayerStat, name: str, args, result: torch.Tensor) -> None:
@@ -243,6 +248,8 @@ def _fill_compute(layer: LayerStat, name: str, args, result: torch.Tensor) -> No
             layer.op = "dwconv"
         elif kh == kw == 1 and groups == 1:
             layer.op = "pwconv"
+        elif x.shape[1] <= STEM_CHANNELS:
+            layer.op = "stem"
     elif name in ("mm", "addmm"):
         a, b = (args[1], args[2]) if name == "addmm" else (args[0], args[1])
         layer.macs = a.shape[0] * a.shape[1] * b.shape[1]

@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# A full convolution on the image itself (3 channels, 4 with alpha) is its own op kind, "stem": it runs far below the
+# throughput of a full convolution inside the network (MNv4's FusedIB blocks), and as one kind a fit learnt the
+# stems' efficiency for both.
+STEM_CHANNELS = 4
+
 
 @dataclass
 class Layer:
     name: str
-    kind: str  # conv, pwconv, dwconv, matmul, attn_matmul, softmax, layer_norm, act, add, mul, pool, ...
+    kind: str  # conv, stem, pwconv, dwconv, matmul, attn_matmul, softmax, layer_norm, act, add, mul, pool, ...
     macs: int
     weight_elems: int
     in_elems: int

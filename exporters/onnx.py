@@ -18,7 +18,7 @@ from pathlib import Path
 
 from deploykit.artifact import Manifest, TensorSpec
 from deploykit.errors import DeploykitError, FileError
-from deploykit.graph import Layer
+from deploykit.graph import STEM_CHANNELS, Layer
 
 from .base import Described, Format, HostSession, register, resolve_shapes, user_manifest
 
@@ -297,6 +297,8 @@ class Onnx(Format):
                     kind = "dwconv"
                 elif w[2:] == [1, 1]:
                     kind = "pwconv"
+                elif w[1] * groups <= STEM_CHANNELS:
+                    kind = "stem"
             elif kind == "matmul" and len(node.input) > 1:
                 b = shapes.get(node.input[1]) or [0]
                 transposed = next((a.i for a in node.attribute if a.name == "transB"), 0)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from deploykit.artifact import Manifest, TensorSpec
 from deploykit.errors import DeploykitError, FileError
-from deploykit.graph import Layer
+from deploykit.graph import STEM_CHANNELS, Layer
 
 from .base import Described, Format, HostSession, register, resolve_shapes, user_manifest
 from .quiet import quiet
@@ -236,6 +236,8 @@ class Tflite(Format):
                 macs = n_out * (w[1] * w[2] * (w[3] if kind == "conv" else 1))
                 if kind == "conv" and w[1] == w[2] == 1:
                     kind = "pwconv"
+                elif kind == "conv" and w[3] <= STEM_CHANNELS:
+                    kind = "stem"
             elif kind == "matmul" and len(ins) > 1:
                 macs = n_out * ins[1].shape[-1]
                 if not ins[1].constant:

@@ -78,7 +78,8 @@ class Roofline:
         return self.peak_macs_per_s / self.mem_bw_bytes_per_s
 
     def eff(self, kind: str) -> float:
-        return self.efficiency.get(kind, self.efficiency.get("conv", 1.0) if kind == "pwconv" else 1.0)
+        # a stem or a 1x1 convolution is a convolution to a target that has no figure of its own for it
+        return self.efficiency.get(kind, self.efficiency.get("conv", 1.0) if kind in ("pwconv", "stem") else 1.0)
 
 
 # What a target class does when its profile says nothing: fused elementwise ops on accelerators, attention

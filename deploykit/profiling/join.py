@@ -25,6 +25,7 @@ from .records import LayerProfile, OpProfile, OpTime
 # connected GEMM, TFLite as CONV_2D; a Linear is a 1x1 convolution to some converters)
 COMPATIBLE = {
     "conv": {"conv"},
+    "stem": {"conv"},
     "pwconv": {"pwconv", "conv", "matmul"},
     "dwconv": {"dwconv"},
     "matmul": {"matmul", "pwconv"},

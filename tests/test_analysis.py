@@ -32,11 +32,13 @@ def test_hand_counted_tiny_net():
     )
     a = analyze(net.eval(), 16)
     conv, bn, act, dw = a.layers
-    assert (conv.op, conv.macs, conv.out_shape) == ("conv", 8 * 8 * 8 * 3 * 9, (1, 8, 8, 8))
+    assert (conv.op, conv.macs, conv.out_shape) == ("stem", 8 * 8 * 8 * 3 * 9, (1, 8, 8, 8))  # on the image itself
     assert conv.weight_elems == 8 * 3 * 9 and conv.in_elems == 3 * 16 * 16 and conv.out_elems == 8 * 64
     assert bn.fused and act.fused and not dw.fused
     assert (dw.op, dw.macs, dw.groups, dw.weight_elems) == ("dwconv", 8 * 64 * 9, 8, 8 * 9 + 8)
     assert [x.index for x in a.deployed] == [0, 3]
+    inner = analyze(nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, 1, 1)).eval(), 16)
+    assert [x.op for x in inner.layers] == ["pwconv", "conv"]  # a 1x1 on the image stays pwconv; inside: conv
 
 
 def test_attention_matmuls_and_residuals_are_listed():

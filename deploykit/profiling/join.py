@@ -25,7 +25,7 @@ from .records import LayerProfile, OpProfile, OpTime
 # connected GEMM, TFLite as CONV_2D; a Linear is a 1x1 convolution to some converters)
 COMPATIBLE = {
     "conv": {"conv"},
-    "stem": {"conv"},
+    "stem": {"conv", "stem"},  # runtimes report a stem as a convolution
     "pwconv": {"pwconv", "conv", "matmul"},
     "dwconv": {"dwconv"},
     "matmul": {"matmul", "pwconv"},

@@ -128,7 +128,7 @@ def test_shipped_profiles_are_fitted_on_their_corpus_rows():
             inside, kinds = 0, set()
             for row in rows:
                 layers = E.model_layers(row.model, row.resolution)[2]
-                kinds |= {x.kind for x in layers}
+                kinds |= {E.recorded_kind(x.kind) for x in layers}
                 est = E.estimate_layers(layers, r)
                 inside += est.low_ms <= row.latency_ms <= est.high_ms
             assert inside >= 0.8 * len(rows), (t.id, inside, len(rows))

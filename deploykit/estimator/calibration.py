@@ -15,6 +15,7 @@ from .model import (
     datasheet_bw,
     datasheet_peak,
     datasheet_roofline,
+    recorded_kind,
     with_figures,
 )
 from .reports import FitReport
@@ -81,7 +82,7 @@ def calibrate(target: Target, rows, tables: list[LayerTable] | None = None) -> t
             f" {len(layer_fit.models)} profiled model(s): {', '.join(layer_fit.models)}"
         )
     samples = layer_samples(rows)
-    kinds = {x.kind for layers, _ in samples for x in layers}
+    kinds = {recorded_kind(x.kind) for layers, _ in samples for x in layers}
     nt = fitted_target(target, res, note, iv, basis, kinds, [total_macs(layers) for layers, _ in samples])
     return nt, FitReport(
         target=target.id,

@@ -477,7 +477,7 @@ def _estimate_fit(profile, names, db, published, write, as_json, profiles_dir=No
                 f" {profile.name}` stores them): fitted on whole-model rows only",
                 soft_wrap=True,
             )
-        if getattr(r, "layer_rows", 0):
+        if r.layer_rows:
             eff = ", ".join(f"{k} {v:.3g}" for k, v in sorted(r.efficiency.items()))
             err.print(
                 f"note: {r.target}: efficiency per op kind from {r.layer_rows} per-layer rows of"

@@ -55,12 +55,13 @@ def calibrate(target: Target, rows, tables: list[LayerTable] | None = None) -> t
     back, and a report of the fit (what moved, the residuals' summaries, the interval and its basis). With
     ``tables`` (its per-layer tables: ``estimate fit --layers``), the efficiency per op kind and the ridge point
     are fitted on them first (:mod:`.layer_fit`), in the fit and in each fold of its cross-validation."""
-    layer_fit = fit_layer_efficiency(datasheet_roofline(target), tables) if tables else None
+    datasheet = datasheet_roofline(target)
+    layer_fit = fit_layer_efficiency(datasheet, tables) if tables else None
     if layer_fit is None:
         res = fit_target(target, rows)
     else:
         free = scale_only(default_free(target, len(rows), len(models_of(rows))))
-        res = fit_target(target, rows, free, base=shaped(datasheet_roofline(target), layer_fit))
+        res = fit_target(target, rows, free, base=shaped(datasheet, layer_fit))
     residuals = cross_validate(target, rows, tables) if len(models_of(rows)) >= 2 else []
     iv = interval_from(residuals)
     basis = interval_basis(residuals, rows) if iv else ""

@@ -55,5 +55,10 @@ class BorrowedFitReport:
     interval: list[float] | None
     caveat: str | None = None
 
+    # never: a borrowed shape is its sibling's, not fitted on per-layer rows of its own (class attributes, not fields:
+    # the report's JSON keeps its shape)
+    layer_rows = 0
+    layer_models = ()
+
     def to_dict(self) -> dict:
         return asdict(self)
